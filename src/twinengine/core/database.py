@@ -1,0 +1,122 @@
+"""The metadata database: SQLite (WAL) by default, PostgreSQL when configured.
+
+:func:`open_database` creates the engine, applies pending Alembic migrations (checked
+with one cheap query, so an up-to-date database costs nothing at start-up) and returns
+a :class:`Database`. SQLite runs in WAL mode with ``synchronous=NORMAL`` so that the CLI,
+a running workflow and the server can read and write the same file concurrently.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from twinengine.core.errors import ConfigError
+
+#: the Alembic revision the code expects; bump together with a new migration file
+HEAD_REVISION = "0001"
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+_lock = threading.Lock()
+_cache: dict[str, Database] = {}
+
+
+class Database:
+    """A migrated database; ``engine`` is a SQLAlchemy 2 engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except (ImportError, SQLAlchemyError) as exc:
+        raise ConfigError(
+            f"cannot use database {url!r}: {exc}",
+            hint="install the driver (pip install 'twinengine[postgres]') or fix TWIN_DATABASE_URL",
+        ) from exc
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision stamped in the database, or None for an empty one."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return None
+        raise
+    except SQLAlchemyError as exc:
+        if "does not exist" in str(exc) or "UndefinedTable" in type(exc.orig).__name__:
+            return None
+        raise
+
+
+def migrate(engine: Engine) -> None:
+    """Apply all pending Alembic migrations to ``engine``."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_database(url: str) -> Database:
+    """Open (and migrate if needed) the database at ``url``; cached per URL and process."""
+    with _lock:
+        db = _cache.get(url)
+        if db is not None:
+            return db
+        engine = _make_engine(url)
+        try:
+            if current_revision(engine) != HEAD_REVISION:
+                migrate(engine)
+        except SQLAlchemyError as exc:
+            raise ConfigError(
+                f"cannot open the metadata database {url!r}: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}",
+                hint="check TWIN_DATABASE_URL and that the database server is running",
+            ) from exc
+        db = Database(engine)
+        _cache[url] = db
+        return db
+
+
+def close_all() -> None:
+    """Dispose of every cached engine (used by tests)."""
+    with _lock:
+        for db in _cache.values():
+            db.dispose()
+        _cache.clear()

@@ -1,0 +1,132 @@
+"""Settings: where TwinEngine keeps its state and how much of the machine it may use.
+
+Values come, in increasing priority, from built-in defaults, a ``twin.toml`` file
+(``$TWIN_CONFIG``, else ``./twin.toml``, else ``$TWIN_HOME/twin.toml``) and environment
+variables (``TWIN_HOME``, ``TWIN_DATABASE_URL``, ``TWIN_STORE``, ``TWIN_EXECUTOR``,
+``TWIN_CORES``, ``TWIN_RAM_MB``). The embedded defaults need no set-up: SQLite at
+``$TWIN_HOME/twin.db`` and a local object store at ``$TWIN_HOME/store``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from twinengine.core.errors import ConfigError
+
+_TOML_KEYS = {
+    "home": str,
+    "database_url": str,
+    "store": str,
+    "executor": str,
+    "cores": int,
+    "ram_mb": int,
+    "dask_address": str,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one TwinEngine process."""
+
+    home: Path
+    database_url: str
+    store: str
+    executor: str = "local"
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
+    ram_mb: int = 0  # 0: all physical memory
+    dask_address: str | None = None
+    config_file: Path | None = None
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder holding each run's working directories."""
+        return self.home / "runs"
+
+    def with_overrides(self, **kwargs: Any) -> Settings:
+        """Return a copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _find_config(home: Path) -> Path | None:
+    explicit = os.environ.get("TWIN_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"TWIN_CONFIG points at {path}, which is not a file",
+                hint="unset TWIN_CONFIG or point it at an existing twin.toml",
+            )
+        return path
+    for candidate in (Path.cwd() / "twin.toml", home / "twin.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+    section = data.get("twinengine", data)
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        if key not in _TOML_KEYS:
+            raise ConfigError(
+                f"unknown setting {key!r} in {path}",
+                hint="known settings: " + ", ".join(sorted(_TOML_KEYS)),
+            )
+        expected = _TOML_KEYS[key]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(
+                f"setting {key!r} in {path} must be a {expected.__name__}, got {value!r}"
+            )
+        values[key] = value
+    return values
+
+
+def _env_int(name: str) -> int | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def load_settings() -> Settings:
+    """Resolve the settings from defaults, ``twin.toml`` and the environment."""
+    home = Path(os.environ.get("TWIN_HOME") or "~/.twinengine").expanduser()
+    config = _find_config(home)
+    values = _read_toml(config) if config else {}
+    if "home" in values and not os.environ.get("TWIN_HOME"):
+        home = Path(values["home"]).expanduser()
+    home = home.resolve()
+    database_url = (
+        os.environ.get("TWIN_DATABASE_URL")
+        or values.get("database_url")
+        or f"sqlite:///{home / 'twin.db'}"
+    )
+    store = os.environ.get("TWIN_STORE") or values.get("store") or str(home / "store")
+    executor = os.environ.get("TWIN_EXECUTOR") or values.get("executor") or "local"
+    cores = _env_int("TWIN_CORES") or values.get("cores") or (os.cpu_count() or 1)
+    ram_mb = _env_int("TWIN_RAM_MB") or values.get("ram_mb") or 0
+    dask_address = os.environ.get("TWIN_DASK_ADDRESS") or values.get("dask_address")
+    return Settings(
+        home=home,
+        database_url=database_url,
+        store=store,
+        executor=executor,
+        cores=cores,
+        ram_mb=ram_mb,
+        dask_address=dask_address,
+        config_file=config,
+    )

@@ -1,0 +1,201 @@
+"""The executor interface: where a prepared command runs.
+
+The scheduler turns each CWL CommandLineTool invocation into a :class:`JobSpec` (argv,
+working directory, environment, stdio paths, time limit, resources) and hands it to an
+:class:`Executor`. An executor starts the command somewhere — a local process, a Dask
+worker, later a Slurm job or a Kubernetes pod — and reports a :class:`JobResult` when it
+ends. Executors are found through the ``twinengine.executors`` entry-point group, so a
+plug-in package adds one without touching TwinEngine.
+
+The contract is deliberately small and non-blocking: ``submit`` returns at once,
+``wait`` blocks until at least one job ended (or a timeout), ``cancel`` stops a job.
+Batch systems fit it by polling their queue in ``wait``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from twinengine.core.errors import ConfigError
+
+
+@dataclass
+class JobSpec:
+    """Everything needed to run one command, with no CWL left in it."""
+
+    key: str  # unique per submission
+    argv: list[str]
+    cwd: str
+    env: dict[str, str]
+    stdin_path: str | None = None
+    stdout_path: str | None = None
+    stderr_path: str | None = None
+    timelimit: float | None = None  # seconds; None or 0: no limit
+    cores: int = 1
+    ram_mb: int = 0
+    name: str = ""
+
+
+@dataclass
+class JobResult:
+    """How a command ended."""
+
+    key: str
+    exit_code: int  # negative: killed by that signal number
+    started_at: float = 0.0  # epoch seconds
+    ended_at: float = 0.0
+    peak_memory: int | None = None  # bytes (max resident set size)
+    timed_out: bool = False
+    cancelled: bool = False
+    error: str | None = None  # the command could not be started at all
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wall_time(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+
+class Executor(ABC):
+    """Runs :class:`JobSpec` commands and reports :class:`JobResult` s."""
+
+    #: name under which the executor is registered
+    name = "abstract"
+
+    def __init__(self, *, cores: int, ram_mb: int, **options: Any) -> None:
+        self.cores = cores
+        self.ram_mb = ram_mb
+        self.options = options
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Acquire what the executor needs (a cluster connection …)."""
+
+    @abstractmethod
+    def submit(self, spec: JobSpec) -> None:
+        """Start ``spec``; must not block on the command."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None) -> list[JobResult]:
+        """Block until at least one submitted job ended or ``timeout`` passed."""
+
+    @abstractmethod
+    def cancel(self, key: str) -> None:
+        """Stop the job ``key``; its result is still reported by :meth:`wait`."""
+
+    @abstractmethod
+    def running(self) -> int:
+        """Number of submitted jobs whose result was not yet returned."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; running jobs are cancelled."""
+
+
+def available_executors() -> dict[str, Any]:
+    """Registered executors by name (entry-point group ``twinengine.executors``)."""
+    found = {ep.name: ep for ep in entry_points(group="twinengine.executors")}
+    if not found:  # running from a source tree that was not installed
+        from twinengine.workflows.executors.dask import DaskExecutor
+        from twinengine.workflows.executors.local import LocalExecutor
+
+        return {"local": LocalExecutor, "dask": DaskExecutor}
+    return found
+
+
+def make_executor(name: str, *, cores: int, ram_mb: int, **options: Any) -> Executor:
+    """Instantiate the executor registered as ``name``."""
+    registry = available_executors()
+    if name not in registry:
+        raise ConfigError(
+            f"unknown executor {name!r}",
+            hint="choose one of: " + ", ".join(sorted(registry)),
+        )
+    entry = registry[name]
+    cls = entry.load() if hasattr(entry, "load") else entry
+    return cls(cores=cores, ram_mb=ram_mb, **options)
+
+
+def _open_stdio(spec: JobSpec) -> tuple[Any, Any, Any]:
+    stdin = open(spec.stdin_path, "rb") if spec.stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    stdout = open(spec.stdout_path, "wb") if spec.stdout_path else subprocess.DEVNULL  # noqa: SIM115
+    if spec.stderr_path and spec.stderr_path == spec.stdout_path:
+        stderr: Any = subprocess.STDOUT
+    else:
+        stderr = open(spec.stderr_path, "wb") if spec.stderr_path else subprocess.DEVNULL  # noqa: SIM115
+    return stdin, stdout, stderr
+
+
+def spawn(spec: JobSpec) -> subprocess.Popen[bytes]:
+    """Start ``spec`` as a child process in its own session (so it can be killed whole)."""
+    stdin, stdout, stderr = _open_stdio(spec)
+    try:
+        return subprocess.Popen(  # noqa: S603 - argv comes from the CWL tool, by design
+            spec.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            close_fds=True,
+            start_new_session=True,
+        )
+    finally:
+        for handle in (stdin, stdout, stderr):
+            if hasattr(handle, "close"):
+                handle.close()
+
+
+def kill_tree(pid: int, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to the process group led by ``pid`` (ignore if it is gone)."""
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def exit_code_from_status(status: int) -> int:
+    """Convert a ``wait`` status into Popen's convention (negative signal numbers)."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def run_blocking(spec: JobSpec, should_stop: Any = None) -> JobResult:
+    """Run ``spec`` to completion in the calling thread (used by remote executors)."""
+    started = time.time()
+    try:
+        proc = spawn(spec)
+    except OSError as exc:
+        return JobResult(spec.key, 127, started, time.time(), error=f"{spec.argv[0]}: {exc}")
+    deadline = started + spec.timelimit if spec.timelimit else None
+    timed_out = cancelled = False
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        now = time.time()
+        if deadline and now > deadline and not timed_out:
+            timed_out = True
+            kill_tree(proc.pid)
+        if should_stop is not None and not cancelled and should_stop():
+            cancelled = True
+            kill_tree(proc.pid)
+        time.sleep(0.005 if now - started < 1 else 0.05)
+    proc.returncode = exit_code_from_status(status)
+    return JobResult(
+        spec.key,
+        proc.returncode,
+        started,
+        time.time(),
+        peak_memory=usage.ru_maxrss * 1024,
+        timed_out=timed_out,
+        cancelled=cancelled,
+    )

@@ -1,0 +1,179 @@
+"""From a cwltool job object to a command and back.
+
+cwltool builds each CommandLineTool invocation (``CommandLineTool.job``: input binding,
+command line, environment, InitialWorkDir, stdio names) and collects its outputs
+(``collect_outputs``). What lies between — staging, spawning, waiting — is TwinEngine's:
+:func:`prepare_command` stages the job's files and returns a plain
+:class:`~twinengine.workflows.executors.JobSpec`; after the executor ran it,
+:func:`finish_command` relinks InitialWorkDir entries, collects the CWL outputs and
+decides the process status from ``successCodes``/``temporaryFailCodes``/
+``permanentFailCodes`` exactly as cwltool does.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from typing import Any
+
+from cwltool.errors import WorkflowException
+from cwltool.job import CommandLineJob, relink_initialworkdir
+from cwltool.process import stage_files
+from cwltool.utils import bytes2str_in_dicts
+
+from twinengine.workflows.executors.base import JobResult, JobSpec
+
+log = logging.getLogger("twinengine.workflows")
+
+
+def is_plain_command_job(job: Any) -> bool:
+    """True for jobs TwinEngine runs itself (no container, no dependency-resolver script)."""
+    if type(job) is not CommandLineJob:
+        return False
+    if getattr(job, "mpi_procs", None):
+        return False
+    builder = getattr(job, "builder", None)
+    return builder is None or builder.job_script_provider is None
+
+
+def prepare_command(
+    job: CommandLineJob,
+    runtime_context: Any,
+    key: str,
+    log_stdout: str | None,
+    log_stderr: str | None,
+) -> JobSpec:
+    """Stage ``job``'s inputs and InitialWorkDir and return the command to run.
+
+    ``log_stdout``/``log_stderr`` receive the streams the tool does not capture itself.
+    """
+    os.makedirs(job.tmpdir, exist_ok=True)
+    job._setup(runtime_context)
+    stage_files(
+        job.pathmapper,
+        ignore_writable=True,
+        symlink=True,
+        secret_store=runtime_context.secret_store,
+    )
+    if job.generatemapper is not None:
+        stage_files(
+            job.generatemapper,
+            ignore_writable=job.inplace_update,
+            symlink=True,
+            secret_store=runtime_context.secret_store,
+        )
+        relink_initialworkdir(
+            job.generatemapper, job.outdir, job.builder.outdir, inplace_update=job.inplace_update
+        )
+
+    stdin_path = None
+    if job.stdin is not None:
+        rmap = job.pathmapper.reversemap(job.stdin)
+        if rmap is None:
+            raise WorkflowException(f"{job.stdin} missing from pathmapper")
+        stdin_path = rmap[1]
+
+    def captured(name: str | None) -> str | None:
+        if name is None:
+            return None
+        path = os.path.join(job.base_path_logs, name)
+        parent = os.path.dirname(path)
+        if parent and not os.path.exists(parent):
+            os.makedirs(parent)
+        return path
+
+    stdout_path = captured(job.stdout) or log_stdout
+    stderr_path = captured(job.stderr) or log_stderr
+    argv = [str(x) for x in job.command_line]
+    if not argv:
+        raise WorkflowException(
+            "Cannot run a CommandLineTool that produces an empty command line. Specify a "
+            "'baseCommand', 'arguments', and/or an input with an 'inputBinding' so there is "
+            "a program to execute."
+        )
+    env = dict(job.environment)
+    if runtime_context.secret_store is not None:
+        argv = runtime_context.secret_store.retrieve(argv)
+        env = runtime_context.secret_store.retrieve(env)
+    resources = job.builder.resources
+    cores = int(-(-float(resources.get("cores", 1)) // 1))
+    return JobSpec(
+        key=key,
+        argv=argv,
+        cwd=job.outdir,
+        env=env,
+        stdin_path=stdin_path,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+        timelimit=job.timelimit or None,
+        cores=max(1, cores),
+        ram_mb=int(resources.get("ram", 0) or 0),
+        name=job.name,
+    )
+
+
+def status_from_exit(job: CommandLineJob, rcode: int) -> str:
+    """CWL process status for exit code ``rcode`` (cwltool's rules)."""
+    if rcode in job.successCodes:
+        return "success"
+    if rcode in job.temporaryFailCodes:
+        return "temporaryFail"
+    if rcode in job.permanentFailCodes:
+        return "permanentFail"
+    return "success" if rcode == 0 else "permanentFail"
+
+
+def finish_command(
+    job: CommandLineJob, result: JobResult, runtime_context: Any
+) -> tuple[dict[str, Any], str, str | None]:
+    """Collect the outputs of a finished command: ``(outputs, status, message)``."""
+    outputs: dict[str, Any] = {}
+    message = None
+    if result.error:
+        status, message = "permanentFail", f"could not start the command: {result.error}"
+    elif result.timed_out:
+        status = "permanentFail"
+        message = f"exceeded its time limit of {job.timelimit} seconds and was terminated"
+    elif result.cancelled:
+        status, message = "permanentFail", "cancelled"
+    else:
+        status = status_from_exit(job, result.exit_code)
+        if status != "success":
+            if result.exit_code < 0:
+                message = f"terminated by signal {-result.exit_code}"
+            else:
+                message = f"exited with status {result.exit_code}"
+        try:
+            if "listing" in job.generatefiles and job.generatemapper is not None:
+                relink_initialworkdir(
+                    job.generatemapper,
+                    job.outdir,
+                    job.builder.outdir,
+                    inplace_update=job.inplace_update,
+                )
+            outputs = bytes2str_in_dicts(job.collect_outputs(job.outdir, result.exit_code))
+        except OSError as exc:
+            status = "permanentFail"
+            message = (
+                "no space left on device while collecting outputs"
+                if exc.errno == errno.ENOSPC
+                else f"cannot collect outputs: {exc}"
+            )
+        except WorkflowException as exc:
+            status, message = "permanentFail", f"cannot collect outputs: {exc}"
+        except Exception as exc:  # a bug in an output binding expression, etc.
+            status, message = "permanentFail", f"cannot collect outputs: {exc}"
+    cleanup_job(job, runtime_context)
+    return outputs, status, message
+
+
+def cleanup_job(job: Any, runtime_context: Any) -> None:
+    """Remove a job's staging and temporary folders (as cwltool does with rm_tmpdir)."""
+    if not runtime_context.rm_tmpdir:
+        return
+    if job.stagedir and os.path.exists(job.stagedir):
+        shutil.rmtree(job.stagedir, True)
+    if job.tmpdir:
+        shutil.rmtree(job.tmpdir, True)

@@ -1,0 +1,67 @@
+"""Loading and validating CWL documents with cwltool.
+
+:func:`loading_context` and :func:`runtime_context` are the cwltool contexts TwinEngine
+uses everywhere (tools built by cwltool's own ``default_make_tool``; TwinEngine's
+``twin:`` extension hints known to the loader). :func:`validate_document` loads a
+document and turns cwltool's validation errors into :class:`InvalidDocumentError`
+messages that keep cwltool's ``file:line:column`` prefixes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from cwltool.context import LoadingContext, RuntimeContext
+from cwltool.errors import WorkflowException
+from cwltool.workflow import default_make_tool
+from schema_salad.exceptions import ValidationException
+
+from twinengine.core import InvalidDocumentError
+from twinengine.workflows.retry import RETRY_CLASS
+
+
+def register_extensions() -> None:
+    """Make cwltool accept TwinEngine's ``twin:`` extensions under ``requirements``."""
+    from cwltool import process
+
+    if RETRY_CLASS not in process.supportedProcessRequirements:
+        process.supportedProcessRequirements.append(RETRY_CLASS)
+
+
+def loading_context() -> LoadingContext:
+    register_extensions()
+    context = LoadingContext()
+    context.construct_tool_object = default_make_tool
+    return context
+
+
+def runtime_context() -> RuntimeContext:
+    return RuntimeContext()
+
+
+def load_document(path: str) -> Any:
+    """Load and validate the CWL document at ``path``; returns the cwltool process."""
+    from cwltool.load_tool import fetch_document, make_tool, resolve_and_validate_document
+
+    if "://" not in path and not os.path.exists(path.split("#", 1)[0]):
+        raise InvalidDocumentError(
+            f"{path}: no such file", hint="check the path of the CWL document"
+        )
+    salad_log = logging.getLogger("salad")
+    level = salad_log.level
+    salad_log.setLevel(logging.ERROR)
+    try:
+        context = loading_context()
+        context, workflowobj, uri = fetch_document(path, context)
+        context, uri = resolve_and_validate_document(context, workflowobj, uri)
+        return make_tool(uri, context)
+    except ValidationException as exc:
+        raise InvalidDocumentError(str(exc).strip()) from exc
+    except (WorkflowException, RuntimeError) as exc:
+        raise InvalidDocumentError(f"{path}: {str(exc).strip()}") from exc
+    except Exception as exc:  # ruamel YAML errors and other parse failures
+        raise InvalidDocumentError(f"{path}: cannot load this CWL file: {exc}") from exc
+    finally:
+        salad_log.setLevel(level)
