@@ -1,0 +1,161 @@
+"""The ``twin`` command: one Typer application, one sub-command group per module."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twinengine import __version__
+from twinengine.cli import runs as runs_cli
+from twinengine.cli.errors import err_console, handle_errors
+
+app = typer.Typer(
+    name="twin",
+    help="TwinEngine: compose, run and trace digital-twin workflows.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+app.add_typer(runs_cli.app, name="runs")
+
+
+def execute_run(argv: list[str], options: object) -> int:
+    """Run cwltool-style ``argv`` with live progress when stderr is a terminal."""
+    from twinengine.workflows import RunOptions, run_cwl
+
+    assert isinstance(options, RunOptions)
+    if sys.stderr.isatty() and "--quiet" not in argv:
+        from twinengine.cli.progress import LiveProgress
+
+        with LiveProgress(err_console) as progress:
+            options.listeners.append(progress)
+
+            def told(run_id: str) -> None:
+                progress.run_id = run_id
+
+            options.on_run = told
+            return run_cwl(["--quiet", *argv], options)
+    return run_cwl(argv, options)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@handle_errors
+def run(
+    ctx: typer.Context,
+    workflow: Annotated[str, typer.Argument(help="CWL document (tool or workflow).")],
+    job: Annotated[
+        str | None, typer.Argument(help="Input object (YAML/JSON); or pass --name value inputs.")
+    ] = None,
+    outdir: Annotated[
+        Path | None,
+        typer.Option(help="Where final outputs go (default: TWIN_HOME/runs/RUN/outputs)."),
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="Executor: local (default) or dask.")
+    ] = None,
+    parallel: Annotated[
+        int | None, typer.Option(min=1, help="Cores to use at once (default: all).")
+    ] = None,
+    ram_mb: Annotated[int | None, typer.Option(min=0, help="RAM to use at once, MiB.")] = None,
+    cache: Annotated[bool, typer.Option(help="Reuse identical step executions of any run.")] = False,
+    retries: Annotated[int, typer.Option(min=1, help="Default attempts per step.")] = 1,
+    name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Existing Dask scheduler (default: start a local one).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Only print warnings and errors.")] = False,
+) -> None:
+    """Run a CWL workflow or tool; prints the output object like cwltool."""
+    from twinengine.core import get_settings, new_id
+    from twinengine.workflows import RunOptions, available_executors
+
+    if executor is not None and executor not in available_executors():
+        from twinengine.core import ConfigError
+
+        raise ConfigError(
+            f"unknown executor {executor!r}",
+            hint="choose one of: " + ", ".join(sorted(available_executors())),
+        )
+    run_id = new_id()
+    if outdir is None:
+        outdir = get_settings().runs_dir / run_id / "outputs"
+    argv = [f"--outdir={outdir.resolve()}"]
+    if quiet:
+        argv.append("--quiet")
+    extra = list(ctx.args)
+    argv.append(_absolute(workflow))
+    if job is not None:
+        if job.startswith("-"):
+            extra.insert(0, job)
+        else:
+            argv.append(_absolute(job))
+    argv.extend(extra)
+    options = RunOptions(
+        executor=executor,
+        cores=parallel,
+        ram_mb=ram_mb,
+        cache=cache,
+        retries=retries,
+        run_id=run_id,
+        name=name,
+        dask_address=dask_address,
+    )
+    raise typer.Exit(execute_run(argv, options))
+
+
+def _absolute(path: str) -> str:
+    if "://" in path or not os.path.exists(path.split("#", 1)[0]):
+        return path
+    head, sep, frag = path.partition("#")
+    return str(Path(head).resolve()) + sep + frag
+
+
+@app.command()
+@handle_errors
+def validate(
+    workflow: Annotated[str, typer.Argument(help="CWL document to check.")],
+) -> None:
+    """Check a CWL document; errors are reported with file:line:column."""
+    from twinengine.workflows import load_document
+
+    process = load_document(workflow)
+    kind = process.tool.get("class", "process")
+    steps = len(getattr(process, "steps", []) or [])
+    detail = f" with {steps} step(s)" if steps else ""
+    print(f"{workflow} is a valid CWL {kind}{detail}.")
+
+
+@app.command()
+def version() -> None:
+    """Print the TwinEngine version."""
+    print(f"twinengine {__version__}")
+
+
+@app.command()
+@handle_errors
+def info() -> None:
+    """Show the settings in force and the registered executors."""
+    from twinengine.core import get_settings
+    from twinengine.workflows import available_executors
+    from twinengine.workflows.containers import working_container_engine
+
+    s = get_settings()
+    print(f"home          {s.home}")
+    print(f"database      {s.database_url}")
+    print(f"store         {s.store}")
+    print(f"executor      {s.executor}  (available: {', '.join(sorted(available_executors()))})")
+    print(f"cores         {s.cores}")
+    print(f"ram_mb        {s.ram_mb or 'all'}")
+    print(f"containers    {working_container_engine() or 'none (DockerRequirement unsupported)'}")
+    print(f"config file   {s.config_file or '-'}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
