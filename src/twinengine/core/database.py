@@ -8,7 +8,10 @@ a running workflow and the server can read and write the same file concurrently.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -82,15 +85,47 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Apply all pending Alembic migrations to ``engine``."""
+    """Apply all pending Alembic migrations to ``engine``.
+
+    Several processes may open a new database at the same moment (two ``twin run`` s,
+    a test runner with workers): the migration runs under a lock — a file lock next to
+    a SQLite database, an advisory lock on PostgreSQL — and re-checks the revision
+    once it holds it.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    with _migration_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(7314159)"))
+        if _revision_on(connection) == HEAD_REVISION:
+            return
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _revision_on(connection) -> str | None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_database(url: str) -> Database:

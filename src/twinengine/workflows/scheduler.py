@@ -138,7 +138,9 @@ class Scheduler:
             instance = WorkflowInstance(self, process, job_order, rc, path, callback)
             try:
                 instance.start()
-            except WorkflowException as exc:
+            except UnsupportedRequirement:
+                raise
+            except (WorkflowException, ValidationException) as exc:
                 log.error("[%s] %s", path, exc)
                 callback({}, "permanentFail")
             return

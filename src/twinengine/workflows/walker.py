@@ -81,6 +81,11 @@ class WorkflowInstance:
         self.step_input_expr = bool(workflow.get_requirement("StepInputExpressionRequirement")[0])
 
     def start(self) -> None:
+        # cwltool's input validation: fills defaults and nulls, discovers secondaryFiles
+        self.joborder = self.workflow._init_job(self.joborder, self.rc).job
+        self.rc.toplevel = False
+        for step in self.steps:
+            step.rc.toplevel = False
         for inp in self.workflow.tool["inputs"]:
             inp_id = shortname(inp["id"])
             if inp_id in self.joborder:
