@@ -294,6 +294,7 @@ def run_cwl(argv: list[str], options: RunOptions, stdout: Any = None) -> int:
     """Run cwltool's command line ``argv`` with TwinEngine executing; returns the exit code."""
     from cwltool.main import main as cwltool_main
 
+    from twinengine.workflows.extensions import register_schemas
     from twinengine.workflows.loading import register_extensions
 
     register_extensions()
@@ -305,6 +306,7 @@ def run_cwl(argv: list[str], options: RunOptions, stdout: Any = None) -> int:
         argsl=argv,
         executor=executor,
         stdout=stdout,
+        custom_schema_callback=register_schemas,
     )
 
 

@@ -53,6 +53,9 @@ def load_document(path: str) -> Any:
     level = salad_log.level
     salad_log.setLevel(logging.ERROR)
     try:
+        from twinengine.workflows.extensions import register_schemas
+
+        register_schemas()
         context = loading_context()
         context, workflowobj, uri = fetch_document(path, context)
         context, uri = resolve_and_validate_document(context, workflowobj, uri)

@@ -1,0 +1,54 @@
+# TwinEngine — developer commands. Needs only Python 3.11 on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch, when an extra needs it, must come from the local CPU wheel: pin it, never a range
+TORCH_PIN := torch==2.13.0
+
+.PHONY: help venv install install-test demo test test-fast bench conformance lint format clean
+
+help:
+	@echo "make demo         install and run the hello-twin workflow end to end"
+	@echo "make test         install test dependencies and run the whole test suite"
+	@echo "make bench        benchmarks (TwinEngine vs cwltool, same run)"
+	@echo "make conformance  CWL v1.2 conformance: twin-cwl-runner vs cwltool -> docs/conformance.md"
+	@echo "make lint         ruff check + ruff format --check"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+venv: $(BIN)/python
+
+install: venv
+	$(PIP) install --quiet -e ".[demo]"
+
+install-test: venv
+	$(PIP) install --quiet -e ".[test]"
+
+demo: install
+	@TWIN_HOME=$${TWIN_HOME:-$(CURDIR)/.twin-demo-home} $(BIN)/python examples/hello-twin/run_demo.py
+
+test: install-test
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+test-fast: install-test
+	$(BIN)/python -m pytest -n 2 -q -m "not slow and not conformance"
+
+bench: install-test
+	$(BIN)/python benchmarks/engine.py
+
+conformance: install-test
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python scripts/conformance.py
+
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks scripts examples
+	$(BIN)/ruff format --check src tests benchmarks scripts examples
+
+format: install-test
+	$(BIN)/ruff format src tests benchmarks scripts examples
+	$(BIN)/ruff check --fix src tests benchmarks scripts examples
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .twin-demo-home

@@ -1,0 +1,33 @@
+"""Shared fixtures: every test runs with its own TwinEngine home and no inherited settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import twinengine.core
+
+#: settings read from the environment that a developer's shell could leak into a test
+_SETTINGS_ENV = (
+    "TWIN_DATABASE_URL",
+    "TWIN_STORE",
+    "TWIN_CONFIG",
+    "TWIN_EXECUTOR",
+    "TWIN_CORES",
+    "TWIN_RAM_MB",
+    "TWIN_DASK_ADDRESS",
+)
+
+
+@pytest.fixture(autouse=True)
+def twin_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point ``TWIN_HOME`` at a fresh folder, work in it and forget cached settings/engines."""
+    monkeypatch.setenv("TWIN_HOME", str(tmp_path))
+    for name in _SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray ./twin.toml from where pytest was started
+    twinengine.core.reset()
+    yield tmp_path
+    twinengine.core.reset()

@@ -1,0 +1,48 @@
+"""Shared helpers for engine and CLI tests: run the real commands in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+BIN = Path(sys.executable).parent
+
+
+def exe(name: str) -> str:
+    path = BIN / name
+    return str(path) if path.exists() else (shutil.which(name) or name)
+
+
+def twin(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``twin`` CLI with the test's environment (TWIN_HOME set by conftest)."""
+    return subprocess.run(
+        [exe("twin"), *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def runner(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [exe("twin-cwl-runner"), *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write_job(path: Path, job: dict) -> Path:
+    path.write_text(json.dumps(job))
+    return path
