@@ -190,6 +190,8 @@ class TwinJobExecutor(JobExecutor):
             default_attempts=max(1, opts.retries),
             listeners=opts.listeners,
         )
+        # plain dicts and lists: ruamel's commented containers deep-copy very slowly
+        job_order_object = _plain(job_order_object)
         restore = _install_signal_handlers(scheduler)
         executor.start()
         try:
@@ -198,6 +200,14 @@ class TwinJobExecutor(JobExecutor):
             executor.close()
             restore()
         self.output_callback(out, status)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _strip_private(job_order: Any) -> Any:
