@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -160,8 +161,7 @@ class TwinJobExecutor(JobExecutor):
             exit_code=0 if state == State.SUCCEEDED else 1,
         )
         if state == State.SUCCEEDED and not keep_work:
-            shutil.rmtree(run_dir / "work", ignore_errors=True)
-            shutil.rmtree(run_dir / "tmp", ignore_errors=True)
+            _remove_in_background([run_dir / "work", run_dir / "tmp"])
         return out, status
 
     def run_jobs(
@@ -200,6 +200,24 @@ class TwinJobExecutor(JobExecutor):
             executor.close()
             restore()
         self.output_callback(out, status)
+
+
+def _remove_in_background(folders: list[Any]) -> None:
+    """Delete intermediate folders without making the user wait for thousands of rmdirs."""
+    existing = [str(f) for f in folders if os.path.exists(f)]
+    if not existing:
+        return
+    try:
+        subprocess.Popen(  # noqa: S603 - fixed command, our own paths
+            ["rm", "-rf", "--", *existing],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        for folder in existing:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _plain(value: Any) -> Any:

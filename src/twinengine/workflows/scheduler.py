@@ -103,6 +103,7 @@ class Scheduler:
         self._cores_used = 0
         self._ram_used = 0
         self._last_cancel_check = 0.0
+        self._log_dir: str | None = None
         self.counts: collections.Counter[str] = collections.Counter()
 
     # -- public -------------------------------------------------------------------
@@ -286,11 +287,13 @@ class Scheduler:
     def _log_paths(self, task: CommandTask) -> tuple[str | None, str | None]:
         if self.store is None or self.rec is None:
             return None, None
-        base = f"runs/{self.rec.run_id}/logs/{task.key}"
         if self.store.is_local:
-            out = self.store.local_path(base + ".stdout")
-            err = self.store.local_path(base + ".stderr")
-            return str(out), str(err)
+            if self._log_dir is None:
+                folder = self.store.local_path(f"runs/{self.rec.run_id}/logs/.keep")
+                assert folder is not None
+                self._log_dir = str(folder.parent)
+            base = f"{self._log_dir}/{task.key}"
+            return base + ".stdout", base + ".stderr"
         folder = os.path.join(task.job.tmpdir, ".twin-logs")
         os.makedirs(folder, exist_ok=True)
         return os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
