@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -138,6 +139,12 @@ def open_database(url: str) -> Database:
         try:
             if current_revision(engine) != HEAD_REVISION:
                 migrate(engine)
+        except CommandError as exc:
+            raise ConfigError(
+                f"the metadata database {url!r} was written by a newer or different "
+                f"TwinEngine ({exc})",
+                hint="upgrade TwinEngine, or point TWIN_DATABASE_URL at another database",
+            ) from exc
         except SQLAlchemyError as exc:
             raise ConfigError(
                 f"cannot open the metadata database {url!r}: {exc.__class__.__name__}: "

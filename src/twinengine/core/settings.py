@@ -70,9 +70,14 @@ def _find_config(home: Path) -> Path | None:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
     section = data.get("twinengine", data)
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"[twinengine] in {path} must be a table of settings, got {section!r}",
+            hint="write it as a section: [twinengine] on its own line, then key = value lines",
+        )
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key not in _TOML_KEYS:
@@ -85,6 +90,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
             raise ConfigError(
                 f"setting {key!r} in {path} must be a {expected.__name__}, got {value!r}"
             )
+        if expected is int and value < 0:
+            raise ConfigError(f"setting {key!r} in {path} must not be negative, got {value}")
         values[key] = value
     return values
 
@@ -102,6 +109,11 @@ def _env_int(name: str) -> int | None:
     return value
 
 
+def _first_set(*values: int | None) -> int | None:
+    """The first value that is not None (0 is a real setting, not 'unset')."""
+    return next((v for v in values if v is not None), None)
+
+
 def load_settings() -> Settings:
     """Resolve the settings from defaults, ``twin.toml`` and the environment."""
     home = Path(os.environ.get("TWIN_HOME") or "~/.twinengine").expanduser()
@@ -117,8 +129,10 @@ def load_settings() -> Settings:
     )
     store = os.environ.get("TWIN_STORE") or values.get("store") or str(home / "store")
     executor = os.environ.get("TWIN_EXECUTOR") or values.get("executor") or "local"
-    cores = _env_int("TWIN_CORES") or values.get("cores") or (os.cpu_count() or 1)
-    ram_mb = _env_int("TWIN_RAM_MB") or values.get("ram_mb") or 0
+    cores = _first_set(_env_int("TWIN_CORES"), values.get("cores"))
+    if not cores:  # unset or 0: every CPU of the machine
+        cores = os.cpu_count() or 1
+    ram_mb = _first_set(_env_int("TWIN_RAM_MB"), values.get("ram_mb")) or 0
     dask_address = os.environ.get("TWIN_DASK_ADDRESS") or values.get("dask_address")
     return Settings(
         home=home,

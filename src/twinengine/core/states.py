@@ -50,7 +50,13 @@ _ALLOWED: dict[State, set[State]] = {
 
 def check_transition(current: State | str, new: State | str) -> None:
     """Raise :class:`StateError` when ``current → new`` is not an allowed transition."""
-    cur, nxt = State(current), State(new)
+    try:
+        cur, nxt = State(current), State(new)
+    except ValueError:
+        raise StateError(
+            f"unknown state in {current!r} → {new!r}",
+            hint="states are: " + ", ".join(s.value for s in State),
+        ) from None
     if cur == nxt:
         return
     if nxt not in _ALLOWED[cur]:

@@ -50,11 +50,24 @@ class ObjectStore:
             return str(self._root / key)
         return f"{self.url}/{key}"
 
+    def _inside(self, uri_or_key: str) -> Path:
+        """The local path of a key or of a path in the store; refuses anything outside it."""
+        assert self._root is not None
+        raw = uri_or_key.removeprefix("file://")
+        path = Path(raw) if raw.startswith("/") else self._root / raw
+        resolved = path.resolve()
+        if resolved != self._root and self._root not in resolved.parents:
+            raise NotFoundError(
+                f"{uri_or_key!r} is outside the object store {self.url}",
+                hint="keys are relative paths such as runs/RUN/logs/STEP.stderr",
+            )
+        return resolved
+
     def local_path(self, key: str) -> Path | None:
         """Path of ``key`` on this machine (parents created) when the store is local."""
         if self._root is None:
             return None
-        path = self._root / key
+        path = self._inside(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -85,8 +98,7 @@ class ObjectStore:
         target = uri_or_key if ("://" in uri_or_key or uri_or_key.startswith("/")) else None
         try:
             if self._root is not None:
-                path = Path(target) if target else self._root / uri_or_key
-                return path.read_bytes()
+                return self._inside(uri_or_key).read_bytes()
             return self.fs.cat_file(target or self.uri(uri_or_key))
         except FileNotFoundError:
             raise NotFoundError(f"object {uri_or_key!r} is not in the store {self.url}") from None
@@ -97,10 +109,14 @@ class ObjectStore:
             data = self.read_bytes(uri_or_key)
         except NotFoundError:
             return ""
+        if max_bytes <= 0:
+            return ""
         return data[-max_bytes:].decode("utf-8", errors="replace")
 
     def exists(self, uri_or_key: str) -> bool:
         if self._root is not None:
-            path = Path(uri_or_key) if uri_or_key.startswith("/") else self._root / uri_or_key
-            return path.exists()
+            try:
+                return self._inside(uri_or_key).exists()
+            except NotFoundError:
+                return False
         return self.fs.exists(uri_or_key if "://" in uri_or_key else self.uri(uri_or_key))
