@@ -42,6 +42,7 @@ def test_required_conformance_tests_pass(tmp_path: Path) -> None:
         timeout=1500,
         check=False,
     )
-    summary = [line for line in proc.stdout.splitlines() if "tests passed" in line]
+    output = proc.stdout + proc.stderr
+    summary = [line for line in output.splitlines() if "tests passed" in line]
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert summary and " 0 failures" in summary[-1], summary
