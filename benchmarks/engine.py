@@ -77,7 +77,12 @@ def chain_workflow(length: int) -> str:
     ]
     for i in range(1, length + 1):
         source = "infile" if i == 1 else f"step{i - 1}/out"
-        lines += [f"  step{i}:", "    run: cat.cwl", f"    in: {{infile: {source}}}", "    out: [out]"]
+        lines += [
+            f"  step{i}:",
+            "    run: cat.cwl",
+            f"    in: {{infile: {source}}}",
+            "    out: [out]",
+        ]
     return "\n".join(lines) + "\n"
 
 

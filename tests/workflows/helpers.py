@@ -31,7 +31,9 @@ def twin(*args: str, cwd: Path | None = None, timeout: float = 120) -> subproces
     )
 
 
-def runner(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def runner(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [exe("twin-cwl-runner"), *args],
         cwd=cwd,

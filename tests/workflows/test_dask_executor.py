@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from twinengine.workflows import JobSpec, RunOptions, RunStore, make_executor, run_cwl
 from tests.workflows.helpers import DATA, write_job
+from twinengine.workflows import JobSpec, RunOptions, RunStore, make_executor, run_cwl
 
 pytest.importorskip("distributed")
 
@@ -38,7 +38,9 @@ def test_dask_executor_cancel_kills_the_command(tmp_path: Path) -> None:
     executor = make_executor("dask", cores=1, ram_mb=0)
     executor.start()
     try:
-        spec = JobSpec(key="k1", argv=["sleep", "60"], cwd=str(tmp_path), env={"PATH": "/bin:/usr/bin"})
+        spec = JobSpec(
+            key="k1", argv=["sleep", "60"], cwd=str(tmp_path), env={"PATH": "/bin:/usr/bin"}
+        )
         executor.submit(spec)
         assert executor.wait(1.0) == []
         executor.cancel("k1")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from twinengine.workflows import RunOptions, RunStore, run_cwl
 from tests.workflows.helpers import DATA, write_job
+from twinengine.workflows import RunOptions, RunStore, run_cwl
 
 
 def run(argv: list[str], **options) -> tuple[int, dict | None, RunOptions]:
@@ -135,7 +135,7 @@ def test_cache_reuses_identical_step_executions(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     job = write_job(tmp_path / "job.json", {"counter": str(counter), "seconds": 0})
     argv = [str(DATA / "two-steps.cwl"), str(job)]
-    code1, out1, _ = run([f"--outdir={tmp_path / 'o1'}", *argv], cache=True)
+    code1, _, _ = run([f"--outdir={tmp_path / 'o1'}", *argv], cache=True)
     code2, out2, opts2 = run([f"--outdir={tmp_path / 'o2'}", *argv], cache=True)
     assert code1 == code2 == 0
     assert counter.read_text().strip() == "1"  # the first step ran once for both runs
@@ -147,8 +147,11 @@ def test_cache_reuses_identical_step_executions(tmp_path: Path) -> None:
 def test_work_reuse_false_disables_the_cache(tmp_path: Path) -> None:
     tool = tmp_path / "noreuse.cwl"
     tool.write_text(
-        (DATA / "count.cwl").read_text().replace(
-            "  ShellCommandRequirement: {}", "  ShellCommandRequirement: {}\n  WorkReuse: {enableReuse: false}"
+        (DATA / "count.cwl")
+        .read_text()
+        .replace(
+            "  ShellCommandRequirement: {}",
+            "  ShellCommandRequirement: {}\n  WorkReuse: {enableReuse: false}",
         )
     )
     counter = tmp_path / "counter"

@@ -56,14 +56,14 @@ def run(
         Path | None,
         typer.Option(help="Where final outputs go (default: TWIN_HOME/runs/RUN/outputs)."),
     ] = None,
-    executor: Annotated[
-        str | None, typer.Option(help="Executor: local (default) or dask.")
-    ] = None,
+    executor: Annotated[str | None, typer.Option(help="Executor: local (default) or dask.")] = None,
     parallel: Annotated[
         int | None, typer.Option(min=1, help="Cores to use at once (default: all).")
     ] = None,
     ram_mb: Annotated[int | None, typer.Option(min=0, help="RAM to use at once, MiB.")] = None,
-    cache: Annotated[bool, typer.Option(help="Reuse identical step executions of any run.")] = False,
+    cache: Annotated[
+        bool, typer.Option(help="Reuse identical step executions of any run.")
+    ] = False,
     retries: Annotated[int, typer.Option(min=1, help="Default attempts per step.")] = 1,
     name: Annotated[str | None, typer.Option(help="A name for the run.")] = None,
     dask_address: Annotated[
@@ -156,6 +156,6 @@ def info() -> None:
     print(f"config file   {s.config_file or '-'}")
 
 
-def run() -> None:
+def main() -> None:
     """Console-script entry point."""
     app()

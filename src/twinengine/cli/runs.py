@@ -145,7 +145,9 @@ def show(
 def logs(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
     step: Annotated[str | None, typer.Argument(help="Step name or id (default: all).")] = None,
-    stdout: Annotated[bool, typer.Option("--stdout", help="Show stdout instead of stderr.")] = False,
+    stdout: Annotated[
+        bool, typer.Option("--stdout", help="Show stdout instead of stderr.")
+    ] = False,
 ) -> None:
     """Print the stderr (or stdout) of a run's steps."""
     text = _store().logs(run_id, step, "stdout" if stdout else "stderr")

@@ -32,9 +32,7 @@ def tool_fingerprint(process: Any) -> str:
             "requirements": process.requirements,
             "hints": process.hints,
         }
-        key = hashlib.sha256(
-            json.dumps(doc, sort_keys=True, default=_default).encode()
-        ).hexdigest()
+        key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=_default).encode()).hexdigest()
         _tool_keys[id(process)] = key
     return key
 

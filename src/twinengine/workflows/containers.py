@@ -33,9 +33,9 @@ def _docker_daemon_answers(host: str) -> bool:
 
 def working_container_engine() -> str | None:
     """``docker``, ``podman``, ``singularity`` (also for apptainer) or None."""
-    if shutil.which("docker"):
-        if _docker_daemon_answers(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")):
-            return "docker"
+    docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if shutil.which("docker") and _docker_daemon_answers(docker_host):
+        return "docker"
     if shutil.which("podman"):
         return "podman"
     if shutil.which("apptainer") or shutil.which("singularity"):

@@ -208,7 +208,7 @@ def _remove_in_background(folders: list[Any]) -> None:
     if not existing:
         return
     try:
-        subprocess.Popen(  # noqa: S603 - fixed command, our own paths
+        subprocess.Popen(
             ["rm", "-rf", "--", *existing],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -293,7 +293,9 @@ def split_twin_options(argv: list[str]) -> tuple[RunOptions, list[str]]:
                 try:
                     setattr(opts, attr, int(value))
                 except ValueError:
-                    raise ConfigError(f"option {name} needs a whole number, got {value!r}") from None
+                    raise ConfigError(
+                        f"option {name} needs a whole number, got {value!r}"
+                    ) from None
             else:
                 setattr(opts, attr, value)
         elif arg == "--cache":

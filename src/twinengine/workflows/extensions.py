@@ -38,7 +38,9 @@ TWIN_EXTENSIONS = """
 
 
 def _with_twin(text: str) -> str:
-    text = text.replace("$namespaces:\n", '$namespaces:\n  twin: "https://twinengine.org/cwl#"\n', 1)
+    text = text.replace(
+        "$namespaces:\n", '$namespaces:\n  twin: "https://twinengine.org/cwl#"\n', 1
+    )
     return text.rstrip() + "\n" + TWIN_EXTENSIONS
 
 

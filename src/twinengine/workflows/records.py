@@ -191,8 +191,7 @@ class RunRecorder:
             query = query.where(steps.c.run_id == self.run_id)
         with self.db.engine.connect() as conn:
             return {
-                row.cache_key: {"id": row.id, "outputs": row.outputs}
-                for row in conn.execute(query)
+                row.cache_key: {"id": row.id, "outputs": row.outputs} for row in conn.execute(query)
             }
 
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:

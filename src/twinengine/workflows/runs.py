@@ -191,7 +191,9 @@ class RunStore:
             raise StateError(
                 f"run {run['id']} is {run['state']}; only interrupted, failed or cancelled "
                 "runs can be resumed",
-                hint="cancel it first with `twin runs cancel`" if run["state"] == "running" else None,
+                hint="cancel it first with `twin runs cancel`"
+                if run["state"] == "running"
+                else None,
             )
         return run
 

@@ -246,7 +246,9 @@ class Scheduler:
         self._record_start(task, started)
         task.job.run(task.rc)
         outputs, status = task.thread_result or ({}, "permanentFail")
-        self._finish(task, outputs or {}, status, None, JobResult(task.key, 0, started, time.time()))
+        self._finish(
+            task, outputs or {}, status, None, JobResult(task.key, 0, started, time.time())
+        )
 
     def _fail_unstarted(self, task: CommandTask, message: str, quiet: bool = False) -> None:
         (log.debug if quiet else log.error)("[%s] %s", task.path, message)
@@ -309,7 +311,9 @@ class Scheduler:
         if self.stopping:
             dropped = len(self._queue)
             while self._queue:
-                self._fail_unstarted(self._queue.popleft(), "not started: the run is stopping", quiet=True)
+                self._fail_unstarted(
+                    self._queue.popleft(), "not started: the run is stopping", quiet=True
+                )
             log.warning("%d queued step(s) not started because the run is stopping", dropped)
             return
         pending = self._queue

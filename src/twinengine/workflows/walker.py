@@ -289,7 +289,9 @@ class StepRun:
         keys = aslist(tool["scatter"])
         method = tool.get("scatterMethod")
         if method is None and len(keys) != 1:
-            raise WorkflowException("Must specify scatterMethod when scattering over multiple inputs")
+            raise WorkflowException(
+                "Must specify scatterMethod when scattering over multiple inputs"
+            )
         for k in keys:
             if not isinstance(inputobj.get(k), MutableSequence):
                 raise WorkflowException(
@@ -309,7 +311,9 @@ class StepRun:
                 sjob = dict(inputobj)
                 for k in keys:
                     sjob[k] = inputobj[k][i]
-                self._scatter_item(sjob, f"{self.path}[{i}]", functools.partial(collector.receive, i))
+                self._scatter_item(
+                    sjob, f"{self.path}[{i}]", functools.partial(collector.receive, i)
+                )
             collector.armed()
         elif method == "nested_crossproduct":
             self._nested(inputobj, keys, self.path, callback, out_ids)
@@ -324,7 +328,12 @@ class StepRun:
             raise WorkflowException(f"Unknown scatterMethod {method!r}")
 
     def _nested(
-        self, job: dict[str, Any], keys: list[str], path: str, callback: Callback, out_ids: list[str]
+        self,
+        job: dict[str, Any],
+        keys: list[str],
+        path: str,
+        callback: Callback,
+        out_ids: list[str],
     ) -> None:
         key = keys[0]
         length = len(job[key])

@@ -138,7 +138,7 @@ def spawn(spec: JobSpec) -> subprocess.Popen[bytes]:
     """
     stdin, stdout, stderr = _open_stdio(spec)
     try:
-        return subprocess.Popen(  # noqa: S603 - argv comes from the CWL tool, by design
+        return subprocess.Popen(
             spec.argv,
             cwd=spec.cwd,
             env=spec.env,
