@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -95,6 +94,7 @@ def migrate(engine: Engine) -> None:
     """
     from alembic import command
     from alembic.config import Config
+    from alembic.util.exc import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -104,7 +104,14 @@ def migrate(engine: Engine) -> None:
         if _revision_on(connection) == HEAD_REVISION:
             return
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        try:
+            command.upgrade(config, "head")
+        except CommandError as exc:  # stamped by a newer/different TwinEngine
+            raise ConfigError(
+                f"the metadata database {engine.url!r} was written by a newer or different "
+                f"TwinEngine ({exc})",
+                hint="upgrade TwinEngine, or point TWIN_DATABASE_URL at another database",
+            ) from exc
 
 
 def _revision_on(connection) -> str | None:  # type: ignore[no-untyped-def]
@@ -139,12 +146,6 @@ def open_database(url: str) -> Database:
         try:
             if current_revision(engine) != HEAD_REVISION:
                 migrate(engine)
-        except CommandError as exc:
-            raise ConfigError(
-                f"the metadata database {url!r} was written by a newer or different "
-                f"TwinEngine ({exc})",
-                hint="upgrade TwinEngine, or point TWIN_DATABASE_URL at another database",
-            ) from exc
         except SQLAlchemyError as exc:
             raise ConfigError(
                 f"cannot open the metadata database {url!r}: {exc.__class__.__name__}: "
