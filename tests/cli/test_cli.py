@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -196,3 +197,21 @@ def test_unknown_run_id(tmp_path: Path) -> None:
     result = twin("runs", "show", "doesnotexist")
     assert result.returncode == 1
     assert "no run with id 'doesnotexist'" in result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="needs util-linux `script` for a pty")
+def test_live_progress_on_a_terminal_keeps_stdout_clean(tmp_path: Path) -> None:
+    job = write_job(tmp_path / "job.json", {"items": ["a", "b", "c"]})
+    out = tmp_path / "out.json"
+    command = f"{exe('twin')} run {DATA / 'scatter.cwl'} {job} > {out}"
+    result = subprocess.run(
+        ["script", "-qec", command, str(tmp_path / "tty.log")],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (tmp_path / "tty.log").read_text()[-2000:]
+    assert len(json.loads(out.read_text())["outs"]) == 3  # stdout: only the output object
+    assert "3 step(s) done" in (tmp_path / "tty.log").read_text()  # progress on the tty

@@ -31,6 +31,7 @@ def execute_run(argv: list[str], options: object) -> int:
     if sys.stderr.isatty() and "--quiet" not in argv:
         from twinengine.cli.progress import LiveProgress
 
+        stdout = sys.stdout  # the CWL output object goes here, never into the live panel
         with LiveProgress(err_console) as progress:
             options.listeners.append(progress)
 
@@ -38,7 +39,7 @@ def execute_run(argv: list[str], options: object) -> int:
                 progress.run_id = run_id
 
             options.on_run = told
-            return run_cwl(["--quiet", *argv], options)
+            return run_cwl(["--quiet", *argv], options, stdout=stdout)
     return run_cwl(argv, options)
 
 

@@ -21,7 +21,13 @@ class LiveProgress:
         self.recent: collections.deque[tuple[str, str]] = collections.deque(maxlen=6)
         self.running: dict[str, float] = {}
         self.started = time.monotonic()
-        self.live = Live(console=console, refresh_per_second=4, transient=True)
+        self.live = Live(
+            console=console,
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
         self.run_id: str | None = None
 
     def __enter__(self) -> LiveProgress:
