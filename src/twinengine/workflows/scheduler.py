@@ -180,27 +180,19 @@ class Scheduler:
             return
         if self.rec is not None or self.reuse:
             task.cache_key = execution_key(task.process, task.job_order)
-        kind = task.process.tool["class"]
         hit = self._reusable(task) if task.cache_key else None
         if hit is not None:
             self.counts["reused"] += 1
-            if self.rec is not None:
-                now = utcnow()
-                self.rec.step(
-                    task.key,
-                    name=task.path,
-                    tool=task.process.tool.get("id"),
-                    kind=kind,
-                    cache_key=task.cache_key,
-                    state=State.SUCCEEDED.value,
-                    created_at=now,
-                    started_at=now,
-                    ended_at=now,
-                    inputs=jsonable(task.job_order),
-                    outputs=hit["outputs"],
-                    reused_from=hit["id"],
-                    message="reused a previous execution",
-                )
+            now = utcnow()
+            self._record_new(
+                task,
+                State.SUCCEEDED,
+                started_at=now,
+                ended_at=now,
+                outputs=hit["outputs"],
+                reused_from=hit["id"],
+                message="reused a previous execution",
+            )
             log.info("[%s] reused outputs of step execution %s", task.path, hit["id"])
             self._emit("reused", task.path, State.SUCCEEDED.value)
             task.callback(jsonable(hit["outputs"]), "success")
@@ -212,18 +204,7 @@ class Scheduler:
         except (WorkflowException, ValidationException) as exc:
             self._fail_unstarted(task, f"cannot make job: {exc}")
             return
-        if self.rec is not None:
-            self.rec.step(
-                task.key,
-                name=task.path,
-                tool=task.process.tool.get("id"),
-                kind=kind,
-                cache_key=task.cache_key,
-                state=State.QUEUED.value,
-                attempt=task.attempt,
-                created_at=utcnow(),
-                inputs=jsonable(task.job_order),
-            )
+        self._record_new(task, State.QUEUED)
         if isinstance(task.job, ExpressionJob) or not hasattr(task.job, "command_line"):
             self._run_inline(task)
             return
@@ -234,6 +215,23 @@ class Scheduler:
         task.threaded = not is_plain_command_job(task.job)
         self._queue.append(task)
         self._emit("queued", task.path, State.QUEUED.value)
+
+    def _record_new(self, task: CommandTask, state: State, **values: Any) -> None:
+        """First record of a step execution (buffered)."""
+        if self.rec is None:
+            return
+        self.rec.step(
+            task.key,
+            name=task.path,
+            tool=task.process.tool.get("id"),
+            kind=task.process.tool["class"],
+            cache_key=task.cache_key,
+            state=state.value,
+            attempt=task.attempt,
+            created_at=values.pop("created_at", None) or utcnow(),
+            inputs=jsonable(task.job_order),
+            **values,
+        )
 
     def _thread_callback(self, task: CommandTask) -> Callback:
         def receive(outputs: dict[str, Any] | None, status: str) -> None:
