@@ -54,15 +54,18 @@ def run_suite(suite: Path, runner: str, jobs: int, tags: str | None, workdir: Pa
     elapsed = time.monotonic() - started
     (workdir / f"{runner}.log").write_text(proc.stdout + proc.stderr)
     outcomes = {}
+    tags = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         name = case.get("file") or case.get("name", "")
+        # cwltest writes a test's tags in `class`; tests from $import-ed files are included
+        tags[name] = [t.strip() for t in (case.get("class") or "").split(",") if t.strip()]
         if case.find("failure") is not None or case.find("error") is not None:
             outcomes[name] = "failed"
         elif case.find("skipped") is not None:
             outcomes[name] = "unsupported"
         else:
             outcomes[name] = "passed"
-    return {"outcomes": outcomes, "seconds": elapsed, "exit": proc.returncode}
+    return {"outcomes": outcomes, "tags": tags, "seconds": elapsed, "exit": proc.returncode}
 
 
 def load_tags(suite: Path) -> dict[str, list[str]]:
@@ -156,11 +159,14 @@ def main() -> int:
         print(f"error: no conformance_tests.yaml in {args.suite}", file=sys.stderr)
         return 2
     tags = load_tags(args.suite)
-    results = {}
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="twin-conformance-") as tmp:
         for runner in [args.only] if args.only else ["twin", "cwltool"]:
             print(f"running the suite with {RUNNERS[runner][0]} …", flush=True)
             results[runner] = run_suite(args.suite, runner, args.j, args.tags, Path(tmp))
+            for name, found in results[runner]["tags"].items():
+                if found:
+                    tags[name] = found
             counts = collections.Counter(results[runner]["outcomes"].values())
             print(f"  {dict(counts)} in {results[runner]['seconds']:.0f} s", flush=True)
     print(write_report(results, tags, args.output))
