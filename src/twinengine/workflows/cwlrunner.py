@@ -325,9 +325,6 @@ def run_cwl(argv: list[str], options: RunOptions, stdout: Any = None) -> int:
     from cwltool.main import main as cwltool_main
 
     from twinengine.workflows.extensions import register_schemas
-    from twinengine.workflows.loading import register_extensions
-
-    register_extensions()
 
     options.argv = list(argv)
     executor = TwinJobExecutor(options)

@@ -1,14 +1,18 @@
-"""TwinEngine's CWL extensions, registered with cwltool's schema.
+"""TwinEngine's CWL extensions, registered with cwltool.
 
 ``twin:Retry`` (namespace ``https://twinengine.org/cwl#``) is declared as a proper
 ProcessRequirement in a Schema Salad extension, next to cwltool's own extensions
 (``cwltool:Loop``, ``cwltool:Secrets`` …), so documents using it validate without
-warnings and it may appear under ``hints`` or ``requirements``.
+warnings, and it is added to cwltool's supported requirements so it may appear under
+``hints`` or ``requirements``. :func:`register_schemas` does both; it is the one call
+anything that loads CWL makes first.
 """
 
 from __future__ import annotations
 
 from importlib.resources import files
+
+from twinengine.workflows.retry import RETRY_CLASS
 
 TWIN_EXTENSIONS = """
 - name: twin:Retry
@@ -46,7 +50,11 @@ def _with_twin(text: str) -> str:
 
 def register_schemas() -> None:
     """cwltool ``custom_schema_callback``: cwltool's extensions plus TwinEngine's."""
+    from cwltool import process
     from cwltool.process import use_custom_schema
+
+    if RETRY_CLASS not in process.supportedProcessRequirements:
+        process.supportedProcessRequirements.append(RETRY_CLASS)
 
     package = files("cwltool")
     ext10 = package.joinpath("extensions.yml").read_text("utf-8")

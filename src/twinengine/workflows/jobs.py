@@ -38,16 +38,26 @@ def is_plain_command_job(job: Any) -> bool:
     return builder is None or builder.job_script_provider is None
 
 
+def requested_resources(job: Any) -> tuple[int, int]:
+    """``(cores, ram_mb)`` a cwltool job asks for (ResourceRequirement, cwltool defaults)."""
+    resources = job.builder.resources
+    cores = max(1, int(-(-float(resources.get("cores", 1)) // 1)))
+    return cores, int(resources.get("ram", 0) or 0)
+
+
 def prepare_command(
     job: CommandLineJob,
     runtime_context: Any,
     key: str,
     log_stdout: str | None,
     log_stderr: str | None,
+    cores: int = 1,
+    ram_mb: int = 0,
 ) -> JobSpec:
     """Stage ``job``'s inputs and InitialWorkDir and return the command to run.
 
-    ``log_stdout``/``log_stderr`` receive the streams the tool does not capture itself.
+    ``log_stdout``/``log_stderr`` receive the streams the tool does not capture itself;
+    ``cores``/``ram_mb`` are what the scheduler reserved for it.
     """
     os.makedirs(job.tmpdir, exist_ok=True)
     job._setup(runtime_context)
@@ -97,8 +107,6 @@ def prepare_command(
     if runtime_context.secret_store is not None:
         argv = runtime_context.secret_store.retrieve(argv)
         env = runtime_context.secret_store.retrieve(env)
-    resources = job.builder.resources
-    cores = int(-(-float(resources.get("cores", 1)) // 1))
     return JobSpec(
         key=key,
         argv=argv,
@@ -108,8 +116,8 @@ def prepare_command(
         stdout_path=stdout_path,
         stderr_path=stderr_path,
         timelimit=job.timelimit or None,
-        cores=max(1, cores),
-        ram_mb=int(resources.get("ram", 0) or 0),
+        cores=cores,
+        ram_mb=ram_mb,
         name=job.name,
     )
 

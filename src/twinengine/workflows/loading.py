@@ -1,10 +1,10 @@
 """Loading and validating CWL documents with cwltool.
 
-:func:`loading_context` and :func:`runtime_context` are the cwltool contexts TwinEngine
-uses everywhere (tools built by cwltool's own ``default_make_tool``; TwinEngine's
-``twin:`` extension hints known to the loader). :func:`validate_document` loads a
-document and turns cwltool's validation errors into :class:`InvalidDocumentError`
-messages that keep cwltool's ``file:line:column`` prefixes.
+:func:`load_document` loads a document with cwltool (tools built by cwltool's own
+``default_make_tool``, TwinEngine's ``twin:`` extensions registered) and turns cwltool's
+validation errors into :class:`InvalidDocumentError` messages that keep cwltool's
+``file:line:column`` prefixes. Runs go through cwltool's command line instead
+(:func:`twinengine.workflows.cwlrunner.run_cwl`), which registers the same extensions.
 """
 
 from __future__ import annotations
@@ -13,32 +13,13 @@ import logging
 import os
 from typing import Any
 
-from cwltool.context import LoadingContext, RuntimeContext
+from cwltool.context import LoadingContext
 from cwltool.errors import WorkflowException
 from cwltool.workflow import default_make_tool
 from schema_salad.exceptions import ValidationException
 
 from twinengine.core import InvalidDocumentError
-from twinengine.workflows.retry import RETRY_CLASS
-
-
-def register_extensions() -> None:
-    """Make cwltool accept TwinEngine's ``twin:`` extensions under ``requirements``."""
-    from cwltool import process
-
-    if RETRY_CLASS not in process.supportedProcessRequirements:
-        process.supportedProcessRequirements.append(RETRY_CLASS)
-
-
-def loading_context() -> LoadingContext:
-    register_extensions()
-    context = LoadingContext()
-    context.construct_tool_object = default_make_tool
-    return context
-
-
-def runtime_context() -> RuntimeContext:
-    return RuntimeContext()
+from twinengine.workflows.extensions import register_schemas
 
 
 def load_document(path: str) -> Any:
@@ -53,10 +34,9 @@ def load_document(path: str) -> Any:
     level = salad_log.level
     salad_log.setLevel(logging.ERROR)
     try:
-        from twinengine.workflows.extensions import register_schemas
-
         register_schemas()
-        context = loading_context()
+        context = LoadingContext()
+        context.construct_tool_object = default_make_tool
         context, workflowobj, uri = fetch_document(path, context)
         context, uri = resolve_and_validate_document(context, workflowobj, uri)
         return make_tool(uri, context)

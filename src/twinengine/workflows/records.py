@@ -182,13 +182,13 @@ class RunRecorder:
                 conn.execute(select(steps.c.id).where(steps.c.run_id == self.run_id)).scalars()
             )
 
-    def reusable_steps(self, *, any_run: bool = False) -> dict[str, dict[str, Any]]:
+    def reusable_steps(self) -> dict[str, dict[str, Any]]:
         """Succeeded step executions of this run by cache key: ``{key: {id, outputs}}``."""
         query = select(steps.c.id, steps.c.cache_key, steps.c.outputs).where(
-            steps.c.state == State.SUCCEEDED.value, steps.c.cache_key.is_not(None)
+            steps.c.run_id == self.run_id,
+            steps.c.state == State.SUCCEEDED.value,
+            steps.c.cache_key.is_not(None),
         )
-        if not any_run:
-            query = query.where(steps.c.run_id == self.run_id)
         with self.db.engine.connect() as conn:
             return {
                 row.cache_key: {"id": row.id, "outputs": row.outputs} for row in conn.execute(query)

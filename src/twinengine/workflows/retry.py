@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 RETRY_CLASS = "https://twinengine.org/cwl#Retry"
-NAMESPACE = "https://twinengine.org/cwl#"
 
 
 @dataclass(frozen=True)

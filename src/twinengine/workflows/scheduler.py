@@ -34,7 +34,12 @@ from schema_salad.exceptions import ValidationException
 from twinengine.core import ObjectStore, State, new_id
 from twinengine.workflows.cache import execution_key, outputs_exist
 from twinengine.workflows.executors.base import Executor, JobResult
-from twinengine.workflows.jobs import finish_command, is_plain_command_job, prepare_command
+from twinengine.workflows.jobs import (
+    finish_command,
+    is_plain_command_job,
+    prepare_command,
+    requested_resources,
+)
 from twinengine.workflows.records import RunRecorder, from_epoch, jsonable, utcnow
 from twinengine.workflows.retry import RetryPolicy, retry_policy
 from twinengine.workflows.walker import Callback, WorkflowInstance
@@ -104,7 +109,6 @@ class Scheduler:
         self._ram_used = 0
         self._last_cancel_check = 0.0
         self._log_dir: str | None = None
-        self.counts: collections.Counter[str] = collections.Counter()
 
     # -- public -------------------------------------------------------------------
     def run(self, process: Any, job_order: dict[str, Any], rc: Any) -> tuple[Any, str]:
@@ -150,7 +154,6 @@ class Scheduler:
         self._make_job(task)
 
     def record_skipped(self, path: str) -> None:
-        self.counts["skipped"] += 1
         if self.rec is not None:
             now = utcnow()
             self.rec.step(
@@ -182,7 +185,6 @@ class Scheduler:
             task.cache_key = execution_key(task.process, task.job_order)
         hit = self._reusable(task) if task.cache_key else None
         if hit is not None:
-            self.counts["reused"] += 1
             now = utcnow()
             self._record_new(
                 task,
@@ -208,9 +210,8 @@ class Scheduler:
         if isinstance(task.job, ExpressionJob) or not hasattr(task.job, "command_line"):
             self._run_inline(task)
             return
-        resources = task.job.builder.resources
-        task.cores = min(self.cores, max(1, int(-(-float(resources.get("cores", 1)) // 1))))
-        ram = int(resources.get("ram", 0) or 0)
+        cores, ram = requested_resources(task.job)
+        task.cores = min(self.cores, cores)  # more than exists: clamp, and it runs alone
         task.ram_mb = min(self.ram_mb, ram) if self.ram_mb else 0
         task.threaded = not is_plain_command_job(task.job)
         self._queue.append(task)
@@ -264,13 +265,11 @@ class Scheduler:
                 ended_at=now,
                 message=message,
             )
-        self.counts["failed"] += 1
         self._emit("finished", task.path, State.FAILED.value)
         self._stop_on_error(task.rc)
         task.callback({}, "permanentFail")
 
     def _record_start(self, task: CommandTask, started: float, argv: Any = None) -> None:
-        self.counts["started"] += 1
         if self.rec is not None:
             self.rec.step(
                 task.key,
@@ -338,12 +337,13 @@ class Scheduler:
             return
         try:
             task.log_paths = self._log_paths(task)
-            spec = prepare_command(task.job, task.rc, task.key, *task.log_paths)
+            spec = prepare_command(
+                task.job, task.rc, task.key, *task.log_paths, task.cores, task.ram_mb
+            )
         except (WorkflowException, OSError) as exc:
             self._release(task)
             self._fail_unstarted(task, f"cannot stage the job: {exc}")
             return
-        spec.cores, spec.ram_mb = task.cores, task.ram_mb
         self._record_start(task, time.time(), spec.argv)
         self.executor.submit(spec)
 
@@ -430,7 +430,6 @@ class Scheduler:
             state = State.CANCELLED
         else:
             state = State.FAILED
-        self.counts[state.value] += 1
         if self.rec is not None:
             self.rec.step(
                 task.key,
