@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from twinengine.core.errors import ConfigError
 
@@ -71,17 +71,8 @@ def _make_engine(url: str) -> Engine:
 
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision stamped in the database, or None for an empty one."""
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except OperationalError as exc:
-        if "no such table" in str(exc) or "does not exist" in str(exc):
-            return None
-        raise
-    except SQLAlchemyError as exc:
-        if "does not exist" in str(exc) or "UndefinedTable" in type(exc.orig).__name__:
-            return None
-        raise
+    with engine.connect() as conn:
+        return _revision_on(conn)
 
 
 def migrate(engine: Engine) -> None:
@@ -115,8 +106,8 @@ def migrate(engine: Engine) -> None:
 
 
 def _revision_on(connection) -> str | None:  # type: ignore[no-untyped-def]
-    from sqlalchemy import inspect
-
+    """The stamped revision, asking first whether the table exists (a failed SELECT would
+    abort a PostgreSQL transaction, and error texts differ between databases)."""
     if not inspect(connection).has_table("alembic_version"):
         return None
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -251,20 +251,8 @@ class Scheduler:
 
     def _fail_unstarted(self, task: CommandTask, message: str, quiet: bool = False) -> None:
         (log.debug if quiet else log.error)("[%s] %s", task.path, message)
-        if self.rec is not None:
-            now = utcnow()
-            self.rec.step(
-                task.key,
-                name=task.path,
-                tool=task.process.tool.get("id"),
-                kind=task.process.tool["class"],
-                cache_key=task.cache_key,
-                state=State.FAILED.value,
-                attempt=task.attempt,
-                created_at=now,
-                ended_at=now,
-                message=message,
-            )
+        now = utcnow()
+        self._record_new(task, State.FAILED, created_at=now, ended_at=now, message=message)
         self._emit("finished", task.path, State.FAILED.value)
         self._stop_on_error(task.rc)
         task.callback({}, "permanentFail")
