@@ -281,11 +281,9 @@ def run_openers(url: str, count: int, cwd: Path) -> list[subprocess.CompletedPro
     return results
 
 
-@pytest.mark.slow
-def test_processes_migrating_one_new_database_at_once_all_succeed(tmp_path: Path) -> None:
-    path = tmp_path / "shared" / "twin.db"
-    url = sqlite_url(path)
-    results = run_openers(url, 6, tmp_path)
+def check_concurrent_openers(url: str, count: int, cwd: Path) -> None:
+    """``count`` processes open a new database at once: all migrate-or-wait and write."""
+    results = run_openers(url, count, cwd)
     for result in results:
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == HEAD_REVISION
@@ -293,7 +291,12 @@ def test_processes_migrating_one_new_database_at_once_all_succeed(tmp_path: Path
     assert alembic_versions(db) == [HEAD_REVISION]
     with db.engine.connect() as conn:
         ids = conn.execute(text("SELECT id FROM runs ORDER BY id")).scalars().all()
-    assert ids == [f"proc-{i}" for i in range(6)]
+    assert ids == [f"proc-{i}" for i in range(count)]
+
+
+@pytest.mark.slow
+def test_processes_migrating_one_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    check_concurrent_openers(sqlite_url(tmp_path / "shared" / "twin.db"), 6, tmp_path)
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 import twinengine.core
 from twinengine.core import ConfigError, close_all, open_database
 from twinengine.core import database as database_module
 from twinengine.core.database import HEAD_REVISION, current_revision
 
-from .test_database import alembic_versions, run_openers
+from .test_database import alembic_versions, check_concurrent_openers
 
 pytestmark = pytest.mark.services
 
@@ -122,15 +122,7 @@ def test_migrate_is_idempotent(pg_url: str) -> None:
 
 @pytest.mark.slow
 def test_concurrent_openers_of_a_new_database_all_succeed(pg_url: str, tmp_path: Path) -> None:
-    results = run_openers(pg_url, 4, tmp_path)
-    for result in results:
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == HEAD_REVISION
-    db = open_database(pg_url)
-    assert alembic_versions(db) == [HEAD_REVISION]
-    with db.engine.connect() as conn:
-        ids = conn.execute(text("SELECT id FROM runs ORDER BY id")).scalars().all()
-    assert ids == [f"proc-{i}" for i in range(4)]
+    check_concurrent_openers(pg_url, 4, tmp_path)
 
 
 def test_missing_database_is_a_config_error(server: str) -> None:
