@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from twinengine import __version__
 from twinengine.cli import runs as runs_cli
 from twinengine.cli.errors import err_console, handle_errors
+
+if TYPE_CHECKING:  # the workflows module (cwltool) is imported only by commands that run
+    from twinengine.workflows import RunOptions
 
 app = typer.Typer(
     name="twin",
@@ -23,11 +26,10 @@ app = typer.Typer(
 app.add_typer(runs_cli.app, name="runs")
 
 
-def execute_run(argv: list[str], options: object) -> int:
+def execute_run(argv: list[str], options: RunOptions) -> int:
     """Run cwltool-style ``argv`` with live progress when stderr is a terminal."""
-    from twinengine.workflows import RunOptions, run_cwl
+    from twinengine.workflows import run_cwl
 
-    assert isinstance(options, RunOptions)
     if sys.stderr.isatty() and "--quiet" not in argv:
         from twinengine.cli.progress import LiveProgress
 
@@ -74,15 +76,8 @@ def run(
 ) -> None:
     """Run a CWL workflow or tool; prints the output object like cwltool."""
     from twinengine.core import get_settings, new_id
-    from twinengine.workflows import RunOptions, available_executors
+    from twinengine.workflows import RunOptions
 
-    if executor is not None and executor not in available_executors():
-        from twinengine.core import ConfigError
-
-        raise ConfigError(
-            f"unknown executor {executor!r}",
-            hint="choose one of: " + ", ".join(sorted(available_executors())),
-        )
     run_id = new_id()
     if outdir is None:
         outdir = get_settings().runs_dir / run_id / "outputs"

@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 from twinengine.cli.errors import handle_errors
-from twinengine.core import State
 
 app = typer.Typer(help="Inspect and manage stored workflow runs.", no_args_is_help=True)
 console = Console(highlight=False)
@@ -65,12 +64,6 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List runs, newest first."""
-    if state is not None and state not in {s.value for s in State}:
-        from twinengine.core import TwinError
-
-        raise TwinError(
-            f"unknown state {state!r}", hint="one of: " + ", ".join(s.value for s in State)
-        )
     items = _store().list(state=state, limit=limit, offset=offset)
     if as_json:
         print(json.dumps(items, default=str, indent=2))
@@ -171,26 +164,10 @@ def resume(
     from twinengine.cli.main import execute_run
     from twinengine.workflows import RunOptions
 
-    run = _store().check_resumable(run_id)
-    options = run["options"] or {}
-    argv = options.get("argv")
-    if not argv:
-        from twinengine.core import StateError
-
-        raise StateError(f"run {run['id']} has no stored command line; it cannot be resumed")
-    cwd = options.get("cwd") or os.getcwd()
+    argv, cwd, options = RunOptions.for_resume(_store().check_resumable(run_id))
     if os.path.isdir(cwd):
-        os.chdir(cwd)
-    run_options = RunOptions(
-        executor=options.get("executor"),
-        cores=options.get("cores"),
-        ram_mb=options.get("ram_mb"),
-        cache=bool(options.get("cache")),
-        retries=options.get("retries") or 1,
-        dask_address=options.get("dask_address"),
-        resume=run["id"],
-    )
-    raise typer.Exit(execute_run(argv, run_options))
+        os.chdir(cwd)  # relative paths in the stored command line
+    raise typer.Exit(execute_run(argv, options))
 
 
 @app.command()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-_tool_keys: dict[int, str] = {}
+# keyed by the process object itself: an id() may be reused by a later object
+_tool_keys: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _default(value: Any) -> Any:
@@ -25,7 +27,7 @@ def _default(value: Any) -> Any:
 
 def tool_fingerprint(process: Any) -> str:
     """Hash of a cwltool process's description and effective requirements (memoised)."""
-    key = _tool_keys.get(id(process))
+    key = _tool_keys.get(process)
     if key is None:
         doc = {
             "tool": process.tool,
@@ -33,7 +35,7 @@ def tool_fingerprint(process: Any) -> str:
             "hints": process.hints,
         }
         key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=_default).encode()).hexdigest()
-        _tool_keys[id(process)] = key
+        _tool_keys[process] = key
     return key
 
 

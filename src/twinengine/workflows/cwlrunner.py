@@ -29,13 +29,14 @@ from twinengine.core import (
     ConfigError,
     Settings,
     State,
+    StateError,
     TwinError,
     get_database,
     get_settings,
     get_store,
 )
 from twinengine.workflows.containers import working_container_engine
-from twinengine.workflows.executors import make_executor
+from twinengine.workflows.executors import check_executor, make_executor
 from twinengine.workflows.records import RunRecorder
 from twinengine.workflows.scheduler import Listener, Scheduler
 
@@ -58,6 +59,36 @@ class RunOptions:
     argv: list[str] = field(default_factory=list)
     listeners: list[Listener] = field(default_factory=list)
     on_run: Callable[[str], None] | None = None  # told the run id as soon as it exists
+
+    def record(self) -> dict[str, Any]:
+        """What the run record keeps of these options: enough to resume the run."""
+        return {
+            "argv": self.argv,
+            "cwd": os.getcwd(),
+            "executor": self.executor,
+            "cores": self.cores,
+            "ram_mb": self.ram_mb,
+            "cache": self.cache,
+            "retries": self.retries,
+            "dask_address": self.dask_address,
+        }
+
+    @classmethod
+    def for_resume(cls, run: dict[str, Any]) -> tuple[list[str], str, RunOptions]:
+        """``(argv, cwd, options)`` that continue the stored ``run`` (see :meth:`record`)."""
+        stored = run["options"] or {}
+        if not stored.get("argv"):
+            raise StateError(f"run {run['id']} has no stored command line; it cannot be resumed")
+        options = cls(
+            executor=stored.get("executor"),
+            cores=stored.get("cores"),
+            ram_mb=stored.get("ram_mb"),
+            cache=bool(stored.get("cache")),
+            retries=stored.get("retries") or 1,
+            dask_address=stored.get("dask_address"),
+            resume=run["id"],
+        )
+        return list(stored["argv"]), stored.get("cwd") or os.getcwd(), options
 
 
 def _file_hash(path: str) -> str | None:
@@ -111,16 +142,7 @@ class TwinJobExecutor(JobExecutor):
                 outdir=os.path.abspath(runtime_context.outdir) if runtime_context.outdir else None,
                 work_dir=str(settings.runs_dir),
                 executor=opts.executor or settings.executor,
-                options={
-                    "argv": opts.argv,
-                    "cwd": os.getcwd(),
-                    "executor": opts.executor,
-                    "cores": opts.cores,
-                    "ram_mb": opts.ram_mb,
-                    "cache": opts.cache,
-                    "retries": opts.retries,
-                    "dask_address": opts.dask_address,
-                },
+                options=opts.record(),
             )
         self.run_id = run_id = self.recorder.run_id
         if opts.on_run:
@@ -328,6 +350,7 @@ def run_cwl(argv: list[str], options: RunOptions, stdout: Any = None) -> int:
 
     options.argv = list(argv)
     executor = TwinJobExecutor(options)
+    check_executor(options.executor or executor.settings.executor)  # fail before loading
     argv = container_args(argv)
     return cwltool_main(
         argsl=argv,

@@ -21,6 +21,7 @@ from twinengine.core import (
     ObjectStore,
     State,
     StateError,
+    TwinError,
     get_database,
     get_store,
 )
@@ -88,6 +89,10 @@ class RunStore:
         self, *, state: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[dict[str, Any]]:
         query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        if state is not None and state not in {s.value for s in State}:
+            raise TwinError(
+                f"unknown state {state!r}", hint="one of: " + ", ".join(s.value for s in State)
+            )
         if state:
             query = query.where(runs.c.state == state)
         with self.db.engine.connect() as conn:

@@ -74,7 +74,7 @@ class WorkflowInstance:
         self.callback = callback
         self.state: dict[str, WorkflowStateItem | None] = {}
         self.status = "success"
-        self.steps = [StepRun(self, step) for step in workflow.steps]
+        self.steps: list[StepRun] = []  # made in start(), once the inputs are validated
         self.running = 0
         self.done = False
         self.multiple_inputs = bool(workflow.get_requirement("MultipleInputFeatureRequirement")[0])
@@ -83,9 +83,8 @@ class WorkflowInstance:
     def start(self) -> None:
         # cwltool's input validation: fills defaults and nulls, discovers secondaryFiles
         self.joborder = self.workflow._init_job(self.joborder, self.rc).job
-        self.rc.toplevel = False
-        for step in self.steps:
-            step.rc.toplevel = False
+        self.rc.toplevel = False  # steps below the top level (their rc copies this one)
+        self.steps = [StepRun(self, step) for step in self.workflow.steps]
         for inp in self.workflow.tool["inputs"]:
             inp_id = shortname(inp["id"])
             if inp_id in self.joborder:

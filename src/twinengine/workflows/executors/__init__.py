@@ -5,7 +5,15 @@ from twinengine.workflows.executors.base import (
     JobResult,
     JobSpec,
     available_executors,
+    check_executor,
     make_executor,
 )
 
-__all__ = ["Executor", "JobResult", "JobSpec", "available_executors", "make_executor"]
+__all__ = [
+    "Executor",
+    "JobResult",
+    "JobSpec",
+    "available_executors",
+    "check_executor",
+    "make_executor",
+]

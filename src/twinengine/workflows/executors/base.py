@@ -107,15 +107,20 @@ def available_executors() -> dict[str, Any]:
     return found
 
 
-def make_executor(name: str, *, cores: int, ram_mb: int, **options: Any) -> Executor:
-    """Instantiate the executor registered as ``name``."""
+def check_executor(name: str) -> Any:
+    """The registry entry of executor ``name``; :class:`ConfigError` when there is none."""
     registry = available_executors()
     if name not in registry:
         raise ConfigError(
             f"unknown executor {name!r}",
             hint="choose one of: " + ", ".join(sorted(registry)),
         )
-    entry = registry[name]
+    return registry[name]
+
+
+def make_executor(name: str, *, cores: int, ram_mb: int, **options: Any) -> Executor:
+    """Instantiate the executor registered as ``name``."""
+    entry = check_executor(name)
     cls = entry.load() if hasattr(entry, "load") else entry
     return cls(cores=cores, ram_mb=ram_mb, **options)
 
