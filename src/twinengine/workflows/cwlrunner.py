@@ -34,6 +34,7 @@ from twinengine.core import (
     get_database,
     get_settings,
     get_store,
+    new_id,
 )
 from twinengine.workflows.containers import working_container_engine
 from twinengine.workflows.executors import check_executor, make_executor
@@ -128,26 +129,27 @@ class TwinJobExecutor(JobExecutor):
         opts = self.options
         resumed = opts.resume is not None
         workflow = _workflow_path(process)
+        job_order = _strip_private(job_order_object)
+        self.run_id = run_id = opts.resume or opts.run_id or new_id()
+        run_dir = settings.runs_dir / run_id
         if resumed:
-            self.recorder = RunRecorder(db, opts.resume)  # type: ignore[arg-type]
+            self.recorder = RunRecorder(db, run_id)
             self.recorder.adopt_existing_steps()
         else:
             self.recorder = RunRecorder.create_run(
                 db,
-                run_id=opts.run_id,
+                run_id=run_id,
                 name=opts.name or os.path.basename(workflow) or "run",
                 workflow=workflow,
                 workflow_hash=_file_hash(workflow),
-                job_order=_strip_private(job_order_object),
+                job_order=job_order,
                 outdir=os.path.abspath(runtime_context.outdir) if runtime_context.outdir else None,
-                work_dir=str(settings.runs_dir),
+                work_dir=str(run_dir),
                 executor=opts.executor or settings.executor,
                 options=opts.record(),
             )
-        self.run_id = run_id = self.recorder.run_id
         if opts.on_run:
             opts.on_run(run_id)
-        run_dir = settings.runs_dir / run_id
         (run_dir / "work").mkdir(parents=True, exist_ok=True)
         (run_dir / "tmp").mkdir(parents=True, exist_ok=True)
         runtime_context.tmp_outdir_prefix = str(run_dir / "work") + "/"
@@ -157,8 +159,7 @@ class TwinJobExecutor(JobExecutor):
         if opts.cache and runtime_context.move_outputs == "move":
             runtime_context.move_outputs = "copy"
         runtime_context.rm_tmpdir = False  # we clean the work folder ourselves on success
-        self.recorder.update_run(work_dir=str(run_dir))
-        self.recorder.run_started(_strip_private(job_order_object), resumed)
+        self.recorder.run_started(job_order, resumed)
         try:
             out, status = super().execute(process, job_order_object, runtime_context, logger)
         except UnsupportedRequirement as exc:

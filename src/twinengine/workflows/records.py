@@ -133,9 +133,7 @@ class RunRecorder:
         row = self._pending.get(step_id)
         if row is None:
             row = self._pending[step_id] = {"id": step_id}
-        row.update(values)
-        if time.monotonic() - self._last_flush >= self.flush_interval:
-            self.flush()
+        row.update(values)  # written by maybe_flush(), which the scheduler loop calls
 
     def maybe_flush(self) -> None:
         if self._pending and time.monotonic() - self._last_flush >= self.flush_interval:
