@@ -67,6 +67,7 @@ class CommandTask:
     ram_mb: int = 0
     threaded: bool = False
     thread_result: tuple[Any, str] | None = None
+    started: float = 0.0  # epoch seconds, for jobs run in a thread
     log_paths: tuple[str | None, str | None] = (None, None)
 
 
@@ -338,7 +339,8 @@ class Scheduler:
     def _start_thread(self, task: CommandTask) -> None:
         """Jobs TwinEngine does not run itself (containers …) use cwltool's own runner."""
         self._threads += 1
-        self._record_start(task, time.time(), [str(x) for x in task.job.command_line])
+        task.started = time.time()
+        self._record_start(task, task.started, [str(x) for x in task.job.command_line])
 
         def work() -> None:
             try:
@@ -349,6 +351,16 @@ class Scheduler:
             self._threads_done.put(task)
 
         threading.Thread(target=work, name=f"twin-{task.key}", daemon=True).start()
+
+    def _complete_threads(self) -> None:
+        while not self._threads_done.empty():
+            task = self._threads_done.get()
+            self._threads -= 1
+            self._release(task)
+            outputs, status = task.thread_result or ({}, "permanentFail")
+            code = 0 if status == "success" else 1
+            result = JobResult(task.key, code, task.started, time.time())
+            self._finish(task, outputs or {}, status, None, result)
 
     def _release(self, task: CommandTask) -> None:
         self._running.pop(task.key, None)
@@ -511,13 +523,7 @@ class Scheduler:
                 raise WorkflowException("internal error: the scheduler has nothing left to do")
             elif timeout:
                 time.sleep(timeout if not self._threads else 0.005)
-            while not self._threads_done.empty():
-                task = self._threads_done.get()
-                self._threads -= 1
-                self._release(task)
-                outputs, status = task.thread_result or ({}, "permanentFail")
-                result = JobResult(task.key, 0 if status == "success" else 1, 0.0, time.time())
-                self._finish(task, outputs or {}, status, None, result)
+            self._complete_threads()
             if self.rec is not None:
                 self.rec.maybe_flush()
 
