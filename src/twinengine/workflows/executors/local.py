@@ -86,24 +86,23 @@ class LocalExecutor(Executor):
         )
 
     def _enforce_limits(self, now: float) -> float | None:
-        """Kill children past their deadline; return the next deadline, if any."""
-        nearest: float | None = None
+        """Kill children past their deadline; return the next moment to look again."""
+        upcoming: list[float] = []
         for child in list(self._children.values()):
-            if child.term_sent is not None:
+            if child.term_sent is not None:  # asked to stop: SIGKILL after the grace period
                 if now - child.term_sent > _GRACE:
                     kill_tree(child.proc.pid, signal.SIGKILL)
-                    continue
-                nearest = min(nearest or now + _GRACE, child.term_sent + _GRACE)
-                continue
-            if child.deadline is not None:
+                else:
+                    upcoming.append(child.term_sent + _GRACE)
+            elif child.deadline is not None:
                 if now >= child.deadline:
                     child.timed_out = True
                     child.term_sent = now
                     kill_tree(child.proc.pid)
-                    nearest = min(nearest or now + _GRACE, now + _GRACE)
+                    upcoming.append(now + _GRACE)
                 else:
-                    nearest = min(nearest or child.deadline, child.deadline)
-        return nearest
+                    upcoming.append(child.deadline)
+        return min(upcoming, default=None)
 
     def wait(self, timeout: float | None) -> list[JobResult]:
         if self._done:
