@@ -263,3 +263,12 @@ def test_store_from_twin_store_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         assert ObjectStore(url).read_bytes("k") == b"v"
     finally:
         store.fs.rm(url, recursive=True)
+
+
+def test_local_folder_is_created_inside_the_store(store: ObjectStore, tmp_path: Path) -> None:
+    folder = store.local_folder("runs/r1/logs")
+    assert folder is not None and folder.is_dir()
+    assert folder == (tmp_path / "store" / "runs" / "r1" / "logs").resolve()
+    with pytest.raises(NotFoundError):
+        store.local_folder("../outside")
+    assert ObjectStore("memory://bucket").local_folder("x") is None

@@ -71,6 +71,14 @@ class ObjectStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
+    def local_folder(self, prefix: str) -> Path | None:
+        """The folder for keys under ``prefix`` (created) when the store is local."""
+        if self._root is None:
+            return None
+        path = self._inside(prefix)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def put_file(self, local: str | os.PathLike[str], key: str) -> str:
         """Upload a local file to ``key``; returns its URI."""
         if self._root is not None:

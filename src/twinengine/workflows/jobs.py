@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 from typing import Any
 
 from cwltool.errors import WorkflowException
@@ -134,9 +133,13 @@ def status_from_exit(job: CommandLineJob, rcode: int) -> str:
 
 
 def finish_command(
-    job: CommandLineJob, result: JobResult, runtime_context: Any
+    job: CommandLineJob, result: JobResult
 ) -> tuple[dict[str, Any], str, str | None]:
-    """Collect the outputs of a finished command: ``(outputs, status, message)``."""
+    """Collect the outputs of a finished command: ``(outputs, status, message)``.
+
+    Work and temporary folders are not removed here: they belong to the run, which
+    removes them all at once when it succeeds (and keeps them for resume otherwise).
+    """
     outputs: dict[str, Any] = {}
     message = None
     if result.error:
@@ -169,19 +172,6 @@ def finish_command(
                 if exc.errno == errno.ENOSPC
                 else f"cannot collect outputs: {exc}"
             )
-        except WorkflowException as exc:
+        except Exception as exc:  # WorkflowException, a bug in an output expression …
             status, message = "permanentFail", f"cannot collect outputs: {exc}"
-        except Exception as exc:  # a bug in an output binding expression, etc.
-            status, message = "permanentFail", f"cannot collect outputs: {exc}"
-    cleanup_job(job, runtime_context)
     return outputs, status, message
-
-
-def cleanup_job(job: Any, runtime_context: Any) -> None:
-    """Remove a job's staging and temporary folders (as cwltool does with rm_tmpdir)."""
-    if not runtime_context.rm_tmpdir:
-        return
-    if job.stagedir and os.path.exists(job.stagedir):
-        shutil.rmtree(job.stagedir, True)
-    if job.tmpdir:
-        shutil.rmtree(job.tmpdir, True)

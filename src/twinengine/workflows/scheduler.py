@@ -277,9 +277,7 @@ class Scheduler:
             return None, None
         if self.store.is_local:
             if self._log_dir is None:
-                folder = self.store.local_path(f"runs/{self.rec.run_id}/logs/.keep")
-                assert folder is not None
-                self._log_dir = str(folder.parent)
+                self._log_dir = str(self.store.local_folder(f"runs/{self.rec.run_id}/logs"))
             base = f"{self._log_dir}/{task.key}"
             return base + ".stdout", base + ".stderr"
         folder = os.path.join(task.job.tmpdir, ".twin-logs")
@@ -372,7 +370,7 @@ class Scheduler:
         if task is None:
             return
         self._release(task)
-        outputs, status, message = finish_command(task.job, result, task.rc)
+        outputs, status, message = finish_command(task.job, result)
         self._upload_logs(task)
         if (
             status != "success"

@@ -85,13 +85,14 @@ class DaskExecutor(Executor):
                 time.sleep(min(timeout, 0.05))
             return []
         try:
-            dask_wait(list(self._futures.values()), timeout=timeout, return_when="FIRST_COMPLETED")
+            done, _ = dask_wait(
+                list(self._futures.values()), timeout=timeout, return_when="FIRST_COMPLETED"
+            )
         except TimeoutError:
             return []
         results = []
-        for key, future in list(self._futures.items()):
-            if not future.done():
-                continue
+        for future in done:
+            key = future.key.removeprefix("twin-")
             del self._futures[key]
             try:
                 results.append(future.result())
