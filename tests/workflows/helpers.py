@@ -18,10 +18,9 @@ def exe(name: str) -> str:
     return str(path) if path.exists() else (shutil.which(name) or name)
 
 
-def twin(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the ``twin`` CLI with the test's environment (TWIN_HOME set by conftest)."""
+def _command(name: str, args: tuple[str, ...], cwd: Path | None, timeout: float):
     return subprocess.run(
-        [exe("twin"), *args],
+        [exe(name), *args],
         cwd=cwd,
         env=dict(os.environ),
         capture_output=True,
@@ -29,20 +28,18 @@ def twin(*args: str, cwd: Path | None = None, timeout: float = 120) -> subproces
         timeout=timeout,
         check=False,
     )
+
+
+def twin(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the ``twin`` CLI with the test's environment (TWIN_HOME set by conftest)."""
+    return _command("twin", args, cwd, timeout)
 
 
 def runner(
     *args: str, cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [exe("twin-cwl-runner"), *args],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """Run ``twin-cwl-runner`` with the test's environment."""
+    return _command("twin-cwl-runner", args, cwd, timeout)
 
 
 def write_job(path: Path, job: dict) -> Path:

@@ -38,7 +38,7 @@ from twinengine.core import (
 )
 from twinengine.workflows.containers import working_container_engine
 from twinengine.workflows.executors import check_executor, make_executor
-from twinengine.workflows.records import RunRecorder
+from twinengine.workflows.records import RunRecorder, state_of
 from twinengine.workflows.scheduler import Listener, Scheduler
 
 log = logging.getLogger("twinengine.workflows")
@@ -171,12 +171,7 @@ class TwinJobExecutor(JobExecutor):
         except BaseException as exc:
             self.recorder.run_finished(State.INTERRUPTED, error=repr(exc), exit_code=1)
             raise
-        if status == "success":
-            state = State.SUCCEEDED
-        elif status == "cancelled":
-            state = State.CANCELLED
-        else:
-            state = State.FAILED
+        state = state_of(status)
         self.recorder.run_finished(
             state,
             outputs=out,

@@ -32,6 +32,15 @@ def from_epoch(seconds: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
+def state_of(status: str, *, cancelled: bool = False) -> State:
+    """The stored state for a CWL process status ("success", "permanentFail" …)."""
+    if status == "success":
+        return State.SUCCEEDED
+    if cancelled or status == "cancelled":
+        return State.CANCELLED
+    return State.FAILED
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe deep copy of a CWL object (ruamel maps, bytes … become plain)."""
     return json.loads(json.dumps(value, default=str))

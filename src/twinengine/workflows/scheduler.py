@@ -40,7 +40,7 @@ from twinengine.workflows.jobs import (
     prepare_command,
     requested_resources,
 )
-from twinengine.workflows.records import RunRecorder, from_epoch, jsonable, utcnow
+from twinengine.workflows.records import RunRecorder, from_epoch, jsonable, state_of, utcnow
 from twinengine.workflows.retry import RetryPolicy, retry_policy
 from twinengine.workflows.walker import Callback, WorkflowInstance
 
@@ -422,12 +422,7 @@ class Scheduler:
         message: str | None,
         result: JobResult,
     ) -> None:
-        if status == "success":
-            state = State.SUCCEEDED
-        elif message == "cancelled":
-            state = State.CANCELLED
-        else:
-            state = State.FAILED
+        state = state_of(status, cancelled=message == "cancelled")
         if self.rec is not None:
             self.rec.step(
                 task.key,
