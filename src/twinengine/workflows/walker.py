@@ -157,11 +157,9 @@ class WorkflowInstance:
             return
         self.done = True
         if any(not s.completed for s in self.steps) and self.status == "success":
-            if self.scheduler.stopping:
-                self.status = "permanentFail"
-            else:
+            if not self.scheduler.stopping:  # a stopping run already said why
                 log.error("[%s] workflow cannot make any more progress", self.path)
-                self.status = "permanentFail"
+            self.status = "permanentFail"
         outputs = None
         try:
             outputs = object_from_state(
