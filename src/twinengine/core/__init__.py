@@ -6,9 +6,10 @@ the store through :func:`twinengine.core.context` (settings resolved once per pr
 
 from __future__ import annotations
 
+import importlib
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
-from twinengine.core.database import Database, close_all, open_database
 from twinengine.core.errors import (
     ConfigError,
     InvalidDocumentError,
@@ -22,6 +23,22 @@ from twinengine.core.ids import new_id
 from twinengine.core.settings import Settings, load_settings
 from twinengine.core.states import State, check_transition
 from twinengine.core.store import ObjectStore
+
+if TYPE_CHECKING:
+    from twinengine.core.database import Database, close_all, open_database
+
+# SQLAlchemy is imported on first use of these, not with the package: a command that
+# does not touch the database through it (twin --help, a native run) never pays for it
+_LAZY = {"Database", "close_all", "open_database"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module("twinengine.core.database"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'twinengine.core' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError",
@@ -55,6 +72,8 @@ def get_settings() -> Settings:
 
 def get_database(settings: Settings | None = None) -> Database:
     """The migrated metadata database for ``settings`` (default: this process's)."""
+    from twinengine.core.database import open_database
+
     return open_database((settings or get_settings()).database_url)
 
 
@@ -66,4 +85,8 @@ def get_store(settings: Settings | None = None) -> ObjectStore:
 def reset() -> None:
     """Forget cached settings and database engines (tests change the environment)."""
     get_settings.cache_clear()
-    close_all()
+    import sys
+
+    database = sys.modules.get("twinengine.core.database")
+    if database is not None:
+        database.close_all()

@@ -17,10 +17,10 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from twinengine.core.columns import HEAD_REVISION
 from twinengine.core.errors import ConfigError
 
-#: the Alembic revision the code expects; bump together with a new migration file
-HEAD_REVISION = "0001"
+__all__ = ["HEAD_REVISION", "Database", "close_all", "current_revision", "migrate", "open_database"]
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _lock = threading.Lock()

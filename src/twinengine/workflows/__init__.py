@@ -7,30 +7,41 @@ Public interface:
 - :class:`RunStore` — query, cancel and resume stored runs.
 - :class:`Scheduler`, :class:`Executor`, :class:`JobSpec`, :class:`JobResult`,
   :func:`make_executor`, :func:`available_executors` — the engine's building blocks.
+
+Names are imported on first use, so ``twin run`` on a document the native path runs
+never imports cwltool.
 """
 
-from twinengine.workflows.cwlrunner import RunOptions, TwinJobExecutor, run_cwl
-from twinengine.workflows.executors import (
-    Executor,
-    JobResult,
-    JobSpec,
-    available_executors,
-    make_executor,
-)
-from twinengine.workflows.loading import load_document
-from twinengine.workflows.runs import RunStore
-from twinengine.workflows.scheduler import Scheduler
+from __future__ import annotations
 
-__all__ = [
-    "Executor",
-    "JobResult",
-    "JobSpec",
-    "RunOptions",
-    "RunStore",
-    "Scheduler",
-    "TwinJobExecutor",
-    "available_executors",
-    "load_document",
-    "make_executor",
-    "run_cwl",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Executor": "twinengine.workflows.executors",
+    "JobResult": "twinengine.workflows.executors",
+    "JobSpec": "twinengine.workflows.executors",
+    "available_executors": "twinengine.workflows.executors",
+    "make_executor": "twinengine.workflows.executors",
+    "RunOptions": "twinengine.workflows.options",
+    "RunStore": "twinengine.workflows.runs",
+    "Scheduler": "twinengine.workflows.scheduler",
+    "TwinJobExecutor": "twinengine.workflows.cwlexec",
+    "load_document": "twinengine.workflows.loading",
+    "run_cwl": "twinengine.workflows.cwlrunner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'twinengine.workflows' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

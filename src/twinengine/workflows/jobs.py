@@ -37,6 +37,13 @@ def is_plain_command_job(job: Any) -> bool:
     return builder is None or builder.job_script_provider is None
 
 
+def is_inline_job(job: Any) -> bool:
+    """True for jobs cwltool evaluates in-process (ExpressionTool …), not as a command."""
+    from cwltool.command_line_tool import ExpressionJob
+
+    return isinstance(job, ExpressionJob) or not hasattr(job, "command_line")
+
+
 def requested_resources(job: Any) -> tuple[int, int]:
     """``(cores, ram_mb)`` a cwltool job asks for (ResourceRequirement, cwltool defaults)."""
     resources = job.builder.resources
@@ -93,8 +100,8 @@ def prepare_command(
             os.makedirs(parent)
         return path
 
-    stdout_path = captured(job.stdout) or log_stdout
-    stderr_path = captured(job.stderr) or log_stderr
+    stdout_path = captured(job.stdout)
+    stderr_path = captured(job.stderr)
     argv = [str(x) for x in job.command_line]
     if not argv:
         raise WorkflowException(
@@ -112,8 +119,10 @@ def prepare_command(
         cwd=job.outdir,
         env=env,
         stdin_path=stdin_path,
-        stdout_path=stdout_path,
-        stderr_path=stderr_path,
+        stdout_path=stdout_path or log_stdout,
+        stderr_path=stderr_path or log_stderr,
+        stdout_is_log=stdout_path is None,
+        stderr_is_log=stderr_path is None,
         timelimit=job.timelimit or None,
         cores=cores,
         ram_mb=ram_mb,

@@ -16,12 +16,9 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-
-from twinengine.core import Database, State, new_id
-from twinengine.core.models import runs, steps
-
-_STEP_COLUMNS = [c.name for c in steps.columns]
+from twinengine.core import State, new_id
+from twinengine.core.columns import STEP_COLUMNS
+from twinengine.workflows.recordstore import RecordStore
 
 
 def utcnow() -> dt.datetime:
@@ -47,10 +44,10 @@ def jsonable(value: Any) -> Any:
 
 
 class RunRecorder:
-    """Writes one run and its steps to the metadata database."""
+    """Writes one run and its steps to the metadata database (through a RecordStore)."""
 
-    def __init__(self, db: Database, run_id: str, flush_interval: float = 0.25) -> None:
-        self.db = db
+    def __init__(self, store: RecordStore, run_id: str, flush_interval: float = 0.25) -> None:
+        self.store = store
         self.run_id = run_id
         self.flush_interval = flush_interval
         self._pending: dict[str, dict[str, Any]] = {}
@@ -61,7 +58,7 @@ class RunRecorder:
     @classmethod
     def create_run(
         cls,
-        db: Database,
+        store: RecordStore,
         *,
         name: str,
         workflow: str,
@@ -74,31 +71,29 @@ class RunRecorder:
         run_id: str | None = None,
     ) -> RunRecorder:
         run_id = run_id or new_id()
-        with db.engine.begin() as conn:
-            conn.execute(
-                insert(runs).values(
-                    id=run_id,
-                    name=name,
-                    workflow=workflow,
-                    workflow_hash=workflow_hash,
-                    job_order=jsonable(job_order),
-                    state=State.QUEUED.value,
-                    created_at=utcnow(),
-                    outdir=outdir,
-                    work_dir=work_dir,
-                    executor=executor,
-                    options=jsonable(options),
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    cancel_requested=False,
-                    attempt=1,
-                )
-            )
-        return cls(db, run_id)
+        store.insert_run(
+            {
+                "id": run_id,
+                "name": name,
+                "workflow": workflow,
+                "workflow_hash": workflow_hash,
+                "job_order": jsonable(job_order),
+                "state": State.QUEUED.value,
+                "created_at": utcnow(),
+                "outdir": outdir,
+                "work_dir": work_dir,
+                "executor": executor,
+                "options": jsonable(options),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "cancel_requested": False,
+                "attempt": 1,
+            }
+        )
+        return cls(store, run_id)
 
-    def update_run(self, **values: Any) -> None:
-        with self.db.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id == self.run_id).values(**values))
+    def update_run(self, bump_attempt: bool = False, **values: Any) -> None:
+        self.store.update_run(self.run_id, values, bump_attempt)
 
     def run_started(self, inputs: Any, resumed: bool) -> None:
         values: dict[str, Any] = {
@@ -110,11 +105,9 @@ class RunRecorder:
             "ended_at": None,
             "error": None,
         }
-        if resumed:
-            values["attempt"] = runs.c.attempt + 1
-        else:
+        if not resumed:
             values["started_at"] = utcnow()
-        self.update_run(**values)
+        self.update_run(bump_attempt=resumed, **values)
 
     def run_finished(
         self, state: State, outputs: Any = None, error: str | None = None, exit_code: int = 0
@@ -129,12 +122,7 @@ class RunRecorder:
         )
 
     def cancel_requested(self) -> bool:
-        with self.db.engine.connect() as conn:
-            return bool(
-                conn.execute(
-                    select(runs.c.cancel_requested).where(runs.c.id == self.run_id)
-                ).scalar()
-            )
+        return self.store.cancel_requested(self.run_id)
 
     # -- step rows ----------------------------------------------------------------
     def step(self, step_id: str, **values: Any) -> None:
@@ -158,57 +146,22 @@ class RunRecorder:
             if step_id in self._inserted:
                 updates.append(row)
             else:
-                full = dict.fromkeys(_STEP_COLUMNS)
+                full = dict.fromkeys(STEP_COLUMNS)
                 full.update(row)
                 full["run_id"] = self.run_id
                 full["attempt"] = full["attempt"] or 1
                 new_rows.append(full)
-        with self.db.engine.begin() as conn:
-            if new_rows:
-                conn.execute(insert(steps), new_rows)
-                self._inserted.update(r["id"] for r in new_rows)
-            # group updates by the set of columns they change (executemany needs one shape)
-            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for row in updates:
-                cols = tuple(sorted(k for k in row if k != "id"))
-                shapes.setdefault(cols, []).append(row)
-            for cols, rows in shapes.items():
-                if not cols:
-                    continue
-                stmt = (
-                    update(steps)
-                    .where(steps.c.id == bindparam("_id"))
-                    .values({c: bindparam(c) for c in cols})
-                )
-                conn.execute(stmt, [{"_id": r["id"], **{c: r[c] for c in cols}} for r in rows])
+        self.store.write_steps(new_rows, updates)
+        self._inserted.update(r["id"] for r in new_rows)
 
     def adopt_existing_steps(self) -> None:
         """Mark the steps already stored for this run as inserted (used on resume)."""
-        with self.db.engine.connect() as conn:
-            self._inserted.update(
-                conn.execute(select(steps.c.id).where(steps.c.run_id == self.run_id)).scalars()
-            )
+        self._inserted.update(self.store.step_ids(self.run_id))
 
     def reusable_steps(self) -> dict[str, dict[str, Any]]:
         """Succeeded step executions of this run by cache key: ``{key: {id, outputs}}``."""
-        query = select(steps.c.id, steps.c.cache_key, steps.c.outputs).where(
-            steps.c.run_id == self.run_id,
-            steps.c.state == State.SUCCEEDED.value,
-            steps.c.cache_key.is_not(None),
-        )
-        with self.db.engine.connect() as conn:
-            return {
-                row.cache_key: {"id": row.id, "outputs": row.outputs} for row in conn.execute(query)
-            }
+        return self.store.succeeded_steps(self.run_id)
 
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
         """The newest succeeded step (any run) with ``cache_key``, or None."""
-        query = (
-            select(steps.c.id, steps.c.outputs)
-            .where(steps.c.cache_key == cache_key, steps.c.state == State.SUCCEEDED.value)
-            .order_by(steps.c.ended_at.desc())
-            .limit(1)
-        )
-        with self.db.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return {"id": row.id, "outputs": row.outputs} if row else None
+        return self.store.lookup_cache(cache_key)

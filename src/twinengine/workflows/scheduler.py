@@ -21,32 +21,37 @@ import itertools
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cwltool.command_line_tool import ExpressionJob
-from cwltool.errors import UnsupportedRequirement, WorkflowException
-from schema_salad.exceptions import ValidationException
-
-from twinengine.core import ObjectStore, State, new_id
+from twinengine.core import ObjectStore, State, TwinError, new_id
 from twinengine.workflows.cache import execution_key, outputs_exist
 from twinengine.workflows.executors.base import Executor, JobResult
-from twinengine.workflows.jobs import (
-    finish_command,
-    is_plain_command_job,
-    prepare_command,
-    requested_resources,
-)
+from twinengine.workflows.options import Listener
 from twinengine.workflows.records import RunRecorder, from_epoch, jsonable, state_of, utcnow
 from twinengine.workflows.retry import RetryPolicy, retry_policy
-from twinengine.workflows.walker import Callback, WorkflowInstance
 
 log = logging.getLogger("twinengine.workflows")
 
-Listener = Callable[[str, str, str], None]  # (event, step path, state)
+Callback = Callable[[dict[str, Any] | None, str], None]
+
+
+def _cwl_errors() -> tuple[type[Exception], ...]:
+    """cwltool's error classes, imported only when a cwltool-loaded process needs them."""
+    from cwltool.errors import WorkflowException
+    from schema_salad.exceptions import ValidationException
+
+    return WorkflowException, ValidationException
+
+
+def _unsupported() -> type[Exception]:
+    from cwltool.errors import UnsupportedRequirement
+
+    return UnsupportedRequirement
 
 
 @dataclass
@@ -66,6 +71,7 @@ class CommandTask:
     cores: int = 1
     ram_mb: int = 0
     threaded: bool = False
+    native: bool = False  # a process of the native loader: its job prepares and finishes itself
     thread_result: tuple[Any, str] | None = None
     started: float = 0.0  # epoch seconds, for jobs run in a thread
     log_paths: tuple[str | None, str | None] = (None, None)
@@ -140,17 +146,23 @@ class Scheduler:
     def start_process(
         self, process: Any, job_order: dict[str, Any], rc: Any, path: str, callback: Callback
     ) -> None:
+        native = getattr(process, "native", False)
         if process.tool["class"] == "Workflow":
+            if native:
+                process.start(self, job_order, rc, path, callback)
+                return
+            from twinengine.workflows.walker import WorkflowInstance
+
             instance = WorkflowInstance(self, process, job_order, rc, path, callback)
             try:
                 instance.start()
-            except UnsupportedRequirement:
+            except _unsupported():
                 raise
-            except (WorkflowException, ValidationException) as exc:
+            except _cwl_errors() as exc:
                 log.error("[%s] %s", path, exc)
                 callback({}, "permanentFail")
             return
-        task = CommandTask(path, process, job_order, rc, callback)
+        task = CommandTask(path, process, job_order, rc, callback, native=native)
         task.policy = retry_policy(process, self.default_attempts)
         self._make_job(task)
 
@@ -200,21 +212,38 @@ class Scheduler:
             self._emit("reused", task.path, State.SUCCEEDED.value)
             task.callback(jsonable(hit["outputs"]), "success")
             return
-        try:
-            task.job = next(task.process.job(task.job_order, self._thread_callback(task), task.rc))
-        except UnsupportedRequirement:
-            raise
-        except (WorkflowException, ValidationException) as exc:
-            self._fail_unstarted(task, f"cannot make job: {exc}")
-            return
-        self._record_new(task, State.QUEUED)
-        if isinstance(task.job, ExpressionJob) or not hasattr(task.job, "command_line"):
-            self._run_inline(task)
-            return
-        cores, ram = requested_resources(task.job)
+        if task.native:
+            try:
+                task.job = task.process.make_job(task.job_order, task.rc)
+            except TwinError as exc:
+                self._fail_unstarted(task, f"cannot make job: {exc}")
+                return
+            self._record_new(task, State.QUEUED)
+            cores, ram = task.job.cores, task.job.ram_mb
+        else:
+            from twinengine.workflows.jobs import (
+                is_inline_job,
+                is_plain_command_job,
+                requested_resources,
+            )
+
+            try:
+                task.job = next(
+                    task.process.job(task.job_order, self._thread_callback(task), task.rc)
+                )
+            except _unsupported():
+                raise
+            except _cwl_errors() as exc:
+                self._fail_unstarted(task, f"cannot make job: {exc}")
+                return
+            self._record_new(task, State.QUEUED)
+            if is_inline_job(task.job):
+                self._run_inline(task)
+                return
+            cores, ram = requested_resources(task.job)
+            task.threaded = not is_plain_command_job(task.job)
         task.cores = min(self.cores, cores)  # more than exists: clamp, and it runs alone
         task.ram_mb = min(self.ram_mb, ram) if self.ram_mb else 0
-        task.threaded = not is_plain_command_job(task.job)
         self._queue.append(task)
         self._emit("queued", task.path, State.QUEUED.value)
 
@@ -231,7 +260,7 @@ class Scheduler:
             state=state.value,
             attempt=task.attempt,
             created_at=values.pop("created_at", None) or utcnow(),
-            inputs=jsonable(task.job_order),
+            inputs=task.job_order if task.native else jsonable(task.job_order),
             **values,
         )
 
@@ -280,9 +309,10 @@ class Scheduler:
                 self._log_dir = str(self.store.local_folder(f"runs/{self.rec.run_id}/logs"))
             base = f"{self._log_dir}/{task.key}"
             return base + ".stdout", base + ".stderr"
-        folder = os.path.join(task.job.tmpdir, ".twin-logs")
-        os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+        if self._log_dir is None:  # staged locally, uploaded when the step ends
+            self._log_dir = tempfile.mkdtemp(prefix=f"twin-logs-{self.rec.run_id}-")
+        base = f"{self._log_dir}/{task.key}"
+        return base + ".stdout", base + ".stderr"
 
     def _fits(self, task: CommandTask) -> bool:
         if self._cores_used + task.cores > self.cores:
@@ -324,10 +354,15 @@ class Scheduler:
             return
         try:
             task.log_paths = self._log_paths(task)
-            spec = prepare_command(
-                task.job, task.rc, task.key, *task.log_paths, task.cores, task.ram_mb
-            )
-        except (WorkflowException, OSError) as exc:
+            if task.native:
+                spec = task.job.prepare(task.key, *task.log_paths, task.cores, task.ram_mb)
+            else:
+                from twinengine.workflows.jobs import prepare_command
+
+                spec = prepare_command(
+                    task.job, task.rc, task.key, *task.log_paths, task.cores, task.ram_mb
+                )
+        except (TwinError, OSError, *_cwl_errors()) as exc:
             self._release(task)
             self._fail_unstarted(task, f"cannot stage the job: {exc}")
             return
@@ -370,7 +405,12 @@ class Scheduler:
         if task is None:
             return
         self._release(task)
-        outputs, status, message = finish_command(task.job, result)
+        if task.native:
+            outputs, status, message = task.job.finish(result)
+        else:
+            from twinengine.workflows.jobs import finish_command
+
+            outputs, status, message = finish_command(task.job, result)
         self._upload_logs(task)
         if (
             status != "success"
@@ -398,7 +438,7 @@ class Scheduler:
                 )
             retry = CommandTask(
                 task.path, task.process, task.job_order, task.rc, task.callback,
-                attempt=task.attempt + 1, policy=task.policy,
+                attempt=task.attempt + 1, policy=task.policy, native=task.native,
             )  # fmt: skip
             self._later(delay, lambda: self._make_job(retry))
             return
@@ -413,6 +453,7 @@ class Scheduler:
         for local, suffix in zip(task.log_paths, ("stdout", "stderr"), strict=True):
             if local and os.path.exists(local):
                 self.store.put_file(local, f"{base}.{suffix}")
+                os.unlink(local)
 
     def _finish(
         self,
@@ -431,7 +472,9 @@ class Scheduler:
                 exit_code=result.exit_code,
                 wall_time=result.wall_time,
                 peak_memory=result.peak_memory,
-                outputs=jsonable(outputs) if state == State.SUCCEEDED else None,
+                outputs=(outputs if task.native else jsonable(outputs))
+                if state == State.SUCCEEDED
+                else None,
                 message=message,
             )
         if state == State.FAILED:
@@ -513,7 +556,7 @@ class Scheduler:
             elif not self._soon and not self._threads and not self._timers and not self._queue:
                 if done():
                     break
-                raise WorkflowException("internal error: the scheduler has nothing left to do")
+                raise RuntimeError("internal error: the scheduler has nothing left to do")
             elif timeout:
                 time.sleep(timeout if not self._threads else 0.005)
             self._complete_threads()

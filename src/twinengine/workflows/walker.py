@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Callable, MutableSequence
+from collections.abc import MutableSequence
 from typing import TYPE_CHECKING, Any
 
 from cwl_utils import expression
@@ -29,12 +29,12 @@ from cwltool.stdfsaccess import StdFsAccess
 from cwltool.utils import WorkflowStateItem, adjustDirObjs, aslist, get_listing
 from cwltool.workflow_job import object_from_state
 
+from twinengine.workflows.scheduler import Callback
+
 if TYPE_CHECKING:
     from twinengine.workflows.scheduler import Scheduler
 
 log = logging.getLogger("twinengine.workflows")
-
-Callback = Callable[[dict[str, Any] | None, str], None]
 
 
 def _eval(ex: Any, inputs: dict[str, Any], reqs: list[Any], rc: Any, context: Any = None) -> Any:

@@ -37,6 +37,10 @@ class JobSpec:
     stdin_path: str | None = None
     stdout_path: str | None = None
     stderr_path: str | None = None
+    # True: the path is a log, not a file the tool's outputs need — an executor may create
+    # it only when the command writes something (the local one does: no empty log files)
+    stdout_is_log: bool = False
+    stderr_is_log: bool = False
     timelimit: float | None = None  # seconds; None or 0: no limit
     cores: int = 1
     ram_mb: int = 0
@@ -125,8 +129,12 @@ def make_executor(name: str, *, cores: int, ram_mb: int, **options: Any) -> Exec
     return cls(cores=cores, ram_mb=ram_mb, **options)
 
 
+def open_stdin(spec: JobSpec) -> Any:
+    return open(spec.stdin_path, "rb") if spec.stdin_path else subprocess.DEVNULL
+
+
 def _open_stdio(spec: JobSpec) -> tuple[Any, Any, Any]:
-    stdin = open(spec.stdin_path, "rb") if spec.stdin_path else subprocess.DEVNULL  # noqa: SIM115
+    stdin = open_stdin(spec)
     stdout = open(spec.stdout_path, "wb") if spec.stdout_path else subprocess.DEVNULL  # noqa: SIM115
     if spec.stderr_path and spec.stderr_path == spec.stdout_path:
         stderr: Any = subprocess.STDOUT
@@ -135,16 +143,22 @@ def _open_stdio(spec: JobSpec) -> tuple[Any, Any, Any]:
     return stdin, stdout, stderr
 
 
-def spawn(spec: JobSpec) -> subprocess.Popen[bytes]:
+def spawn(
+    spec: JobSpec, stdio: tuple[Any, Any, Any] | None = None, executable: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``spec`` as a child in its own process group (so it can be killed whole).
 
-    ``process_group=0`` rather than ``start_new_session``: the latter makes CPython fall
-    back from vfork to fork, which costs milliseconds per spawn in a large process.
+    ``stdio`` replaces the files named in ``spec`` (file objects or descriptors; they are
+    closed here once the child has them); ``executable`` is the program already found on
+    PATH (else the child searches PATH itself). ``process_group=0`` rather than
+    ``start_new_session``: the latter makes CPython fall back from vfork to fork, which
+    costs milliseconds per spawn in a large process.
     """
-    stdin, stdout, stderr = _open_stdio(spec)
+    stdin, stdout, stderr = stdio or _open_stdio(spec)
     try:
         return subprocess.Popen(
             spec.argv,
+            executable=executable,
             cwd=spec.cwd,
             env=spec.env,
             stdin=stdin,
@@ -157,6 +171,8 @@ def spawn(spec: JobSpec) -> subprocess.Popen[bytes]:
         for handle in (stdin, stdout, stderr):
             if hasattr(handle, "close"):
                 handle.close()
+            elif isinstance(handle, int) and handle > 2:
+                os.close(handle)
 
 
 def kill_tree(pid: int, sig: int = signal.SIGTERM) -> None:

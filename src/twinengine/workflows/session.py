@@ -1,0 +1,191 @@
+"""The life of one run, whichever loader produced its process.
+
+A :class:`RunSession` creates the run record (or adopts it on resume), prepares the
+run's folders (``TWIN_HOME/runs/RUN/{work,tmp}``), builds the executor and the
+:class:`~twinengine.workflows.scheduler.Scheduler` (with the reusable steps of a resumed
+run), installs the signal handlers that turn Ctrl-C into a clean cancel, and stores the
+final state. Both the cwltool-backed path (:mod:`twinengine.workflows.cwlexec`) and the
+native path (:mod:`twinengine.workflows.native`) run through it, so runs look the same
+in the database whichever path ran them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from twinengine.core import Settings, State, get_settings, get_store, new_id
+from twinengine.workflows.executors import make_executor
+from twinengine.workflows.options import RunOptions
+from twinengine.workflows.records import RunRecorder, state_of
+from twinengine.workflows.recordstore import open_record_store
+from twinengine.workflows.scheduler import Scheduler
+
+
+def file_hash(path: str) -> str | None:
+    """SHA-256 of a file's bytes, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
+
+
+class RunSession:
+    """One run: its record, folders, executor, scheduler and final state."""
+
+    def __init__(
+        self,
+        options: RunOptions,
+        *,
+        workflow: str,
+        job_order: Any,
+        outdir: str | None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.options = options
+        self.settings = settings or get_settings()
+        self.workflow = workflow
+        self.job_order = job_order
+        self.outdir = os.path.abspath(outdir) if outdir else None
+        self.resumed = options.resume is not None
+        self.run_id = options.resume or options.run_id or new_id()
+        self.run_dir: Path = self.settings.runs_dir / self.run_id
+        self.recorder: RunRecorder | None = None
+        self.scheduler: Scheduler | None = None
+        self.keep_work = options.cache
+
+    @property
+    def work_dir(self) -> Path:
+        return self.run_dir / "work"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.run_dir / "tmp"
+
+    def begin(self) -> RunRecorder:
+        """Create (or adopt, on resume) the run record and the run's folders."""
+        records = open_record_store(self.settings)
+        opts = self.options
+        if self.resumed:
+            self.recorder = RunRecorder(records, self.run_id)
+            self.recorder.adopt_existing_steps()
+        else:
+            self.recorder = RunRecorder.create_run(
+                records,
+                run_id=self.run_id,
+                name=opts.name or os.path.basename(self.workflow) or "run",
+                workflow=self.workflow,
+                workflow_hash=file_hash(self.workflow),
+                job_order=self.job_order,
+                outdir=self.outdir,
+                work_dir=str(self.run_dir),
+                executor=opts.executor or self.settings.executor,
+                options=opts.record(),
+            )
+        if opts.on_run:
+            opts.on_run(self.run_id)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.recorder.run_started(self.job_order, self.resumed)
+        return self.recorder
+
+    def make_scheduler(self) -> Scheduler:
+        settings, opts = self.settings, self.options
+        cores = opts.cores or settings.cores
+        ram_mb = opts.ram_mb if opts.ram_mb is not None else settings.ram_mb
+        name = opts.executor or settings.executor
+        extra: dict[str, Any] = {}
+        if name == "dask":
+            extra["address"] = opts.dask_address or settings.dask_address
+        executor = make_executor(name, cores=cores, ram_mb=ram_mb, **extra)
+        assert self.recorder is not None, "begin() first"
+        reuse = self.recorder.reusable_steps() if self.resumed else {}
+        self.scheduler = Scheduler(
+            executor,
+            cores=cores,
+            ram_mb=ram_mb,
+            recorder=self.recorder,
+            store=get_store(settings),
+            reuse=reuse,
+            use_cache=opts.cache,
+            default_attempts=max(1, opts.retries),
+            listeners=opts.listeners,
+        )
+        return self.scheduler
+
+    @contextmanager
+    def executing(self) -> Iterator[Scheduler]:
+        """The scheduler, with its executor started and Ctrl-C/SIGTERM meaning cancel."""
+        scheduler = self.scheduler or self.make_scheduler()
+        restore = _install_signal_handlers(scheduler)
+        scheduler.executor.start()
+        try:
+            yield scheduler
+        finally:
+            scheduler.executor.close()
+            restore()
+
+    def fail(self, state: State, error: str, exit_code: int = 1) -> None:
+        if self.recorder is not None:
+            self.recorder.run_finished(state, error=error, exit_code=exit_code)
+            self.recorder.store.close()
+
+    def finish(self, outputs: Any, status: str) -> State:
+        """Store the final state; on success remove the intermediate folders."""
+        state = state_of(status)
+        assert self.recorder is not None
+        self.recorder.run_finished(
+            state,
+            outputs=outputs,
+            error=None if state == State.SUCCEEDED else f"final process status is {status}",
+            exit_code=0 if state == State.SUCCEEDED else 1,
+        )
+        self.recorder.store.close()
+        if state == State.SUCCEEDED and not self.keep_work:
+            remove_in_background([self.work_dir, self.tmp_dir])
+        return state
+
+
+def remove_in_background(folders: list[Any]) -> None:
+    """Delete intermediate folders without making the user wait for thousands of rmdirs."""
+    existing = [str(f) for f in folders if os.path.exists(f)]
+    if not existing:
+        return
+    try:
+        subprocess.Popen(
+            ["rm", "-rf", "--", *existing],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        for folder in existing:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _install_signal_handlers(scheduler: Scheduler) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {}
+
+    def handler(signum: int, _frame: Any) -> None:
+        scheduler.request_cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
