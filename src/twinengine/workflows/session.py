@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from twinengine.workflows.options import RunOptions
 from twinengine.workflows.records import RunRecorder, state_of
 from twinengine.workflows.recordstore import open_record_store
 from twinengine.workflows.scheduler import Scheduler
+from twinengine.workflows.scratch import tidy
 
 
 def file_hash(path: str) -> str | None:
@@ -151,26 +150,8 @@ class RunSession:
         )
         self.recorder.store.close()
         if state == State.SUCCEEDED and not self.keep_work:
-            remove_in_background([self.work_dir, self.tmp_dir])
+            tidy(self.settings.home / "spare", [self.work_dir, self.tmp_dir])
         return state
-
-
-def remove_in_background(folders: list[Any]) -> None:
-    """Delete intermediate folders without making the user wait for thousands of rmdirs."""
-    existing = [str(f) for f in folders if os.path.exists(f)]
-    if not existing:
-        return
-    try:
-        subprocess.Popen(
-            ["rm", "-rf", "--", *existing],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError:
-        for folder in existing:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _install_signal_handlers(scheduler: Scheduler) -> Callable[[], None]:

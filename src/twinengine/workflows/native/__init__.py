@@ -39,6 +39,7 @@ from twinengine.workflows.native.process import (
     sha1_of,
 )
 from twinengine.workflows.options import RunOptions
+from twinengine.workflows.scratch import SparePool
 
 __all__ = ["NotNative", "load_native", "try_native"]
 
@@ -241,7 +242,9 @@ def execute(
 
     session = RunSession(options, workflow=document, job_order=job, outdir=outdir)
     session.begin()
-    rc = RunContext(session.work_dir, session.tmp_dir)
+    rc = RunContext(
+        session.work_dir, session.tmp_dir, spare=SparePool(session.settings.home / "spare")
+    )
     try:
         with session.executing() as scheduler:
             out, status = scheduler.run(process, job, rc)

@@ -6,7 +6,8 @@ millisecond of kernel time — for a 1000-way scatter, a second of the dispatch 
 :class:`FolderPool` makes them in a background thread (the system calls release the
 GIL) a little ahead of demand, so the dispatch thread only takes a ready one. It keeps
 few folders ready at first and more when jobs take them faster than it makes them;
-folders still unused at the end are removed.
+folders still unused at the end are removed. Folders come first from the spare pool
+that earlier runs left (:mod:`twinengine.workflows.scratch`), by rename.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from pathlib import Path
 
 from twinengine.core import new_id
+from twinengine.workflows.scratch import SparePool
 
 log = logging.getLogger("twinengine.workflows")
 
@@ -27,9 +29,16 @@ _MAX_AHEAD = 64
 class FolderPool:
     """Fresh folders under ``parent`` holding empty ``files``, made by a background thread."""
 
-    def __init__(self, parent: Path, files: tuple[str, ...] = (), ahead: int = 2) -> None:
+    def __init__(
+        self,
+        parent: Path,
+        files: tuple[str, ...] = (),
+        ahead: int = 2,
+        spare: SparePool | None = None,
+    ) -> None:
         self.parent = parent
         self.files = files
+        self.spare = spare
         self.ahead = ahead
         self._ready: collections.deque[str] = collections.deque()
         self._cond = threading.Condition()
@@ -59,8 +68,11 @@ class FolderPool:
                 self._ready.append(path)
 
     def _make(self) -> str:
-        path = str(self.parent / new_id())
-        os.mkdir(path)
+        name = new_id()
+        path = self.spare.claim(self.parent, name) if self.spare else None
+        if path is None:
+            path = str(self.parent / name)
+            os.mkdir(path)
         for name in self.files:
             os.close(os.open(os.path.join(path, name), os.O_CREAT | os.O_WRONLY, 0o666))
         return path
@@ -68,7 +80,7 @@ class FolderPool:
     def take(self) -> str:
         """An empty folder that did not exist before this run."""
         with self._cond:
-            if self._thread is None and not self._closed and not os.environ.get("NOPOOL"):
+            if self._thread is None and not self._closed:
                 self._start()
             if self._ready:
                 self._cond.notify()

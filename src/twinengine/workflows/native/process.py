@@ -42,6 +42,7 @@ from twinengine.workflows.native.document import (
     requirements,
 )
 from twinengine.workflows.native.folders import FolderPool
+from twinengine.workflows.scratch import SparePool
 
 if TYPE_CHECKING:
     from twinengine.workflows.scheduler import Callback, Scheduler
@@ -67,6 +68,7 @@ class RunContext:
     work_dir: Path
     tmp_dir: Path
     on_error: str = "stop"
+    spare: SparePool | None = None  # empty folders left by earlier runs
     spare_tmpdirs: list[str] = field(default_factory=list)
     pools: dict[tuple[str, ...], FolderPool] = field(default_factory=dict)
 
@@ -74,7 +76,7 @@ class RunContext:
         """A new output folder for a job, holding only the empty ``files`` it captures."""
         pool = self.pools.get(files)
         if pool is None:
-            pool = self.pools[files] = FolderPool(self.work_dir, files)
+            pool = self.pools[files] = FolderPool(self.work_dir, files, spare=self.spare)
         return pool.take()
 
     def close(self) -> None:
@@ -89,8 +91,10 @@ class RunContext:
         """
         if self.spare_tmpdirs:  # checked empty when given back
             return self.spare_tmpdirs.pop()
-        folder = str(self.tmp_dir / name)
-        os.mkdir(folder)
+        folder = self.spare.claim(self.tmp_dir, name) if self.spare else None
+        if folder is None:
+            folder = str(self.tmp_dir / name)
+            os.mkdir(folder)
         return folder
 
     def give_back_tmpdir(self, folder: str | None) -> None:
