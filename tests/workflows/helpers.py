@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from twinengine.workflows import RunOptions, run_cwl
 
 DATA = Path(__file__).parent / "data"
 BIN = Path(sys.executable).parent
@@ -45,3 +48,16 @@ def runner(
 def write_job(path: Path, job: dict) -> Path:
     path.write_text(json.dumps(job))
     return path
+
+
+def run_in_process(argv: list[str], **options) -> tuple[int, dict | None, RunOptions]:
+    """``run_cwl`` with ``--quiet``: exit code, output object and the options (with
+    ``run_id`` set to the run it created)."""
+    opts = RunOptions(**options)
+    seen: list[str] = []
+    opts.on_run = seen.append
+    out = io.StringIO()
+    code = run_cwl(["--quiet", *argv], opts, stdout=out)
+    text = out.getvalue()
+    opts.run_id = seen[0] if seen else None
+    return code, (json.loads(text) if text.strip() else None), opts

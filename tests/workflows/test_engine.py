@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.workflows.helpers import DATA, write_job
-from twinengine.workflows import RunOptions, RunStore, run_cwl
+from tests.workflows.helpers import DATA, run_in_process, write_job
+from twinengine.workflows import RunStore
 
-
-def run(argv: list[str], **options) -> tuple[int, dict | None, RunOptions]:
-    opts = RunOptions(**options)
-    seen: list[str] = []
-    opts.on_run = seen.append
-    out = io.StringIO()
-    code = run_cwl(["--quiet", *argv], opts, stdout=out)
-    text = out.getvalue()
-    opts.run_id = seen[0] if seen else None
-    return code, (json.loads(text) if text.strip() else None), opts
+run = run_in_process
 
 
 def test_scatter_runs_every_item_and_records_steps(tmp_path: Path) -> None:

@@ -8,12 +8,33 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from twinengine.core import TwinError
 
-err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LazyConsole:
+    """A rich Console made on first use: commands that print nothing styled (``twin run``
+    prints JSON) do not import rich at all."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    @property
+    def real(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+err_console = LazyConsole(stderr=True, highlight=False)
 
 
 def report(exc: TwinError) -> None:

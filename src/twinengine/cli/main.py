@@ -34,7 +34,7 @@ def execute_run(argv: list[str], options: RunOptions) -> int:
         from twinengine.cli.progress import LiveProgress
 
         stdout = sys.stdout  # the CWL output object goes here, never into the live panel
-        with LiveProgress(err_console) as progress:
+        with LiveProgress(err_console.real) as progress:
             options.listeners.append(progress)
 
             def told(run_id: str) -> None:

@@ -9,13 +9,11 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from twinengine.cli.errors import handle_errors
+from twinengine.cli.errors import LazyConsole, handle_errors
 
 app = typer.Typer(help="Inspect and manage stored workflow runs.", no_args_is_help=True)
-console = Console(highlight=False)
+console = LazyConsole(highlight=False)
 
 _COLOURS = {
     "succeeded": "green",
@@ -68,6 +66,8 @@ def list_runs(
     if as_json:
         print(json.dumps(items, default=str, indent=2))
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for col in ("run", "name", "state", "steps", "started", "took"):
         table.add_column(col)
@@ -113,6 +113,8 @@ def show(
     console.print(f"  work dir  {run['work_dir']}")
     if run["error"]:
         console.print(f"  [red]error[/]     {run['error']}")
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", title="steps", title_justify="left")
     for col in ("step", "state", "try", "exit", "time", "peak mem", "note"):
         table.add_column(col)

@@ -52,6 +52,7 @@ def run_cwl(argv: list[str], options: RunOptions, stdout: Any = None) -> int:
             return code
     from twinengine.workflows.cwlexec import run_with_cwltool
 
+    options.loader = "cwltool"
     return run_with_cwltool(argv, options, stdout)
 
 

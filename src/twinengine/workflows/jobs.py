@@ -23,6 +23,7 @@ from cwltool.process import stage_files
 from cwltool.utils import bytes2str_in_dicts
 
 from twinengine.workflows.executors.base import JobResult, JobSpec
+from twinengine.workflows.outcome import command_outcome
 
 log = logging.getLogger("twinengine.workflows")
 
@@ -130,17 +131,6 @@ def prepare_command(
     )
 
 
-def status_from_exit(job: CommandLineJob, rcode: int) -> str:
-    """CWL process status for exit code ``rcode`` (cwltool's rules)."""
-    if rcode in job.successCodes:
-        return "success"
-    if rcode in job.temporaryFailCodes:
-        return "temporaryFail"
-    if rcode in job.permanentFailCodes:
-        return "permanentFail"
-    return "success" if rcode == 0 else "permanentFail"
-
-
 def finish_command(
     job: CommandLineJob, result: JobResult
 ) -> tuple[dict[str, Any], str, str | None]:
@@ -150,37 +140,31 @@ def finish_command(
     removes them all at once when it succeeds (and keeps them for resume otherwise).
     """
     outputs: dict[str, Any] = {}
-    message = None
-    if result.error:
-        status, message = "permanentFail", f"could not start the command: {result.error}"
-    elif result.timed_out:
-        status = "permanentFail"
-        message = f"exceeded its time limit of {job.timelimit} seconds and was terminated"
-    elif result.cancelled:
-        status, message = "permanentFail", "cancelled"
-    else:
-        status = status_from_exit(job, result.exit_code)
-        if status != "success":
-            if result.exit_code < 0:
-                message = f"terminated by signal {-result.exit_code}"
-            else:
-                message = f"exited with status {result.exit_code}"
-        try:
-            if "listing" in job.generatefiles and job.generatemapper is not None:
-                relink_initialworkdir(
-                    job.generatemapper,
-                    job.outdir,
-                    job.builder.outdir,
-                    inplace_update=job.inplace_update,
-                )
-            outputs = bytes2str_in_dicts(job.collect_outputs(job.outdir, result.exit_code))
-        except OSError as exc:
-            status = "permanentFail"
-            message = (
-                "no space left on device while collecting outputs"
-                if exc.errno == errno.ENOSPC
-                else f"cannot collect outputs: {exc}"
+    status, message, ran = command_outcome(
+        result,
+        job.timelimit,
+        job.successCodes,
+        job.temporaryFailCodes,
+        job.permanentFailCodes,
+    )
+    if not ran:
+        return outputs, status, message
+    try:
+        if "listing" in job.generatefiles and job.generatemapper is not None:
+            relink_initialworkdir(
+                job.generatemapper,
+                job.outdir,
+                job.builder.outdir,
+                inplace_update=job.inplace_update,
             )
-        except Exception as exc:  # WorkflowException, a bug in an output expression …
-            status, message = "permanentFail", f"cannot collect outputs: {exc}"
+        outputs = bytes2str_in_dicts(job.collect_outputs(job.outdir, result.exit_code))
+    except OSError as exc:
+        status = "permanentFail"
+        message = (
+            "no space left on device while collecting outputs"
+            if exc.errno == errno.ENOSPC
+            else f"cannot collect outputs: {exc}"
+        )
+    except Exception as exc:  # WorkflowException, a bug in an output expression …
+        status, message = "permanentFail", f"cannot collect outputs: {exc}"
     return outputs, status, message

@@ -33,6 +33,7 @@ class RunOptions:
     listeners: list[Listener] = field(default_factory=list)
     on_run: Callable[[str], None] | None = None  # told the run id as soon as it exists
     native: bool = True  # let TwinEngine's native loader run documents it fully understands
+    loader: str | None = None  # which path ran the run: "native" or "cwltool" (set by run_cwl)
 
     def record(self) -> dict[str, Any]:
         """What the run record keeps of these options: enough to resume the run."""
@@ -46,6 +47,7 @@ class RunOptions:
             "retries": self.retries,
             "dask_address": self.dask_address,
             "native": self.native,
+            "loader": self.loader,
         }
 
     @classmethod

@@ -14,13 +14,13 @@ Batch systems fit it by polling their queue in ``wait``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any
 
 from twinengine.core.errors import ConfigError
@@ -100,19 +100,40 @@ class Executor(ABC):
         """Release resources; running jobs are cancelled."""
 
 
-def available_executors() -> dict[str, Any]:
-    """Registered executors by name (entry-point group ``twinengine.executors``)."""
-    found = {ep.name: ep for ep in entry_points(group="twinengine.executors")}
-    if not found:  # running from a source tree that was not installed
-        from twinengine.workflows.executors.dask import DaskExecutor
-        from twinengine.workflows.executors.local import LocalExecutor
+#: executors shipped with TwinEngine: found without scanning installed packages' entry
+#: points (which costs tens of milliseconds per command); plug-ins use other names
+BUILTIN_EXECUTORS = {
+    "local": "twinengine.workflows.executors.local:LocalExecutor",
+    "dask": "twinengine.workflows.executors.dask:DaskExecutor",
+}
 
-        return {"local": LocalExecutor, "dask": DaskExecutor}
+
+class _Builtin:
+    """A built-in executor, loadable like an entry point."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.value = BUILTIN_EXECUTORS[name]
+
+    def load(self) -> Any:
+        module, _, attr = self.value.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+def available_executors() -> dict[str, Any]:
+    """Registered executors by name: the built-in ones and the entry-point group
+    ``twinengine.executors`` (plug-ins cannot replace a built-in name)."""
+    from importlib.metadata import entry_points
+
+    found: dict[str, Any] = {ep.name: ep for ep in entry_points(group="twinengine.executors")}
+    found.update({name: _Builtin(name) for name in BUILTIN_EXECUTORS})
     return found
 
 
 def check_executor(name: str) -> Any:
     """The registry entry of executor ``name``; :class:`ConfigError` when there is none."""
+    if name in BUILTIN_EXECUTORS:
+        return _Builtin(name)
     registry = available_executors()
     if name not in registry:
         raise ConfigError(
@@ -124,8 +145,7 @@ def check_executor(name: str) -> Any:
 
 def make_executor(name: str, *, cores: int, ram_mb: int, **options: Any) -> Executor:
     """Instantiate the executor registered as ``name``."""
-    entry = check_executor(name)
-    cls = entry.load() if hasattr(entry, "load") else entry
+    cls = check_executor(name).load()
     return cls(cores=cores, ram_mb=ram_mb, **options)
 
 

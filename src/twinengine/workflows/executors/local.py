@@ -82,6 +82,13 @@ class _Child:
     pipes: tuple[_LogPipe, ...] = ()
 
 
+def _stop(child: _Child) -> None:
+    """Ask a child's process group to end (SIGKILL follows after the grace period)."""
+    child.cancelled = True
+    child.term_sent = time.time()
+    kill_tree(child.proc.pid)
+
+
 class LocalExecutor(Executor):
     """Run commands as local processes (the default executor)."""
 
@@ -90,7 +97,7 @@ class LocalExecutor(Executor):
     def __init__(self, *, cores: int, ram_mb: int, **options: object) -> None:
         super().__init__(cores=cores, ram_mb=ram_mb, **options)
         self._selector = selectors.DefaultSelector()
-        self._children: dict[str, _Child] = {}  # started (the spawner thread adds too)
+        self._children: dict[str, _Child] = {}  # started and watched (this thread only)
         self._by_fd: dict[int, _Child] = {}  # registered in the selector (this thread only)
         self._pipes: dict[int, _LogPipe] = {}
         self._done: list[JobResult] = []
@@ -214,13 +221,9 @@ class LocalExecutor(Executor):
             item = self._launch(spec)
             with self._cond:
                 self._spawning = None
-                if isinstance(item, _Child):
-                    self._children[spec.key] = item
-                    if spec.key in self._cancel_early:  # cancelled while it was starting
-                        self._cancel_early.discard(spec.key)
-                        item.cancelled = True
-                        item.term_sent = time.time()
-                        kill_tree(item.proc.pid)
+                if isinstance(item, _Child) and spec.key in self._cancel_early:
+                    self._cancel_early.discard(spec.key)  # cancelled while it was starting
+                    _stop(item)
                 self._outbox.append(item)
                 self._wake()
 
@@ -234,8 +237,6 @@ class LocalExecutor(Executor):
         with self._cond:
             items, self._outbox = list(self._outbox), collections.deque()
         for item in items:
-            if isinstance(item, _Child):
-                self._children.pop(item.spec.key, None)  # re-added, now watched
             self._adopt(item)
 
     def _close_pipe(self, pipe: _LogPipe) -> None:
@@ -324,12 +325,11 @@ class LocalExecutor(Executor):
             if key == self._spawning or any(spec.key == key for spec in self._inbox):
                 self._cancel_early.add(key)
                 return
-        child = self._children.get(key)
-        if child is None or child.term_sent is not None:
-            return
-        child.cancelled = True
-        child.term_sent = time.time()
-        kill_tree(child.proc.pid)
+            child = self._children.get(key) or next(
+                (c for c in self._outbox if isinstance(c, _Child) and c.spec.key == key), None
+            )
+        if child is not None and child.term_sent is None:
+            _stop(child)
 
     def running(self) -> int:
         with self._cond:

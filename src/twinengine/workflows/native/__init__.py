@@ -204,13 +204,23 @@ def _transfer(src: str, dst: str, move: bool) -> None:
         pass
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each message."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _configure_logging(quiet: bool) -> None:
-    if log.handlers:
-        log.setLevel(logging.WARNING if quiet else logging.INFO)
-        return
-    handler = logging.StreamHandler(sys.stderr)
+    """cwltool's console format (``INFO [step x] completed success``) on stderr."""
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log.addHandler(handler)
+    log.handlers = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
 
@@ -226,6 +236,7 @@ def try_native(argv: list[str], options: RunOptions, stdout: Any = None) -> int 
         log.debug("native path declined: %s", exc)
         return None
     _configure_logging(quiet)
+    options.loader = "native"
     return execute(process, job, str(Path(document).resolve()), outdir, options, stdout)
 
 

@@ -42,6 +42,7 @@ from twinengine.workflows.native.document import (
     requirements,
 )
 from twinengine.workflows.native.folders import FolderPool
+from twinengine.workflows.outcome import command_outcome
 from twinengine.workflows.scratch import SparePool
 
 if TYPE_CHECKING:
@@ -135,6 +136,15 @@ def merge_requirements(*layers: list[dict[str, Any]]) -> dict[str, dict[str, Any
         for req in layer:
             merged[req["class"]] = req
     return merged
+
+
+def find_requirement(process: Any, name: str) -> tuple[dict[str, Any] | None, bool]:
+    """cwltool's ``get_requirement``: ``(requirement, True)``, ``(hint, False)`` or nothing."""
+    for items, required in ((process.requirements, True), (process.hints, False)):
+        for req in reversed(items):
+            if req["class"] == name:
+                return req, required
+    return None, False
 
 
 def file_uri(path: str) -> str:
@@ -292,7 +302,7 @@ class NativeTool:
         if t not in ("File", ("array", "File"), ("union", ("null", "File"))):
             raise NotNative(f"{where}: output {name} of type {raw!r}")
         binding = only_keys(fields.get("outputBinding") or {}, {"glob"}, f"{where} {name}")
-        patterns = binding.get("glob")
+        patterns = binding.get("glob", [])  # none: only cwl.output.json can provide it
         patterns = [patterns] if isinstance(patterns, str) else patterns
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise NotNative(f"{where}: output {name} glob")
@@ -326,13 +336,7 @@ class NativeTool:
 
     # -- Scheduler interface ------------------------------------------------------
     def get_requirement(self, name: str) -> tuple[dict[str, Any] | None, bool]:
-        for req in reversed(self.requirements):
-            if req["class"] == name:
-                return req, True
-        for req in reversed(self.hints):
-            if req["class"] == name:
-                return req, False
-        return None, False
+        return find_requirement(self, name)
 
     def make_job(self, job_order: dict[str, Any], rc: RunContext) -> NativeJob:
         values: dict[str, Any] = {}
@@ -470,32 +474,16 @@ class NativeJob:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
-    def _status(self, code: int) -> str:
-        tool = self.tool
-        if code in tool.success:
-            return "success"
-        if code in tool.temporary_fail:
-            return "temporaryFail"
-        if code in tool.permanent_fail:
-            return "permanentFail"
-        return "success" if code == 0 else "permanentFail"
-
     def finish(self, result: JobResult) -> tuple[dict[str, Any], str, str | None]:
         """``(outputs, status, message)`` of the finished command (cwltool's rules)."""
         self.rc.give_back_tmpdir(self.tmpdir)
         self.tmpdir = None
-        if result.error:
-            return {}, "permanentFail", f"could not start the command: {result.error}"
-        if result.timed_out:
-            message = f"exceeded its time limit of {self.timelimit} seconds and was terminated"
-            return {}, "permanentFail", message
-        if result.cancelled:
-            return {}, "permanentFail", "cancelled"
-        status = self._status(result.exit_code)
-        message = None
-        if status != "success":
-            code = result.exit_code
-            message = f"terminated by signal {-code}" if code < 0 else f"exited with status {code}"
+        tool = self.tool
+        status, message, ran = command_outcome(
+            result, self.timelimit, tool.success, tool.temporary_fail, tool.permanent_fail
+        )
+        if not ran:
+            return {}, status, message
         try:
             outputs = self.collect()
         except (OSError, ValueError, InvalidInputError) as exc:
@@ -699,10 +687,7 @@ class NativeWorkflow:
 
     # -- Scheduler interface ------------------------------------------------------
     def get_requirement(self, name: str) -> tuple[dict[str, Any] | None, bool]:
-        for req in reversed(self.requirements):
-            if req["class"] == name:
-                return req, True
-        return None, False
+        return find_requirement(self, name)
 
     def start(
         self,
