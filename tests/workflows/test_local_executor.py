@@ -1,4 +1,4 @@
-"""The local executor: lazy log files, the spawner thread, cancelling queued commands."""
+"""The local executor: lazy log files, many commands, cancelling, start errors."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_log_files_appear_only_when_written(tmp_path: Path) -> None:
     assert (tmp_path / "talks.err").read_text() == "x" * 200_000
 
 
-def test_many_commands_through_the_spawner_thread(tmp_path: Path) -> None:
+def test_many_commands_at_once(tmp_path: Path) -> None:
     executor = LocalExecutor(cores=2, ram_mb=0)
     for i in range(40):
         executor.submit(spec(tmp_path, f"j{i}", f"echo {i}; exit {i % 3}"))

@@ -405,6 +405,8 @@ class Scheduler:
         if task is None:
             return
         self._release(task)
+        if self._queue:  # start the next ready job first: its slot need not wait for this one
+            self._dispatch()
         if task.native:
             outputs, status, message = task.job.finish(result)
         else:

@@ -4,13 +4,10 @@ No polling: each child is watched through a Linux pidfd in a selector, so the sc
 wakes the moment a command ends. Streams that are only logs (``JobSpec.stdout_is_log`` /
 ``stderr_is_log``) go through a pipe watched by the same selector, and their log file is
 created on the first byte — a thousand quiet steps leave no thousand empty files. The
-exit status and the peak resident memory come from one ``wait4`` call.
-
-Starting a process blocks the caller until the child has called ``exec`` (a few hundred
-microseconds); CPython releases the GIL meanwhile. When other commands are already in
-flight, a spawner thread does that waiting, so the scheduler thread goes on collecting
-outputs and writing records in parallel; a lone command (the next step of a chain) is
-started directly, without the hand-over. Time limits and
+exit status and the peak resident memory come from one ``wait4`` call. Each program is
+looked up on ``PATH`` once per run. (Starting commands from a separate thread was tried
+and measured slower here: the hand-over costs more than the spawn it overlaps.) Time
+limits and
 cancellation kill the child's whole process group (SIGTERM, then SIGKILL after a grace
 period). Parallelism is bounded by the scheduler's resource accounting (cores and RAM in
 flight), not here.
@@ -18,13 +15,11 @@ flight), not here.
 
 from __future__ import annotations
 
-import collections
 import os
 import selectors
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -97,21 +92,11 @@ class LocalExecutor(Executor):
     def __init__(self, *, cores: int, ram_mb: int, **options: object) -> None:
         super().__init__(cores=cores, ram_mb=ram_mb, **options)
         self._selector = selectors.DefaultSelector()
-        self._children: dict[str, _Child] = {}  # started and watched (this thread only)
-        self._by_fd: dict[int, _Child] = {}  # registered in the selector (this thread only)
+        self._children: dict[str, _Child] = {}
+        self._by_fd: dict[int, _Child] = {}
         self._pipes: dict[int, _LogPipe] = {}
         self._done: list[JobResult] = []
         self._programs: dict[tuple[str, str], str | None] = {}
-        # the spawner thread: specs in, started children (or start failures) out
-        self._cond = threading.Condition()
-        self._inbox: collections.deque[JobSpec] = collections.deque()
-        self._outbox: collections.deque[_Child | JobResult] = collections.deque()
-        self._spawning: str | None = None
-        self._cancel_early: set[str] = set()
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
 
     def _program(self, spec: JobSpec) -> str | None:
         """The file ``argv[0]`` names on the job's PATH, looked up once per run.
@@ -163,7 +148,7 @@ class LocalExecutor(Executor):
         return (stdin, stdout, stderr), pipes
 
     def _launch(self, spec: JobSpec) -> _Child | JobResult:
-        """Start ``spec`` (in whichever thread calls this)."""
+        """Start ``spec``: a watched child, or the result of a failed start."""
         started = time.time()
         pipes: list[_LogPipe] = []
         try:
@@ -190,54 +175,7 @@ class LocalExecutor(Executor):
             self._selector.register(pipe.fd, selectors.EVENT_READ)
 
     def submit(self, spec: JobSpec) -> None:
-        with self._cond:
-            busy = bool(self._children or self._inbox or self._spawning or self._outbox)
-            if busy:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._spawn_loop, name="twin-spawner", daemon=True
-                    )
-                    self._thread.start()
-                self._inbox.append(spec)
-                self._cond.notify()
-                return
         self._adopt(self._launch(spec))
-
-    def _spawn_loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._inbox and not self._closing:
-                    self._cond.wait()
-                if not self._inbox:
-                    return
-                spec = self._inbox.popleft()
-                if spec.key in self._cancel_early:
-                    self._cancel_early.discard(spec.key)
-                    now = time.time()
-                    self._outbox.append(JobResult(spec.key, -15, now, now, cancelled=True))
-                    self._wake()
-                    continue
-                self._spawning = spec.key
-            item = self._launch(spec)
-            with self._cond:
-                self._spawning = None
-                if isinstance(item, _Child) and spec.key in self._cancel_early:
-                    self._cancel_early.discard(spec.key)  # cancelled while it was starting
-                    _stop(item)
-                self._outbox.append(item)
-                self._wake()
-
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"!")
-        except BlockingIOError:  # already full of wake-ups: the reader will look anyway
-            pass
-
-    def _take_outbox(self) -> None:
-        with self._cond:
-            items, self._outbox = list(self._outbox), collections.deque()
-        for item in items:
-            self._adopt(item)
 
     def _close_pipe(self, pipe: _LogPipe) -> None:
         if self._pipes.pop(pipe.fd, None) is not None:
@@ -285,13 +223,10 @@ class LocalExecutor(Executor):
         return min(upcoming, default=None)
 
     def wait(self, timeout: float | None) -> list[JobResult]:
-        self._take_outbox()
         if self._done:
             done, self._done = self._done, []
             return done
-        with self._cond:
-            starting = bool(self._inbox or self._spawning or self._outbox)
-        if not self._children and not starting:
+        if not self._children:
             if timeout:
                 time.sleep(min(timeout, 0.05))
             return []
@@ -302,14 +237,6 @@ class LocalExecutor(Executor):
             timeout = limit if timeout is None else min(timeout, limit)
         results = []
         events = self._selector.select(timeout)
-        for key, _ in events:
-            if key.fd == self._wake_r:
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-                self._take_outbox()
         for key, _ in events:  # logs first: a child's last bytes before its exit
             pipe = self._pipes.get(key.fd)
             if pipe is not None and not pipe.pump():
@@ -321,29 +248,14 @@ class LocalExecutor(Executor):
         return results
 
     def cancel(self, key: str) -> None:
-        with self._cond:
-            if key == self._spawning or any(spec.key == key for spec in self._inbox):
-                self._cancel_early.add(key)
-                return
-            child = self._children.get(key) or next(
-                (c for c in self._outbox if isinstance(c, _Child) and c.spec.key == key), None
-            )
+        child = self._children.get(key)
         if child is not None and child.term_sent is None:
             _stop(child)
 
     def running(self) -> int:
-        with self._cond:
-            starting = len(self._inbox) + len(self._outbox) + (1 if self._spawning else 0)
-        return len(self._children) + len(self._done) + starting
+        return len(self._children) + len(self._done)
 
     def close(self) -> None:
-        with self._cond:
-            self._cancel_early.update(spec.key for spec in self._inbox)
-            self._closing = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        self._take_outbox()
         for key in list(self._children):
             self.cancel(key)
         deadline = time.time() + _GRACE
@@ -353,5 +265,3 @@ class LocalExecutor(Executor):
             kill_tree(child.proc.pid, signal.SIGKILL)
             self._reap(child)
         self._selector.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)

@@ -259,11 +259,9 @@ def execute(
     try:
         with session.executing() as scheduler:
             out, status = scheduler.run(process, job, rc)
-        rc.close()
         if status == "success":
             out = relocate(out, session.outdir or outdir, session.work_dir, copy=options.cache)
     except BaseException as exc:
-        rc.close()
         session.fail(State.INTERRUPTED, repr(exc))
         raise
     state = session.finish(out, status)

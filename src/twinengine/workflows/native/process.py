@@ -41,7 +41,6 @@ from twinengine.workflows.native.document import (
     read_yaml,
     requirements,
 )
-from twinengine.workflows.native.folders import FolderPool
 from twinengine.workflows.outcome import command_outcome
 from twinengine.workflows.scratch import SparePool
 
@@ -71,18 +70,18 @@ class RunContext:
     on_error: str = "stop"
     spare: SparePool | None = None  # empty folders left by earlier runs
     spare_tmpdirs: list[str] = field(default_factory=list)
-    pools: dict[tuple[str, ...], FolderPool] = field(default_factory=dict)
 
-    def take_outdir(self, files: tuple[str, ...] = ()) -> str:
-        """A new output folder for a job, holding only the empty ``files`` it captures."""
-        pool = self.pools.get(files)
-        if pool is None:
-            pool = self.pools[files] = FolderPool(self.work_dir, files, spare=self.spare)
-        return pool.take()
+    def _folder(self, parent: Path, name: str) -> str:
+        """A new empty folder: one left by an earlier run (a rename) or a new one."""
+        folder = self.spare.claim(parent, name) if self.spare else None
+        if folder is None:
+            folder = str(parent / name)
+            os.mkdir(folder)
+        return folder
 
-    def close(self) -> None:
-        for pool in self.pools.values():
-            pool.close()
+    def take_outdir(self, name: str) -> str:
+        """A new, empty output folder for a job."""
+        return self._folder(self.work_dir, name)
 
     def take_tmpdir(self, name: str) -> str:
         """An empty temporary folder for a job: a finished job's when one is free.
@@ -92,11 +91,7 @@ class RunContext:
         """
         if self.spare_tmpdirs:  # checked empty when given back
             return self.spare_tmpdirs.pop()
-        folder = self.spare.claim(self.tmp_dir, name) if self.spare else None
-        if folder is None:
-            folder = str(self.tmp_dir / name)
-            os.mkdir(folder)
-        return folder
+        return self._folder(self.tmp_dir, name)
 
     def give_back_tmpdir(self, folder: str | None) -> None:
         if folder and _empty_dir(folder):
@@ -443,8 +438,7 @@ class NativeJob:
                 "Cannot run a CommandLineTool that produces an empty command line. Specify a "
                 "'baseCommand', 'arguments', and/or an input with an 'inputBinding'."
             )
-        captured = tuple(n for n in (self.stdout, self.stderr) if n and os.sep not in n)
-        self.outdir = self.rc.take_outdir(tuple(dict.fromkeys(captured)))
+        self.outdir = self.rc.take_outdir(self.name)
         self.tmpdir = self.rc.take_tmpdir(self.name)
         env = {**self.tool.env, "HOME": self.outdir, "TMPDIR": self.tmpdir}
         env["PATH"] = os.environ.get("PATH", os.defpath)
