@@ -6,8 +6,10 @@ Cases (issue #2):
   (c) single  — a one-step workflow, end to end
 
 Each case is run ``--repeat`` times per runner as a whole command (process start,
-loading, execution, output relocation), and the median wall time is reported with the
-ratio cwltool / TwinEngine. Both runners use no containers. Usage::
+loading, execution, output relocation), the two runners taking turns, and the median
+wall time is reported with the ratio cwltool / TwinEngine. Both runners use no
+containers; their work folders are on the same file system (the benchmark's temporary
+folder holds TWIN_HOME, and cwltool uses the system temporary folder). Usage::
 
     python benchmarks/engine.py [--repeat 3] [--cases scatter,chain,single] [--n 1000]
 """
@@ -162,15 +164,16 @@ def main() -> int:
         results: dict[str, dict[str, list[float]]] = {}
         for case in cases:
             workflow, job = files[case]
-            results[case] = {}
-            for name, cmd in runners.items():
-                times = []
-                for i in range(args.repeat):
+            results[case] = {name: [] for name in runners}
+            # interleaved (cwltool, twin, cwltool, twin …): a machine whose speed drifts
+            # over minutes weighs on both runners alike
+            for i in range(args.repeat):
+                for name, cmd in runners.items():
                     outdir = folder / f"out-{case}-{name.split()[0]}-{i}"
                     full = [*cmd, f"--outdir={outdir}", workflow, job]
-                    times.append(time_command(full, folder, env))
+                    results[case][name].append(time_command(full, folder, env))
                     shutil.rmtree(outdir, ignore_errors=True)
-                results[case][name] = times
+            for name, times in results[case].items():
                 print(f"{case:8} {name:20} " + " ".join(f"{t:6.2f}s" for t in times), flush=True)
     print()
     print(f"{'case':8} {'cwltool --parallel':>19} {'twin run':>10} {'speed-up':>9}")
