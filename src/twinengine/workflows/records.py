@@ -134,9 +134,15 @@ class RunRecorder:
 
     def maybe_flush(self) -> None:
         if self._pending and time.monotonic() - self._last_flush >= self.flush_interval:
-            self.flush()
+            self.flush(final=False)
 
-    def flush(self) -> None:
+    def flush(self, final: bool = True) -> None:
+        """Write the buffered step changes.
+
+        Between batches (``final=False``) a step that is still only queued is kept back
+        until it starts: a 1000-way scatter would otherwise insert a thousand queued
+        rows and update each of them a moment later.
+        """
         self._last_flush = time.monotonic()
         if not self._pending:
             return
@@ -145,14 +151,17 @@ class RunRecorder:
         for step_id, row in pending.items():
             if step_id in self._inserted:
                 updates.append(row)
+            elif not final and row.get("state") == "queued":
+                self._pending[step_id] = row
             else:
                 full = dict.fromkeys(STEP_COLUMNS)
                 full.update(row)
                 full["run_id"] = self.run_id
                 full["attempt"] = full["attempt"] or 1
                 new_rows.append(full)
-        self.store.write_steps(new_rows, updates)
-        self._inserted.update(r["id"] for r in new_rows)
+        if new_rows or updates:
+            self.store.write_steps(new_rows, updates)
+            self._inserted.update(r["id"] for r in new_rows)
 
     def adopt_existing_steps(self) -> None:
         """Mark the steps already stored for this run as inserted (used on resume)."""
