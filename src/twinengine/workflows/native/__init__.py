@@ -6,7 +6,8 @@ step's tool again) plus milliseconds of bookkeeping per job. For the documents m
 workflows are made of — command-line tools with literal bindings, steps wired
 together, dotproduct scatters — TwinEngine has its own loader
 (:mod:`~twinengine.workflows.native.document`) and job builder
-(:mod:`~twinengine.workflows.native.process`) that do exactly what cwltool does for
+(:mod:`~twinengine.workflows.native.tool`, :mod:`~twinengine.workflows.native.job`,
+:mod:`~twinengine.workflows.native.workflow`) that do exactly what cwltool does for
 that subset, on the same scheduler, executors and run records.
 
 :func:`try_native` is asked first by :func:`~twinengine.workflows.cwlrunner.run_cwl`.
@@ -29,15 +30,9 @@ from typing import Any
 
 from twinengine.core import State
 from twinengine.workflows.native.document import NotNative, file_path, matches, read_yaml
-from twinengine.workflows.native.process import (
-    NativeTool,
-    NativeWorkflow,
-    RunContext,
-    file_object,
-    file_uri,
-    load_plain,
-    sha1_of,
-)
+from twinengine.workflows.native.job import RunContext, file_object, file_uri, sha1_of
+from twinengine.workflows.native.tool import NativeTool, load_plain
+from twinengine.workflows.native.workflow import NativeWorkflow
 from twinengine.workflows.options import RunOptions
 from twinengine.workflows.scratch import SparePool
 
