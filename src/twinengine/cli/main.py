@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from twinengine import __version__
+from twinengine.cli import prov as prov_cli
 from twinengine.cli import runs as runs_cli
 from twinengine.cli.errors import err_console, handle_errors
 
@@ -24,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(runs_cli.app, name="runs")
+app.add_typer(prov_cli.app, name="prov")
 
 
 def execute_run(argv: list[str], options: RunOptions) -> int:

@@ -10,7 +10,7 @@ two agree, so a new migration cannot leave this behind.
 from __future__ import annotations
 
 #: the Alembic revision the code expects; bump together with a new migration file
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 RUN_COLUMNS = (
     "id", "name", "workflow", "workflow_hash", "job_order", "inputs", "outputs", "state",
@@ -22,6 +22,8 @@ STEP_COLUMNS = (
     "started_at", "ended_at", "exit_code", "wall_time", "peak_memory", "inputs", "outputs",
     "command_line", "stdout_uri", "stderr_uri", "outdir", "message", "reused_from",
 )  # fmt: skip
-JSON_COLUMNS = frozenset({"job_order", "inputs", "outputs", "options", "command_line"})
-DATETIME_COLUMNS = frozenset({"created_at", "started_at", "ended_at"})
+JSON_COLUMNS = frozenset(
+    {"job_order", "inputs", "outputs", "options", "command_line", "namespaces", "attributes"}
+)
+DATETIME_COLUMNS = frozenset({"created_at", "started_at", "ended_at", "start_time", "end_time"})
 BOOLEAN_COLUMNS = frozenset({"cancel_requested"})

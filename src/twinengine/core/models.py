@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -77,6 +78,57 @@ steps = Table(
     Column("message", Text),
     Column("reused_from", String(32)),  # step id whose outputs were reused
 )
+# -- provenance (W3C PROV): documents, elements shared across documents, relations --------
+prov_documents = Table(
+    "prov_documents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32)),  # the run it describes (None: imported or client-made)
+    Column("name", Text, nullable=False),
+    Column("origin", String(16), nullable=False),  # run, import, client
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("namespaces", JSON),  # prefix -> URI
+    Column("attributes", JSON),
+)
+
+prov_elements = Table(
+    "prov_elements",
+    metadata,
+    Column("id", Text, primary_key=True),  # qualified name, e.g. sha256:ab12… or twin:run/…
+    Column("kind", String(16), nullable=False),  # entity, activity, agent
+    Column("label", Text),
+    Column("start_time", DateTime(timezone=True)),
+    Column("end_time", DateTime(timezone=True)),
+    Column("attributes", JSON),  # qualified attribute -> value or list of values
+    Column("document_id", String(32)),  # the document that first recorded it
+)
+
+prov_relations = Table(
+    "prov_relations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document_id", String(32), nullable=False),
+    Column("bundle", Text),  # the bundle holding it (None: the document's top level)
+    Column("kind", String(32), nullable=False),  # used, wasGeneratedBy, …
+    Column("subject", Text, nullable=False),  # the element that depends on ...
+    Column("object", Text, nullable=False),  # ... this one
+    Column("attributes", JSON),  # time, role, plan, location …
+)
+
+prov_members = Table(
+    "prov_members",
+    metadata,
+    Column("document_id", String(32), nullable=False),
+    Column("element_id", Text, nullable=False),
+    Column("bundle", Text, nullable=False, default=""),  # "" for the top level
+    PrimaryKeyConstraint("document_id", "element_id", "bundle"),
+)
+
 Index("ix_runs_state", runs.c.state)
+Index("ix_prov_documents_run", prov_documents.c.run_id)
+Index("ix_prov_relations_subject", prov_relations.c.subject)
+Index("ix_prov_relations_object", prov_relations.c.object)
+Index("ix_prov_relations_document", prov_relations.c.document_id)
+Index("ix_prov_members_element", prov_members.c.element_id)
 Index("ix_steps_run", steps.c.run_id)
 Index("ix_steps_cache", steps.c.cache_key, steps.c.state)

@@ -58,6 +58,28 @@ class RecordStore(ABC):
     def lookup_cache(self, cache_key: str) -> dict[str, Any] | None:
         """The newest succeeded step of any run with ``cache_key``: ``{id, outputs}``."""
 
+    @abstractmethod
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        """The run's row as a dict (JSON decoded), or None."""
+
+    @abstractmethod
+    def step_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's step rows as dicts (JSON decoded)."""
+
+    @abstractmethod
+    def insert_rows(self, tables: dict[str, list[dict[str, Any]]], keep_existing: set[str]) -> None:
+        """Insert rows into several tables in one transaction; in ``keep_existing`` tables
+        a row whose primary key is already there is skipped."""
+
+    def replace_run_provenance(self, run_id: str, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Store a run's PROV document in place of the one an earlier attempt stored."""
+        self.delete_run_provenance(run_id)
+        self.insert_rows(tables, keep_existing={"prov_elements", "prov_members"})
+
+    @abstractmethod
+    def delete_run_provenance(self, run_id: str) -> None:
+        """Remove the captured PROV documents of a run (elements stay: they are shared)."""
+
     def close(self) -> None:  # noqa: B027 - optional
         pass
 
@@ -157,6 +179,55 @@ class SqlAlchemyRecordStore(RecordStore):
             row = conn.execute(query).first()
         return {"id": row.id, "outputs": row.outputs} if row else None
 
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        from sqlalchemy import select
+
+        from twinengine.core.models import runs
+
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        return dict(row._mapping) if row else None
+
+    def step_rows(self, run_id: str) -> list[dict[str, Any]]:
+        from sqlalchemy import select
+
+        from twinengine.core.models import steps
+
+        with self.db.engine.connect() as conn:
+            found = conn.execute(select(steps).where(steps.c.run_id == run_id))
+            return [dict(r._mapping) for r in found]
+
+    def insert_rows(self, tables: dict[str, list[dict[str, Any]]], keep_existing: set[str]) -> None:
+        from sqlalchemy import insert
+
+        from twinengine.core import models
+
+        dialect = self.db.engine.dialect.name
+        with self.db.engine.begin() as conn:
+            for name, rows in tables.items():
+                if not rows:
+                    continue
+                table = getattr(models, name)
+                if name in keep_existing and dialect in ("sqlite", "postgresql"):
+                    module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+                    stmt = module.insert(table).on_conflict_do_nothing()
+                else:
+                    stmt = insert(table)
+                conn.execute(stmt, rows)
+
+    def delete_run_provenance(self, run_id: str) -> None:
+        from sqlalchemy import delete, select
+
+        from twinengine.core.models import prov_documents, prov_members, prov_relations
+
+        docs = select(prov_documents.c.id).where(
+            prov_documents.c.run_id == run_id, prov_documents.c.origin == "run"
+        )
+        with self.db.engine.begin() as conn:
+            conn.execute(delete(prov_relations).where(prov_relations.c.document_id.in_(docs)))
+            conn.execute(delete(prov_members).where(prov_members.c.document_id.in_(docs)))
+            conn.execute(delete(prov_documents).where(prov_documents.c.id.in_(docs)))
+
 
 def _sql_value(column: str, value: Any) -> Any:
     """A value as SQLAlchemy's SQLite dialect stores it."""
@@ -168,6 +239,19 @@ def _sql_value(column: str, value: Any) -> Any:
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
     if column in BOOLEAN_COLUMNS:
         return int(bool(value))
+    return value
+
+
+def _py_value(column: str, value: Any) -> Any:
+    """A stored value back as SQLAlchemy's SQLite dialect returns it."""
+    if value is None:
+        return None
+    if column in JSON_COLUMNS:
+        return json.loads(value)
+    if column in DATETIME_COLUMNS:
+        return dt.datetime.fromisoformat(value)
+    if column in BOOLEAN_COLUMNS:
+        return bool(value)
     return value
 
 
@@ -243,6 +327,39 @@ class SqliteRecordStore(RecordStore):
             (cache_key,),
         ).fetchone()
         return {"id": row[0], "outputs": json.loads(row[1])} if row else None
+
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [{n: _py_value(n, v) for n, v in zip(names, row, strict=True)} for row in cursor]
+
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        found = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return found[0] if found else None
+
+    def step_rows(self, run_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM steps WHERE run_id = ?", (run_id,))
+
+    def insert_rows(self, tables: dict[str, list[dict[str, Any]]], keep_existing: set[str]) -> None:
+        statements = []
+        for name, rows in tables.items():
+            if rows:
+                sql, params = self._insert(name, rows)
+                if name in keep_existing:
+                    sql = sql.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+                statements.append((sql, params))
+        if statements:
+            self._write(statements)
+
+    def delete_run_provenance(self, run_id: str) -> None:
+        docs = "SELECT id FROM prov_documents WHERE run_id = ? AND origin = 'run'"
+        self._write(
+            [
+                (f"DELETE FROM prov_relations WHERE document_id IN ({docs})", [(run_id,)]),
+                (f"DELETE FROM prov_members WHERE document_id IN ({docs})", [(run_id,)]),
+                (f"DELETE FROM prov_documents WHERE id IN ({docs})", [(run_id,)]),
+            ]
+        )
 
     def close(self) -> None:
         self.conn.close()

@@ -12,6 +12,7 @@ in the database whichever path ran them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import threading
@@ -27,6 +28,8 @@ from twinengine.workflows.records import RunRecorder, state_of
 from twinengine.workflows.recordstore import open_record_store
 from twinengine.workflows.scheduler import Scheduler
 from twinengine.workflows.scratch import tidy
+
+log = logging.getLogger("twinengine.workflows")
 
 
 def file_hash(path: str) -> str | None:
@@ -136,7 +139,29 @@ class RunSession:
     def fail(self, state: State, error: str, exit_code: int = 1) -> None:
         if self.recorder is not None:
             self.recorder.run_finished(state, error=error, exit_code=exit_code)
+            self.record_provenance()
             self.recorder.store.close()
+
+    def record_provenance(self) -> None:
+        """Capture the run's PROV document from its records (before folders are tidied).
+
+        A failure here is reported and does not fail the run: the records it is made
+        from are stored, and ``twin prov capture RUN_ID`` can make it again.
+        """
+        from twinengine.provenance.capture import capture_run
+        from twinengine.provenance.rows import graph_rows
+
+        assert self.recorder is not None
+        store = self.recorder.store
+        try:
+            run = store.run_row(self.run_id)
+            if run is None:
+                return
+            graph = capture_run(run, store.step_rows(self.run_id))
+            rows = graph_rows(graph, new_id(), name=run["name"], origin="run", run_id=self.run_id)
+            store.replace_run_provenance(self.run_id, rows)
+        except Exception as exc:
+            log.warning("provenance of run %s was not recorded: %s", self.run_id, exc)
 
     def finish(self, outputs: Any, status: str) -> State:
         """Store the final state; on success remove the intermediate folders."""
@@ -148,6 +173,7 @@ class RunSession:
             error=None if state == State.SUCCEEDED else f"final process status is {status}",
             exit_code=0 if state == State.SUCCEEDED else 1,
         )
+        self.record_provenance()
         self.recorder.store.close()
         if state == State.SUCCEEDED and not self.keep_work:
             tidy(self.settings.home / "spare", [self.work_dir, self.tmp_dir])

@@ -1,0 +1,206 @@
+"""The provenance store: PROV documents in the metadata database, and the queries on them.
+
+Documents, elements (shared between documents: the same file content is one entity
+in every run), members and relations live in four tables next to the run records; no
+extra server. Lineage is one recursive SQL query (``WITH RECURSIVE``, the same text on
+SQLite and PostgreSQL) over the relation table, walking "depends on" edges upstream or
+downstream with an optional depth; every user value reaches SQL as a bound parameter.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select, text
+
+from twinengine.core import Database, NotFoundError, get_database, new_id
+from twinengine.core.errors import InvalidInputError
+from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
+from twinengine.provenance.graph import ProvGraph, file_sha256
+from twinengine.provenance.rows import graph_from_rows, graph_rows
+from twinengine.workflows.recordstore import SqlAlchemyRecordStore
+
+_UP = """
+WITH RECURSIVE walk(id, depth) AS (
+    SELECT :start, 0
+    UNION
+    SELECT r.{next}, walk.depth + 1
+    FROM prov_relations r JOIN walk ON r.{this} = walk.id
+    WHERE walk.depth < :depth
+)
+SELECT id, MIN(depth) AS depth FROM walk GROUP BY id
+"""
+_UNBOUNDED = """
+WITH RECURSIVE walk(id) AS (
+    SELECT :start
+    UNION
+    SELECT r.{next} FROM prov_relations r JOIN walk ON r.{this} = walk.id
+)
+SELECT id FROM walk
+"""
+DIRECTIONS = ("up", "down", "both")
+
+
+class ProvStore:
+    """Save, load and query PROV documents."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or get_database()
+
+    # -- documents ----------------------------------------------------------------
+    def save(
+        self,
+        graph: ProvGraph,
+        *,
+        name: str,
+        origin: str = "import",
+        run_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> str:
+        """Store ``graph`` as a new document in one transaction; returns its id."""
+        graph.check()
+        document_id = new_id()
+        rows = graph_rows(
+            graph, document_id, name=name, origin=origin, run_id=run_id, attributes=attributes
+        )
+        SqlAlchemyRecordStore(self.db).insert_rows(rows, {"prov_elements", "prov_members"})
+        return document_id
+
+    def documents(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(prov_documents).order_by(prov_documents.c.created_at)
+        if run_id is not None:
+            query = query.where(prov_documents.c.run_id == run_id)
+        with self.db.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def document_of_run(self, run_id: str) -> str:
+        found = [d for d in self.documents(run_id) if d["origin"] == "run"]
+        if not found:
+            raise NotFoundError(
+                f"run {run_id} has no provenance document",
+                hint="runs record one when they end; `twin runs show` lists the runs",
+            )
+        return found[-1]["id"]
+
+    def load(self, document_id: str) -> ProvGraph:
+        """The document ``document_id`` as a graph (its elements, relations, bundles)."""
+        with self.db.engine.connect() as conn:
+            doc = conn.execute(
+                select(prov_documents).where(prov_documents.c.id == document_id)
+            ).first()
+            if doc is None:
+                raise NotFoundError(f"no PROV document {document_id!r}")
+            members = [
+                r._mapping
+                for r in conn.execute(
+                    select(prov_members).where(prov_members.c.document_id == document_id)
+                )
+            ]
+            ids = sorted({m["element_id"] for m in members})
+            elements = self._elements(conn, ids)
+            relations = [
+                r._mapping
+                for r in conn.execute(
+                    select(prov_relations)
+                    .where(prov_relations.c.document_id == document_id)
+                    .order_by(prov_relations.c.id)
+                )
+            ]
+        return graph_from_rows(doc.namespaces, elements, members, relations)
+
+    def delete(self, document_id: str) -> None:
+        with self.db.engine.begin() as conn:
+            for table in (prov_relations, prov_members):
+                conn.execute(delete(table).where(table.c.document_id == document_id))
+            conn.execute(delete(prov_documents).where(prov_documents.c.id == document_id))
+
+    @staticmethod
+    def _elements(conn: Any, ids: list[str]) -> list[Any]:
+        found = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            query = select(prov_elements).where(prov_elements.c.id.in_(chunk))
+            found.extend(r._mapping for r in conn.execute(query))
+        return found
+
+    # -- targets ------------------------------------------------------------------
+    def resolve(self, target: str) -> str:
+        """The element id a user means: an element id, ``sha256:…``, a bare SHA-256, or a
+        path to a file (identified by its content)."""
+        candidates = [target]
+        if len(target) == 64 and all(c in "0123456789abcdef" for c in target.lower()):
+            candidates.append(f"sha256:{target.lower()}")
+        if os.path.isfile(target):
+            candidates.insert(0, f"sha256:{file_sha256(target)}")
+        with self.db.engine.connect() as conn:
+            for candidate in candidates:
+                query = select(prov_elements.c.id).where(prov_elements.c.id == candidate)
+                if conn.execute(query).first():
+                    return candidate
+        what = "file" if os.path.isfile(target) else "element"
+        raise NotFoundError(
+            f"no provenance for {what} {target!r}",
+            hint="give a file a run used or produced, its sha256, or an element id "
+            "(twin prov show RUN_ID lists them)",
+        )
+
+    # -- queries ------------------------------------------------------------------
+    def lineage(self, target: str, direction: str = "up", depth: int | None = None) -> ProvGraph:
+        """Everything ``target`` depends on (``up``), depends on it (``down``), or both;
+        ``depth`` limits the number of relation hops (None: all)."""
+        if direction not in DIRECTIONS:
+            raise InvalidInputError(f"unknown direction {direction!r}", hint="use up, down or both")
+        if depth is not None and depth < 0:
+            raise InvalidInputError("depth must be 0 or more")
+        start = self.resolve(target)
+        reached: dict[str, int] = {start: 0}
+        with self.db.engine.connect() as conn:
+            for way in ("up", "down") if direction == "both" else (direction,):
+                this, nxt = ("subject", "object") if way == "up" else ("object", "subject")
+                sql = (_UNBOUNDED if depth is None else _UP).format(this=this, next=nxt)
+                params: dict[str, Any] = {"start": start}
+                if depth is not None:
+                    params["depth"] = depth
+                for row in conn.execute(text(sql), params):
+                    level = row[1] if depth is not None else 0
+                    reached[row[0]] = min(level, reached.get(row[0], level))
+            ids = sorted(reached)
+            elements = self._elements(conn, ids)
+            relations = []
+            for i in range(0, len(ids), 400):
+                chunk = ids[i : i + 400]
+                query = select(prov_relations).where(
+                    prov_relations.c.subject.in_(chunk), prov_relations.c.object.in_(ids)
+                )
+                relations.extend(r._mapping for r in conn.execute(query))
+        graph = graph_from_rows(None, elements, [], _unique(relations))
+        graph.members = {(e, "") for e in graph.elements}
+        return graph
+
+    def runs_using(self, target: str) -> list[str]:
+        """Ids of the runs one of whose activities used ``target``."""
+        element = self.resolve(target)
+        query = select(prov_relations.c.subject).where(
+            prov_relations.c.kind == "used", prov_relations.c.object == bindparam("e")
+        )
+        with self.db.engine.connect() as conn:
+            subjects = [r[0] for r in conn.execute(query, {"e": element})]
+        runs = []
+        for subject in subjects:
+            if subject.startswith("twin:run/"):
+                run = subject.removeprefix("twin:run/").split("/", 1)[0]
+                if run not in runs:
+                    runs.append(run)
+        return runs
+
+
+def _unique(relations: list[Any]) -> list[Any]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for r in relations:
+        key = (r["kind"], r["subject"], r["object"])
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
