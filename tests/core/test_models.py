@@ -21,8 +21,15 @@ def db(tmp_path: Path) -> Database:
     return open_database(f"sqlite:///{tmp_path / 'twin.db'}")
 
 
-def test_metadata_holds_runs_and_steps() -> None:
-    assert set(metadata.tables) == {"runs", "steps"}
+def test_metadata_holds_runs_steps_and_provenance() -> None:
+    assert set(metadata.tables) == {
+        "runs",
+        "steps",
+        "prov_documents",
+        "prov_elements",
+        "prov_relations",
+        "prov_members",
+    }
     assert [c.name for c in runs.primary_key] == ["id"]
     assert [c.name for c in steps.primary_key] == ["id"]
     (fk,) = steps.c.run_id.foreign_keys

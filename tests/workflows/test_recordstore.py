@@ -27,7 +27,7 @@ def test_columns_module_matches_the_models() -> None:
     assert tuple(c.name for c in models.steps.columns) == STEP_COLUMNS
     from twinengine.core.columns import BOOLEAN_COLUMNS, DATETIME_COLUMNS, JSON_COLUMNS
 
-    for table in (models.runs, models.steps):
+    for table in models.metadata.tables.values():
         for column in table.columns:
             kind = type(column.type).__name__
             assert (column.name in JSON_COLUMNS) == (kind == "JSON"), column.name

@@ -11,9 +11,10 @@ format; every other input value becomes a value entity. Relations: ``used``,
 ``wasStartedBy`` (a step by its run), ``wasAssociatedWith``, ``wasAttributedTo`` and
 ``actedOnBehalfOf``.
 
-Files are hashed while the run's files are still where the records say (before the
-work folders are tidied); an output moved to the output folder is found again through
-its SHA-1 checksum.
+A file's digest comes from its record when the native path took it while reading the
+file (``twin:sha256``, next to CWL's SHA-1 ``checksum``); otherwise the file is hashed
+while it is still where the records say (an output moved to the output folder is found
+again through its SHA-1 checksum).
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ class _Files:
                 self.by_sha1[obj["checksum"]] = path
 
     def sha256(self, obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """``(sha256, path read)`` of a File object (None when its bytes are gone)."""
+        """``(sha256, path)`` of a File object (None when its bytes are gone); the native
+        path records the digest when it reads the file, which spares a second read."""
         path = _path_of(obj)
+        known = obj.get("twin:sha256")
+        if isinstance(known, str):
+            return known, path
         if path and not os.path.isfile(path):
             path = self.by_sha1.get(obj.get("checksum") or "")
         if not path:

@@ -197,7 +197,7 @@ def from_prov(doc: pm.ProvDocument) -> ProvGraph:
         name = str(bundle.identifier)
         graph.entity(name, None, prov_type="prov:Bundle")
         _collect(graph, bundle, name)
-    graph.check()
+    graph.check(kinds=False)
     return graph
 
 

@@ -49,6 +49,29 @@ class ProvStore:
         self.db = db or get_database()
 
     # -- documents ----------------------------------------------------------------
+    def ensure_captured(self) -> list[str]:
+        """Make the PROV document of every ended run that has none yet; returns their ids.
+
+        Runs on the native path leave that to the first provenance query, so a run does
+        not spend its own time on it (the file digests are in its records already)."""
+        from twinengine.core.models import runs
+
+        documented = select(prov_documents.c.run_id).where(
+            prov_documents.c.origin == "run", prov_documents.c.run_id.is_not(None)
+        )
+        query = select(runs.c.id).where(
+            runs.c.state.in_(("succeeded", "failed", "cancelled", "interrupted")),
+            runs.c.id.not_in(documented),
+        )
+        with self.db.engine.connect() as conn:
+            pending = [r[0] for r in conn.execute(query)]
+        if pending:
+            from twinengine.provenance.api import capture
+
+            for run_id in pending:
+                capture(run_id, self)
+        return pending
+
     def save(
         self,
         graph: ProvGraph,
@@ -57,9 +80,13 @@ class ProvStore:
         origin: str = "import",
         run_id: str | None = None,
         attributes: dict[str, Any] | None = None,
+        check_kinds: bool = True,
     ) -> str:
-        """Store ``graph`` as a new document in one transaction; returns its id."""
-        graph.check()
+        """Store ``graph`` as a new document in one transaction; returns its id.
+
+        ``check_kinds=False`` for documents from other producers, which may give one id
+        two kinds (see :meth:`ProvGraph.check`)."""
+        graph.check(kinds=check_kinds)
         document_id = new_id()
         rows = graph_rows(
             graph, document_id, name=name, origin=origin, run_id=run_id, attributes=attributes
@@ -75,6 +102,7 @@ class ProvStore:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def document_of_run(self, run_id: str) -> str:
+        self.ensure_captured()
         found = [d for d in self.documents(run_id) if d["origin"] == "run"]
         if not found:
             raise NotFoundError(
@@ -128,6 +156,7 @@ class ProvStore:
     def resolve(self, target: str) -> str:
         """The element id a user means: an element id, ``sha256:…``, a bare SHA-256, or a
         path to a file (identified by its content)."""
+        self.ensure_captured()
         candidates = [target]
         if len(target) == 64 and all(c in "0123456789abcdef" for c in target.lower()):
             candidates.append(f"sha256:{target.lower()}")

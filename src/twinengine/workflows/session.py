@@ -139,8 +139,16 @@ class RunSession:
     def fail(self, state: State, error: str, exit_code: int = 1) -> None:
         if self.recorder is not None:
             self.recorder.run_finished(state, error=error, exit_code=exit_code)
-            self.record_provenance()
+            self._provenance_now()
             self.recorder.store.close()
+
+    def _provenance_now(self) -> None:
+        """The cwltool path records its PROV document as it ends: its records do not carry
+        file digests, so the files are hashed before the work folders go. The native path
+        records digests as it reads files, and its document is made on first use
+        (:meth:`twinengine.provenance.ProvStore.ensure_captured`), off the run's time."""
+        if self.options.loader != "native":
+            self.record_provenance()
 
     def record_provenance(self) -> None:
         """Capture the run's PROV document from its records (before folders are tidied).
@@ -173,7 +181,7 @@ class RunSession:
             error=None if state == State.SUCCEEDED else f"final process status is {status}",
             exit_code=0 if state == State.SUCCEEDED else 1,
         )
-        self.record_provenance()
+        self._provenance_now()
         self.recorder.store.close()
         if state == State.SUCCEEDED and not self.keep_work:
             tidy(self.settings.home / "spare", [self.work_dir, self.tmp_dir])

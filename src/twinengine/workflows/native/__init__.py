@@ -30,7 +30,14 @@ from typing import Any
 
 from twinengine.core import State
 from twinengine.workflows.native.document import NotNative, file_path, matches, read_yaml
-from twinengine.workflows.native.job import RunContext, file_object, file_uri, sha1_of
+from twinengine.workflows.native.job import (
+    SHA256_KEY,
+    RunContext,
+    digests,
+    file_object,
+    file_uri,
+    sha1_of,
+)
 from twinengine.workflows.native.tool import NativeTool, load_plain
 from twinengine.workflows.native.workflow import NativeWorkflow
 from twinengine.workflows.options import RunOptions
@@ -105,6 +112,7 @@ def _input_file(value: dict[str, Any], base: Path) -> dict[str, Any]:
     obj = file_object(path)
     if value.get("basename") not in (None, obj["basename"]):
         raise NotNative("a File input renamed through basename")
+    _, obj[SHA256_KEY] = digests(path)  # its identity in the run's provenance
     return obj
 
 

@@ -102,12 +102,23 @@ def file_object(path: str, st: os.stat_result | None = None) -> dict[str, Any]:
     }
 
 
+#: where a File object carries its SHA-256 (the provenance id of its content)
+SHA256_KEY = "twin:sha256"
+
+
 def sha1_of(path: str) -> str:
-    digest = hashlib.sha1()
+    return digests(path)[0]
+
+
+def digests(path: str) -> tuple[str, str]:
+    """``("sha1$…", sha256 hex)`` of a file, read once: CWL's checksum and provenance's."""
+    sha1 = hashlib.sha1()
+    sha256 = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return "sha1$" + digest.hexdigest()
+            sha1.update(chunk)
+            sha256.update(chunk)
+    return "sha1$" + sha1.hexdigest(), sha256.hexdigest()
 
 
 def _cmp_position(a: list[Any], b: list[Any]) -> int:
@@ -314,5 +325,5 @@ class NativeJob:
 
 
 def _with_checksum(obj: dict[str, Any]) -> dict[str, Any]:
-    obj["checksum"] = sha1_of(obj["path"])
+    obj["checksum"], obj[SHA256_KEY] = digests(obj["path"])
     return obj
