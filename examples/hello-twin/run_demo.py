@@ -53,7 +53,18 @@ def main() -> int:
     for step in steps:
         print(f"    {step['name']:32} {step['stderr_uri']}")
     print(f"  run record   {run['id']} in {store.db.engine.url}")
-    print(f"\nnext: twin runs show {run['id']}   |   twin runs logs {run['id']} plot")
+    from twinengine.provenance import ProvStore
+
+    prov = ProvStore(store.db)
+    graph = prov.load(prov.document_of_run(run["id"]))
+    print(
+        f"  provenance   {len(graph.elements)} PROV elements, {len(graph.relations)} relations"
+        f" (twin prov show {run['id']})"
+    )
+    plot = outputs.get("plot_png")
+    if isinstance(plot, dict) and plot.get("path"):
+        print(f"\nwhere the plot came from: twin prov lineage {plot['path']}")
+    print(f"next: twin runs show {run['id']}   |   twin runs logs {run['id']} plot")
     return 0
 
 

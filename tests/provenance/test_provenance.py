@@ -288,3 +288,33 @@ def test_store_and_lineage_on_postgresql(pg_url: str) -> None:
     }  # fmt: skip
     assert len(store.load(first).relations) == 4
     assert "ex:model.bin" in serialize(store.load(second), "provn")
+
+
+def test_rocrate_and_graph(two_runs: dict, tmp_path: Path) -> None:
+    import zipfile
+
+    from twinengine.provenance import export_crate
+    from twinengine.provenance.draw import draw
+
+    crate = export_crate(two_runs["b"], tmp_path / "run.zip")
+    with zipfile.ZipFile(crate) as archive:
+        names = archive.namelist()
+        metadata = json.loads(archive.read("ro-crate-metadata.json"))
+    assert "wf.cwl" in names and "metadata/provenance/primary.prov.json" in names
+    assert any(n.startswith("data/") and n.endswith("shout.txt") for n in names)
+    entities = {e["@id"]: e for e in metadata["@graph"]}
+    root = entities["./"]
+    profiles = {p["@id"] for p in root["conformsTo"]}
+    assert "https://w3id.org/ro/wfrun/provenance/0.5" in profiles
+    actions = [e for e in metadata["@graph"] if e.get("@type") == "CreateAction"]
+    assert len(actions) == 3  # the run and its two steps
+    assert any(e.get("@type") == "OrganizeAction" for e in metadata["@graph"])
+    run_action = next(a for a in actions if a["name"] == "wf.cwl")
+    assert run_action["instrument"]["@id"] == "wf.cwl" and run_action["result"]
+    store = ProvStore()
+    graph = store.load(store.document_of_run(two_runs["a"]))
+    assert draw(graph, tmp_path / "g.svg") in ("graphviz", "built-in layout")
+    svg = (tmp_path / "g.svg").read_text()
+    assert svg.startswith("<svg") and "wf.cwl/shout" in svg
+    draw(graph, tmp_path / "g.dot")
+    assert (tmp_path / "g.dot").read_text().startswith("digraph prov")

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 import typer
 
 from twinengine.cli.errors import LazyConsole, handle_errors
+from twinengine.core.errors import InvalidInputError
 
 app = typer.Typer(
-    help="W3C PROV of runs: show, export, lineage, import, diff.", no_args_is_help=True
+    help="W3C PROV of runs: show, export, lineage, graph, import, diff.", no_args_is_help=True
 )
 console = LazyConsole(highlight=False)
+RunId = Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")]
 
 
 def _store() -> Any:
@@ -75,9 +77,15 @@ def export(
     ] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
 ) -> None:
-    """Export a run's PROV document (serialised by the prov library)."""
-    from twinengine.provenance import export_run
+    """Export a run's PROV document (serialised by the prov library), or the run as a
+    Workflow Run RO-Crate (``-f rocrate -o FOLDER`` or ``-o crate.zip``)."""
+    from twinengine.provenance import export_crate, export_run
 
+    if format == "rocrate":
+        if output is None:
+            raise InvalidInputError("an RO-Crate needs -o FOLDER or -o FILE.zip")
+        console.print(f"wrote {export_crate(run_id, output, _store())} (RO-Crate)")
+        return
     text = export_run(run_id, format, _store())
     if output is None:
         print(text)
@@ -141,6 +149,24 @@ def diff(
     for section, rows in result.items():
         for name, a, b in rows:
             console.print(f"{section[:-1]} [bold]{name}[/]: {a or '-'}  →  {b or '-'}")
+
+
+@app.command()
+@handle_errors
+def graph(
+    run_id: RunId,
+    output: Annotated[Path, typer.Option("--output", "-o", help="graph.svg (or .dot).")] = Path(
+        "graph.svg"
+    ),
+) -> None:
+    """Draw a run's PROV graph (Graphviz when installed, else a built-in layout)."""
+    from twinengine.provenance import run_id_of
+    from twinengine.provenance.draw import draw
+
+    store = _store()
+    document = store.document_of_run(run_id_of(run_id, store))
+    how = draw(store.load(document), output)
+    console.print(f"wrote {output} ({how})")
 
 
 @app.command()

@@ -6,7 +6,8 @@ Public interface (what the CLI calls, and the REST API will):
   automatically when they end; this makes it again).
 - :class:`ProvStore` — save/load documents, ``lineage(target, direction, depth)``,
   ``runs_using(target)``, ``resolve(target)``.
-- :func:`export_run` / :func:`serialize` — PROV-JSON, PROV-N, PROV-XML, Turtle.
+- :func:`export_run` / :func:`serialize` — PROV-JSON, PROV-N, PROV-XML, Turtle;
+  :func:`export_crate` — a Workflow Run RO-Crate (Provenance Run Crate profile).
 - :func:`import_file` — a PROV file from any producer, stored in one transaction.
 - :func:`diff_runs` — which inputs, parameters and tool versions differ between runs.
 - :func:`activity` (online) and :func:`record_document` (batch) — tracking from plain
@@ -32,6 +33,7 @@ _EXPORTS = {
     "activity": "twinengine.provenance.api",
     "capture": "twinengine.provenance.api",
     "diff_runs": "twinengine.provenance.api",
+    "export_crate": "twinengine.provenance.api",
     "export_run": "twinengine.provenance.api",
     "import_file": "twinengine.provenance.api",
     "record_document": "twinengine.provenance.api",

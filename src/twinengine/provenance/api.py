@@ -39,6 +39,7 @@ __all__ = [
     "activity",
     "capture",
     "diff_runs",
+    "export_crate",
     "export_run",
     "import_file",
     "record_document",
@@ -66,6 +67,21 @@ def export_run(run_id: str, fmt: str = "json", store: ProvStore | None = None) -
     """The PROV document of a run, serialised in ``fmt`` (json, provn, xml, ttl)."""
     store = store or ProvStore()
     return serialize(store.load(store.document_of_run(run_id_of(run_id, store))), fmt)
+
+
+def export_crate(run_id: str, target: str | Path, store: ProvStore | None = None) -> Path:
+    """Write a run as a Workflow Run RO-Crate (a folder, or a ``.zip`` file)."""
+    from twinengine.provenance.crate import write_crate
+    from twinengine.workflows import RunStore
+
+    store = store or ProvStore()
+    run = RunStore(store.db).get(run_id)
+    graph = store.load(store.document_of_run(run["id"]))
+    texts = {
+        "primary.prov.json": serialize(graph, "json"),
+        "primary.prov.provn": serialize(graph, "provn"),
+    }
+    return write_crate(graph, run, Path(target), texts)
 
 
 def import_file(path: str | Path, fmt: str | None = None, store: ProvStore | None = None) -> str:

@@ -167,14 +167,23 @@ class _Capture:
                 entity = self.value(item)
                 if entity:
                     g.relate("used", self.run_id, entity, prov_role=f"twin:input/{name}")
+        finals = [  # declared before the steps: an entity keeps its first location
+            (name, entity, _path_of(item))
+            for name, value in (run.get("outputs") or {}).items()
+            for item in self._items(value)
+            if isinstance(item, Mapping) and (entity := self.value(item))
+        ]
         for step in self.steps:
             if step.get("state") in ("succeeded", "failed", "cancelled") and step.get("started_at"):
                 self.step(step, engine)
-        for name, value in (run.get("outputs") or {}).items():
-            for item in self._items(value):
-                entity = self.value(item)
-                if entity:
-                    g.relate("wasAttributedTo", entity, user, prov_role=f"twin:output/{name}")
+        for name, entity, path in finals:  # where this run left it
+            g.relate(
+                "wasAttributedTo",
+                entity,
+                user,
+                prov_role=f"twin:output/{name}",
+                prov_location=path,
+            )
         return g
 
     @staticmethod

@@ -9,6 +9,7 @@ writer of run records, :func:`graph_from_rows` by every reader.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from twinengine.provenance.graph import Element, ProvGraph, Relation
@@ -66,12 +67,19 @@ def graph_rows(
     }
 
 
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column as a dict: SQLAlchemy decodes it, a plain text() query does not."""
+    if isinstance(value, str):
+        value = {} if value in ("{}", "null") else json.loads(value)
+    return dict(value or {})
+
+
 def element_from_row(row: Any) -> Element:
     return Element(
         row["id"],
         row["kind"],
         row["label"],
-        dict(row["attributes"] or {}),
+        _json(row["attributes"]),
         _utc(row["start_time"]),
         _utc(row["end_time"]),
     )
@@ -79,7 +87,7 @@ def element_from_row(row: Any) -> Element:
 
 def relation_from_row(row: Any) -> Relation:
     return Relation(
-        row["kind"], row["subject"], row["object"], dict(row["attributes"] or {}), row["bundle"]
+        row["kind"], row["subject"], row["object"], _json(row["attributes"]), row["bundle"]
     )
 
 

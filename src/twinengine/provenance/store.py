@@ -10,6 +10,7 @@ downstream with an optional depth; every user value reaches SQL as a bound param
 from __future__ import annotations
 
 import os
+import sqlite3
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text
@@ -19,9 +20,15 @@ from twinengine.core.errors import InvalidInputError
 from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
 from twinengine.provenance.graph import ProvGraph, file_sha256
 from twinengine.provenance.rows import graph_from_rows, graph_rows
-from twinengine.workflows.recordstore import SqlAlchemyRecordStore
+from twinengine.workflows.recordstore import (
+    SqlAlchemyRecordStore,
+    SqliteRecordStore,
+    sqlite_file,
+)
 
-_UP = """
+# the walk: every element reachable from :start along "depends on" edges (up: subject to
+# object; down: object to subject), at most :depth hops when a depth is given
+_WALK = """
 WITH RECURSIVE walk(id, depth) AS (
     SELECT :start, 0
     UNION
@@ -29,16 +36,21 @@ WITH RECURSIVE walk(id, depth) AS (
     FROM prov_relations r JOIN walk ON r.{this} = walk.id
     WHERE walk.depth < :depth
 )
-SELECT id, MIN(depth) AS depth FROM walk GROUP BY id
 """
-_UNBOUNDED = """
+_WALK_ALL = """
 WITH RECURSIVE walk(id) AS (
     SELECT :start
     UNION
     SELECT r.{next} FROM prov_relations r JOIN walk ON r.{this} = walk.id
 )
-SELECT id FROM walk
 """
+_ELEMENTS = "SELECT e.* FROM prov_elements e WHERE e.id IN (SELECT id FROM walk)"
+# relations leaving a reached element in the walk's direction (their other end is reached
+# too, except at the depth limit, which the caller filters)
+_RELATIONS = (
+    "SELECT r.kind, r.subject, r.object, r.attributes, r.bundle FROM prov_relations r"
+    " WHERE r.{this} IN (SELECT id FROM walk)"
+)
 DIRECTIONS = ("up", "down", "both")
 
 
@@ -47,6 +59,7 @@ class ProvStore:
 
     def __init__(self, db: Database | None = None) -> None:
         self.db = db or get_database()
+        self._writer: Any = None
 
     # -- documents ----------------------------------------------------------------
     def ensure_captured(self) -> list[str]:
@@ -91,8 +104,20 @@ class ProvStore:
         rows = graph_rows(
             graph, document_id, name=name, origin=origin, run_id=run_id, attributes=attributes
         )
-        SqlAlchemyRecordStore(self.db).insert_rows(rows, {"prov_elements", "prov_members"})
+        self.writer().insert_rows(rows, {"prov_elements", "prov_members"})
         return document_id
+
+    def writer(self) -> Any:
+        """Where rows are written: ``sqlite3`` directly for a SQLite file (several times
+        faster for big documents), SQLAlchemy otherwise."""
+        if self._writer is None:
+            path = sqlite_file(str(self.db.engine.url))
+            if path and self.db.is_sqlite:
+                conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+                self._writer = SqliteRecordStore(conn)
+            else:
+                self._writer = SqlAlchemyRecordStore(self.db)
+        return self._writer
 
     def documents(self, run_id: str | None = None) -> list[dict[str, Any]]:
         query = select(prov_documents).order_by(prov_documents.c.created_at)
@@ -183,27 +208,23 @@ class ProvStore:
         if depth is not None and depth < 0:
             raise InvalidInputError("depth must be 0 or more")
         start = self.resolve(target)
-        reached: dict[str, int] = {start: 0}
+        elements: dict[str, Any] = {}
+        relations: dict[tuple[str, str, str], Any] = {}
         with self.db.engine.connect() as conn:
             for way in ("up", "down") if direction == "both" else (direction,):
                 this, nxt = ("subject", "object") if way == "up" else ("object", "subject")
-                sql = (_UNBOUNDED if depth is None else _UP).format(this=this, next=nxt)
+                walk = (_WALK_ALL if depth is None else _WALK).format(this=this, next=nxt)
                 params: dict[str, Any] = {"start": start}
                 if depth is not None:
                     params["depth"] = depth
-                for row in conn.execute(text(sql), params):
-                    level = row[1] if depth is not None else 0
-                    reached[row[0]] = min(level, reached.get(row[0], level))
-            ids = sorted(reached)
-            elements = self._elements(conn, ids)
-            relations = []
-            for i in range(0, len(ids), 400):
-                chunk = ids[i : i + 400]
-                query = select(prov_relations).where(
-                    prov_relations.c.subject.in_(chunk), prov_relations.c.object.in_(ids)
-                )
-                relations.extend(r._mapping for r in conn.execute(query))
-        graph = graph_from_rows(None, elements, [], _unique(relations))
+                for row in _rows(conn, walk + _ELEMENTS, params):
+                    elements[row["id"]] = row
+                for row in _rows(conn, walk + _RELATIONS.format(this=this), params):
+                    relations.setdefault((row["kind"], row["subject"], row["object"]), row)
+        kept = [
+            r for r in relations.values() if r["subject"] in elements and r["object"] in elements
+        ]
+        graph = graph_from_rows(None, list(elements.values()), [], kept)
         graph.members = {(e, "") for e in graph.elements}
         return graph
 
@@ -224,12 +245,9 @@ class ProvStore:
         return runs
 
 
-def _unique(relations: list[Any]) -> list[Any]:
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for r in relations:
-        key = (r["kind"], r["subject"], r["object"])
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out
+def _rows(conn: Any, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows as dicts straight from the DB-API cursor (lineage reads thousands of them;
+    SQLAlchemy's result rows and JSON type would double the time)."""
+    result = conn.execute(text(sql), params)
+    names = list(result.keys())
+    return [dict(zip(names, row, strict=True)) for row in result.cursor.fetchall()]
