@@ -318,3 +318,59 @@ def test_rocrate_and_graph(two_runs: dict, tmp_path: Path) -> None:
     assert svg.startswith("<svg") and "wf.cwl/shout" in svg
     draw(graph, tmp_path / "g.dot")
     assert (tmp_path / "g.dot").read_text().startswith("digraph prov")
+
+
+SUBWORKFLOW = """cwlVersion: v1.2
+class: Workflow
+requirements:
+  SubworkflowFeatureRequirement: {}
+inputs:
+  text: File
+  note: string
+outputs:
+  out: {type: File, outputSource: inner/out}
+steps:
+  inner:
+    run:
+      class: Workflow
+      inputs:
+        text: File
+        note: string
+      outputs:
+        out: {type: File, outputSource: shout/out}
+      steps:
+        shout:
+          run: shout.cwl
+          in: {text: text, note: note}
+          out: [out]
+    in: {text: text, note: note}
+    out: [out]
+"""
+
+
+def test_subworkflow_steps_nest_in_bundles(tmp_path: Path) -> None:
+    (tmp_path / "shout.cwl").write_text(SHOUT)
+    wf = tmp_path / "nested.cwl"
+    wf.write_text(SUBWORKFLOW)
+    data = tmp_path / "in.txt"
+    data.write_text("quiet river\n")
+    job = write_job(tmp_path / "job.json", {"text": file(data), "note": "n"})
+    code, out, opts = run_in_process([f"--outdir={tmp_path / 'o'}", str(wf), str(job)])
+    assert code == 0 and opts.loader == "cwltool"  # sub-workflows take the cwltool path
+    store = ProvStore()
+    graph = store.load(store.document_of_run(opts.run_id))
+    bundle = f"twin:run/{opts.run_id}/bundle/inner"
+    assert graph.elements[bundle].attributes["prov:type"] == "prov:Bundle"
+    sub = graph.elements[f"twin:run/{opts.run_id}/workflow/inner"]
+    assert sub.attributes["prov:type"] == "twin:SubWorkflow"
+    inner = [r for r in graph.relations if r.bundle == bundle]
+    assert {r.kind for r in inner} >= {"used", "wasGeneratedBy", "wasStartedBy"}
+    started = next(r for r in inner if r.kind == "wasStartedBy")
+    assert started.object == sub.id  # the step was started by the sub-workflow
+    text = export_run(opts.run_id, "provn")
+    assert "bundle " in text and "endBundle" in text
+    doc = prov.read(io.StringIO(export_run(opts.run_id, "json")), format="json")
+    assert [str(b.identifier) for b in doc.bundles] == [bundle]
+    # lineage still walks through the bundle to the input
+    up = store.lineage(out["out"]["path"], "up")
+    assert f"sha256:{file_sha256(str(data))}" in up.elements

@@ -19,8 +19,7 @@ modules (``graph``, ``capture``, ``rows``) without importing SQLAlchemy or ``pro
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from twinengine.core.lazy import lazy_exports
 
 _EXPORTS = {
     "DIRECTIONS": "twinengine.provenance.store",
@@ -43,14 +42,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'twinengine.provenance' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -124,7 +124,7 @@ class _Capture:
         self.run_id = f"twin:run/{run['id']}"
         self.producer: dict[str, str] = {}  # entity id -> step activity that generated it
 
-    def value(self, value: Any, path_hint: str | None = None) -> str | None:
+    def value(self, value: Any, bundle: str | None = None) -> str | None:
         """The entity for an input/output value (a file by content, else its value)."""
         if isinstance(value, Mapping) and value.get("class") == "File":
             digest, path = self.files.sha256(value)
@@ -135,11 +135,11 @@ class _Capture:
                 attrs["twin_format"] = value["format"]
             if value.get("checksum"):
                 attrs["twin_checksum"] = value["checksum"]
-            return self.graph.entity(f"sha256:{digest}", value.get("basename"), **attrs)
+            return self.graph.entity(f"sha256:{digest}", value.get("basename"), bundle, **attrs)
         if isinstance(value, Mapping) and value.get("class") == "Directory":
             return None  # a folder's entities are its files (not captured yet)
         literal = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
-        return self.graph.entity(value_id(value), None, prov_value=literal)
+        return self.graph.entity(value_id(value), None, bundle, prov_value=literal)
 
     def build(self) -> ProvGraph:
         g, run = self.graph, self.run
@@ -195,15 +195,35 @@ class _Capture:
             return list(value)
         return [value]
 
+    def bundle_of(self, step_name: str) -> tuple[str | None, str]:
+        """``(bundle, starter)`` of a step: steps of a sub-workflow (``wf/sub/step``) sit in
+        the sub-workflow's bundle and are started by its activity, declared on first use
+        (multi-level provenance); top-level steps are started by the run."""
+        parts = step_name.split("/")[1:-1]  # between the workflow and the step
+        starter, bundle = self.run_id, None
+        for depth in range(1, len(parts) + 1):
+            sub = "/".join(parts[:depth])
+            activity = f"{self.run_id}/workflow/{sub}"
+            bundle = f"{self.run_id}/bundle/{sub}"
+            if activity not in self.graph.elements:
+                self.graph.activity(activity, sub, prov_type="twin:SubWorkflow")
+                self.graph.relate("wasStartedBy", activity, starter)
+                self.graph.entity(bundle, f"provenance of {sub}", prov_type="prov:Bundle")
+                self.graph.relate("wasGeneratedBy", bundle, activity)
+            starter = activity
+        return bundle, starter
+
     def step(self, step: Mapping[str, Any], engine: str) -> None:
         g = self.graph
         act = f"{self.run_id}/step/{step['id']}"
+        bundle, starter = self.bundle_of(step.get("name") or "")
         command = step.get("command_line")
         g.activity(
             act,
             step.get("name"),
             _as_time(step.get("started_at")),
             _as_time(step.get("ended_at")),
+            bundle,
             prov_type="twin:Step",
             twin_state=step.get("state"),
             twin_exitCode=step.get("exit_code"),
@@ -212,31 +232,31 @@ class _Capture:
             twin_peakMemory=step.get("peak_memory"),
             twin_reusedFrom=step.get("reused_from"),
         )
-        g.relate("wasStartedBy", act, self.run_id)
+        g.relate("wasStartedBy", act, starter, bundle)
         plan = _plan(g, self.files, step.get("tool"), (step.get("name") or "").rsplit("/", 1)[-1])
-        g.relate("wasAssociatedWith", act, engine, prov_plan=plan)
+        g.relate("wasAssociatedWith", act, engine, bundle, prov_plan=plan)
         used: list[str] = []
         for name, value in (step.get("inputs") or {}).items():
             for item in self._items(value):
-                entity = self.value(item)
+                entity = self.value(item, bundle)
                 if entity:
                     used.append(entity)
-                    g.relate("used", act, entity, prov_role=f"twin:input/{name}")
+                    g.relate("used", act, entity, bundle, prov_role=f"twin:input/{name}")
                     upstream = self.producer.get(entity)
                     if upstream and upstream != act:
-                        g.relate("wasInformedBy", act, upstream)
+                        g.relate("wasInformedBy", act, upstream, bundle)
         if step.get("state") != "succeeded":
             return
         for name, value in (step.get("outputs") or {}).items():
             for item in _files(value):
-                entity = self.value(item)
+                entity = self.value(item, bundle)
                 if not entity:
                     continue
-                g.relate("wasGeneratedBy", entity, act, prov_role=f"twin:output/{name}")
+                g.relate("wasGeneratedBy", entity, act, bundle, prov_role=f"twin:output/{name}")
                 self.producer.setdefault(entity, act)
                 for source in dict.fromkeys(used):
                     if source != entity:
-                        g.relate("wasDerivedFrom", entity, source, prov_activity=act)
+                        g.relate("wasDerivedFrom", entity, source, bundle, prov_activity=act)
 
 
 def capture_run(run: Mapping[str, Any], steps: list[Mapping[str, Any]]) -> ProvGraph:

@@ -14,8 +14,7 @@ never imports cwltool.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from twinengine.core.lazy import lazy_exports
 
 _EXPORTS = {
     "Executor": "twinengine.workflows.executors",
@@ -34,14 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'twinengine.workflows' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
