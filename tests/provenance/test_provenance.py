@@ -141,11 +141,18 @@ def test_run_document_content(two_runs: dict) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml", "ttl", "provn"])
-def test_exports_read_back_with_prov(two_runs: dict, fmt: str) -> None:
+def test_exports_read_back_with_prov(two_runs: dict, fmt: str, tmp_path: Path) -> None:
     text = export_run(two_runs["a"], fmt)
-    if fmt == "provn":  # the prov library writes PROV-N but does not read it
+    if fmt == "provn":  # the prov library writes PROV-N but cannot read it: ours reads it
         assert text.startswith("document") and text.rstrip().endswith("endDocument")
-        assert f"twin:run/{two_runs['a']}" in text
+        (tmp_path / "run.provn").write_text(text)
+        store = ProvStore()
+        back = store.load(import_file(tmp_path / "run.provn"))
+        original = store.load(store.document_of_run(two_runs["a"]))
+        assert set(back.elements) == set(original.elements)
+        assert sorted((r.kind, r.subject, r.object) for r in back.relations) == sorted(
+            (r.kind, r.subject, r.object) for r in original.relations
+        )
         return
     if fmt == "ttl":
         doc = ProvDocument.deserialize(content=text, format="rdf", rdf_format="turtle")
@@ -199,7 +206,12 @@ def test_import_from_cwltool_provenance(tmp_path: Path) -> None:
         check=True, capture_output=True, timeout=180,
     )  # fmt: skip
     prov_dir = ro / "metadata" / "provenance"
-    for name, fmt in (("primary.cwlprov.json", None), ("primary.cwlprov.xml", "xml")):
+    for name, fmt in (
+        ("primary.cwlprov.json", None),
+        ("primary.cwlprov.xml", "xml"),
+        ("primary.cwlprov.provn", None),
+        ("primary.cwlprov.ttl", None),
+    ):
         document = import_file(prov_dir / name, fmt)
         graph = ProvStore().load(document)
         assert graph.elements and graph.relations
@@ -231,6 +243,10 @@ def test_bad_documents_are_rejected_whole(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidDocumentError, match="ex:ghost"):
         import_file(partial)
+    bad_provn = tmp_path / "bad.provn"
+    bad_provn.write_text("document\n  entity(ex:a)\n  used(ex:a\nendDocument\n")
+    with pytest.raises(InvalidDocumentError, match="line 4"):
+        import_file(bad_provn)
     wrong = ProvGraph()
     wrong.entity("ex:a")
     wrong.entity("ex:b")

@@ -119,8 +119,10 @@ def lineage(
 @app.command("import")
 @handle_errors
 def import_(
-    file: Annotated[Path, typer.Argument(help="PROV-JSON, PROV-XML or Turtle file.")],
-    format: Annotated[str | None, typer.Option("--format", "-f", help="json, xml, ttl.")] = None,
+    file: Annotated[Path, typer.Argument(help="PROV-JSON, PROV-XML, Turtle or PROV-N file.")],
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="json, xml, ttl, provn.")
+    ] = None,
 ) -> None:
     """Import a PROV document from any producer (one transaction)."""
     from twinengine.provenance import import_file

@@ -2,7 +2,8 @@
 
 Exports are serialised by ``prov`` itself (PROV-JSON, PROV-N, PROV-XML, and PROV-O as
 Turtle through rdflib), so any PROV tool reads them; :func:`read_document` parses a file
-in any of those formats from any producer and turns it into a graph, bundles included.
+in any of those formats from any producer and turns it into a graph, bundles included
+(PROV-N through :mod:`twinengine.provenance.provn`, as ``prov`` cannot read it).
 """
 
 from __future__ import annotations
@@ -172,11 +173,10 @@ def read_document(path: Path, fmt: str | None = None) -> ProvGraph:
                 format="rdf",
                 rdf_format="trig" if path.suffix == ".trig" else "turtle",
             )
-        elif fmt == "provn":
-            raise InvalidDocumentError(
-                f"{path}: reading PROV-N is not supported by the prov library",
-                hint="convert it to PROV-JSON, PROV-XML or Turtle (e.g. with ProvToolbox)",
-            )
+        elif fmt == "provn":  # the prov library writes PROV-N but cannot read it
+            from twinengine.provenance.provn import read_provn
+
+            return read_provn(text)
         else:
             doc = pm.ProvDocument.deserialize(source=io.StringIO(text), format=FORMATS[fmt])
     except InvalidDocumentError:
