@@ -305,7 +305,11 @@ steps:
         ("$namespaces: {x: 'http://x'}\nbaseCommand: echo\ninputs: []\noutputs: []", "directive"),
         ("baseCommand: echo\ninputs: {d: Directory}\noutputs: []", "type"),
         ("baseCommand: echo\ninputs: {x: {type: float, inputBinding: {}}}\noutputs: []", "float"),
-        ("baseCommand: echo\ninputs: []\noutputs: []\nhints: {DockerRequirement: {}}", "Docker"),
+        (
+            "baseCommand: echo\ninputs: []\noutputs: []\n"
+            "requirements: {DockerRequirement: {dockerPull: alpine}}",
+            "Docker",
+        ),
         ("baseCommand: echo\nbaseCommand: cat\ninputs: []\noutputs: []", "duplicate"),
         (
             "baseCommand: echo\ninputs: {x: {type: 'string[]', inputBinding: {}}}\noutputs: []",
@@ -349,3 +353,31 @@ def test_invalid_input_objects_are_reported_by_cwltool(tmp_path: Path) -> None:
         read_job(load_native(doc), str(job))
     code, _, opts = run([str(doc), str(job)])
     assert code != 0 and opts.loader == "cwltool"
+
+
+def test_a_docker_hint_is_ignored_only_without_a_container_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = write(
+        tmp_path,
+        "hinted.cwl",
+        "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [echo, hi]\ninputs: []\n"
+        "outputs: {out: stdout}\nhints: {DockerRequirement: {dockerPull: 'debian:stable'}}\n",
+    )
+    import twinengine.workflows.containers as containers
+
+    monkeypatch.setattr(containers, "working_container_engine", lambda: None)
+    code, out, opts = run([f"--outdir={tmp_path / 'a'}", str(doc)])
+    assert code == 0 and opts.loader == "native"
+    assert Path(out["out"]["path"]).read_text() == "hi\n"
+    monkeypatch.setattr(containers, "working_container_engine", lambda: "docker")
+    from twinengine.workflows.native import try_native
+
+    declined = try_native(["--quiet", str(doc)], RunOptions())
+    assert declined is None  # with an engine, cwltool runs it in the container
+    accepted = try_native(
+        ["--quiet", "--no-container", f"--outdir={tmp_path / 'b'}", str(doc)],
+        RunOptions(),
+        io.StringIO(),
+    )
+    assert accepted == 0

@@ -234,6 +234,11 @@ def try_native(argv: list[str], options: RunOptions, stdout: Any = None) -> int 
     try:
         document, job_file, outdir, quiet = parse_argv(argv)
         process = load_native(document)
+        if process.docker_hint and "--no-container" not in argv:
+            from twinengine.workflows.containers import working_container_engine
+
+            if working_container_engine() is not None:
+                raise NotNative("a DockerRequirement hint, and a container engine to honour it")
         job = read_job(process, job_file)
     except NotNative as exc:
         log.debug("native path declined: %s", exc)

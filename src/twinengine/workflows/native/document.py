@@ -11,7 +11,8 @@ the run goes through cwltool instead. So the subset can stay small and strict:
   ``File``, arrays and unions of them (``?`` and ``[]`` shorthands included);
 - requirements and hints: ResourceRequirement, EnvVarRequirement, ToolTimeLimit,
   WorkReuse, NetworkAccess, InlineJavascriptRequirement, ScatterFeatureRequirement,
-  StepInputExpressionRequirement — all with literal values.
+  StepInputExpressionRequirement — all with literal values; and a DockerRequirement
+  *hint* when no container engine is used (cwltool ignores it then too).
 
 YAML is read with PyYAML's C parser under YAML 1.2 core-schema rules (``yes``/``on`` stay
 strings, ``010`` is ten, dates stay strings) — the rules cwltool's ruamel loader uses.
@@ -285,7 +286,21 @@ def requirements(obj: dict[str, Any], field: str, where: str) -> list[dict[str, 
         raise NotNative(f"{where}: {field}")
     for req in items:
         cls = req.get("class")
+        if cls == "DockerRequirement" and field == "hints":
+            # a hint only: ignored when no container engine is used (see has_docker_hint)
+            only_keys(req, _DOCKER_FIELDS | {"class"}, f"{where} {cls}")
+            continue
         if cls not in _REQUIREMENTS:
             raise NotNative(f"{where}: {field} {cls}")
         only_keys(req, _REQUIREMENTS[cls] | {"class"}, f"{where} {cls}")
     return items
+
+
+_DOCKER_FIELDS = {
+    "dockerPull", "dockerLoad", "dockerFile", "dockerImport", "dockerImageId",
+    "dockerOutputDirectory",
+}  # fmt: skip
+
+
+def has_docker_hint(reqs: list[dict[str, Any]]) -> bool:
+    return any(r.get("class") == "DockerRequirement" for r in reqs)

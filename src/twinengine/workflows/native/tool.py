@@ -20,6 +20,7 @@ from twinengine.workflows.native.document import (
     NotNative,
     check_plain,
     entries,
+    has_docker_hint,
     matches,
     only_keys,
     optional,
@@ -93,6 +94,7 @@ class NativeTool:
         self.requirements = [*(inherited or []), *own_reqs]
         self.hints = [*(inherited_hints or []), *own_hints]
         self.effective = merge_requirements(self.hints, self.requirements)
+        self.docker_hint = has_docker_hint(self.hints)
         self.base_command = _strings(doc.get("baseCommand", []), f"{where} baseCommand")
         self.arguments = self._arguments(doc.get("arguments", []), where)
         self.inputs = [self._input(n, f, where) for n, f in entries(doc.get("inputs"), where)]

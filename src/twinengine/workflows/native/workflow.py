@@ -77,6 +77,7 @@ class NativeWorkflow:
         for name, fields in entries(doc.get("steps"), where, shorthand=""):
             step = self._step(name, fields, path, tools, types)
             self.steps.append(step)
+        self.docker_hint = any(step.tool.docker_hint for step in self.steps)
         self.outputs: list[tuple[str, str]] = []
         for name, fields in entries(doc.get("outputs"), where):
             only_keys(fields, {"type", "outputSource", "label", "doc"}, f"{where} {name}")
