@@ -77,8 +77,8 @@ def export(
     ] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
 ) -> None:
-    """Export a run's PROV document (serialised by the prov library), or the run as a
-    Workflow Run RO-Crate (``-f rocrate -o FOLDER`` or ``-o crate.zip``)."""
+    """Export a run's PROV document, or the run as a Workflow Run RO-Crate
+    (-f rocrate -o FOLDER, or -o crate.zip)."""
     from twinengine.provenance import export_crate, export_run
 
     if format == "rocrate":
