@@ -215,3 +215,15 @@ def test_live_progress_on_a_terminal_keeps_stdout_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, (tmp_path / "tty.log").read_text()[-2000:]
     assert len(json.loads(out.read_text())["outs"]) == 3  # stdout: only the output object
     assert "3 step(s) done" in (tmp_path / "tty.log").read_text()  # progress on the tty
+
+
+def test_an_unusable_output_folder_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for extra in ([], ["--no-native"]):
+        result = twin(
+            "run", *extra, "--outdir", str(blocker / "out"), str(DATA / "echo.cwl"), "--item", "x"
+        )
+        assert result.returncode != 0
+        assert "cannot use" in result.stderr and "output folder" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -75,6 +75,9 @@ def run(
         str | None, typer.Option(help="Existing Dask scheduler (default: start a local one).")
     ] = None,
     quiet: Annotated[bool, typer.Option(help="Only print warnings and errors.")] = False,
+    native: Annotated[
+        bool, typer.Option(help="Let plain documents run without cwltool (--no-native: never).")
+    ] = True,
 ) -> None:
     """Run a CWL workflow or tool; prints the output object like cwltool."""
     from twinengine.core import get_settings, new_id
@@ -83,6 +86,15 @@ def run(
     run_id = new_id()
     if outdir is None:
         outdir = get_settings().runs_dir / run_id / "outputs"
+    try:  # one clear message for both paths, before anything runs
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from twinengine.core.errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"cannot use {outdir} as the output folder: {exc.strerror or exc}",
+            hint="give --outdir a folder you can write to",
+        ) from None
     argv = [f"--outdir={outdir.resolve()}"]
     if quiet:
         argv.append("--quiet")
@@ -103,6 +115,7 @@ def run(
         run_id=run_id,
         name=name,
         dask_address=dask_address,
+        native=native,
     )
     raise typer.Exit(execute_run(argv, options))
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.core import State
+from twinengine.core.errors import InvalidInputError
 from twinengine.workflows.native.document import NotNative, file_path, matches, read_yaml
 from twinengine.workflows.native.job import (
     SHA256_KEY,
@@ -259,6 +260,13 @@ def execute(
     """Run a loaded native process on a validated input object; prints the outputs."""
     from twinengine.workflows.session import RunSession
 
+    try:  # a folder the outputs cannot go to is known before anything runs
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot use {outdir} as the output folder: {exc.strerror or exc}",
+            hint="give --outdir a folder you can write to",
+        ) from None
     session = RunSession(options, workflow=document, job_order=job, outdir=outdir)
     session.begin()
     rc = RunContext(
@@ -268,7 +276,17 @@ def execute(
         with session.executing() as scheduler:
             out, status = scheduler.run(process, job, rc)
         if status == "success":
-            out = relocate(out, session.outdir or outdir, session.work_dir, copy=options.cache)
+            try:
+                out = relocate(out, session.outdir or outdir, session.work_dir, options.cache)
+            except OSError as exc:  # disk full, folder removed meanwhile …: outputs stay put
+                session.fail(State.FAILED, f"cannot move the outputs to {outdir}: {exc}")
+                raise InvalidInputError(
+                    f"the run succeeded but its outputs could not be moved to {outdir}: {exc}",
+                    hint=f"they are still in {session.work_dir}; `twin runs resume "
+                    f"{session.run_id}` after fixing the folder moves them",
+                ) from None
+    except InvalidInputError:
+        raise
     except BaseException as exc:
         session.fail(State.INTERRUPTED, repr(exc))
         raise
