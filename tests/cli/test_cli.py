@@ -227,3 +227,9 @@ def test_an_unusable_output_folder_is_one_clear_error(tmp_path: Path) -> None:
         assert result.returncode != 0
         assert "cannot use" in result.stderr and "output folder" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_missing_document_is_one_clear_error(tmp_path: Path) -> None:
+    result = twin("run", str(tmp_path / "nope.cwl"))
+    assert result.returncode != 0
+    assert "no CWL document at" in result.stderr and "Traceback" not in result.stderr

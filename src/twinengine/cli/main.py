@@ -86,6 +86,14 @@ def run(
     run_id = new_id()
     if outdir is None:
         outdir = get_settings().runs_dir / run_id / "outputs"
+    document = workflow.split("#", 1)[0]
+    if "://" not in workflow and not os.path.isfile(document):
+        from twinengine.core.errors import NotFoundError
+
+        raise NotFoundError(
+            f"no CWL document at {document}",
+            hint="give the path of a .cwl file (or a URL)",
+        )
     try:  # one clear message for both paths, before anything runs
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
