@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.core import NotFoundError, new_id
-from twinengine.provenance.capture import capture_run
+from twinengine.provenance.capture import record_run
 from twinengine.provenance.convert import FORMATS, from_prov, read_document, serialize
 from twinengine.provenance.graph import ProvGraph, file_sha256, value_id
 from twinengine.provenance.rows import graph_rows
@@ -50,16 +50,9 @@ __all__ = [
 
 def capture(run_id: str, store: ProvStore | None = None) -> str:
     """(Re)make the PROV document of a stored run; returns the document id."""
-    from twinengine.workflows import RunStore
-    from twinengine.workflows.recordstore import SqlAlchemyRecordStore
-
     store = store or ProvStore()
-    runs = RunStore(store.db)
-    run = runs.get(run_id)
-    graph = capture_run(run, runs.steps(run["id"]))
-    document_id = new_id()
-    rows = graph_rows(graph, document_id, name=run["name"], origin="run", run_id=run["id"])
-    SqlAlchemyRecordStore(store.db).replace_run_provenance(run["id"], rows)
+    document_id = record_run(store.writer(), run_id_of(run_id, store))
+    assert document_id is not None  # run_id_of raised for an unknown run
     return document_id
 
 
@@ -177,12 +170,10 @@ class TrackedActivity:
         self._write(graph, new_document=name)
 
     def _write(self, graph: ProvGraph, new_document: str | None = None) -> None:
-        from twinengine.workflows.recordstore import SqlAlchemyRecordStore
-
         rows = graph_rows(graph, self.document_id, name=new_document or "", origin="client")
         if new_document is None:
             rows["prov_documents"] = []
-        SqlAlchemyRecordStore(self.store.db).insert_rows(rows, {"prov_elements", "prov_members"})
+        self.store.writer().insert_rows(rows, {"prov_elements", "prov_members"})
 
     def _entity(self, graph: ProvGraph, thing: Any) -> str:
         if isinstance(thing, (str, os.PathLike)) and os.path.isfile(thing):

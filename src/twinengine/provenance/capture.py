@@ -263,3 +263,20 @@ def capture_run(run: Mapping[str, Any], steps: list[Mapping[str, Any]]) -> ProvG
     """The PROV graph of a run from its record and its step records (in start order)."""
     ordered = sorted(steps, key=lambda s: str(s.get("started_at") or s.get("created_at") or ""))
     return _Capture(run, ordered).build()
+
+
+def record_run(records: Any, run_id: str) -> str | None:
+    """Build a stored run's document from its records and store it in place of any
+    earlier one, through ``records`` (a :class:`~twinengine.workflows.recordstore.RecordStore`);
+    returns the document id (None for an unknown run)."""
+    from twinengine.core import new_id
+    from twinengine.provenance.rows import graph_rows
+
+    run = records.run_row(run_id)
+    if run is None:
+        return None
+    graph = capture_run(run, records.step_rows(run_id))
+    document_id = new_id()
+    rows = graph_rows(graph, document_id, name=run["name"], origin="run", run_id=run_id)
+    records.replace_run_provenance(run_id, rows)
+    return document_id

@@ -17,6 +17,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinengine.core.hashing import file_sha256
+
+__all__ = ["Element", "ProvGraph", "Relation", "file_sha256", "value_id"]
+
 PROV_NS = "http://www.w3.org/ns/prov#"
 NAMESPACES = {
     "twin": "https://twinengine.org/prov#",
@@ -143,11 +147,3 @@ def value_id(value: Any) -> str:
     """The id of a parameter value: the same value is the same entity everywhere."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return "twin:value-" + hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def file_sha256(path: str, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

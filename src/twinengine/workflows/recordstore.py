@@ -15,6 +15,7 @@ has already brought to :data:`~twinengine.core.columns.HEAD_REVISION`; anything 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import os
 import sqlite3
@@ -209,7 +210,7 @@ class SqlAlchemyRecordStore(RecordStore):
                     continue
                 table = getattr(models, name)
                 if name in keep_existing and dialect in ("sqlite", "postgresql"):
-                    module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+                    module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
                     stmt = module.insert(table).on_conflict_do_nothing()
                 else:
                     stmt = insert(table)

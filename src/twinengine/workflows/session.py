@@ -11,7 +11,6 @@ in the database whichever path ran them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.core import Settings, State, get_settings, get_store, new_id
+from twinengine.core.hashing import file_sha256
 from twinengine.workflows.executors import make_executor
 from twinengine.workflows.options import RunOptions
 from twinengine.workflows.records import RunRecorder, state_of
@@ -35,8 +35,7 @@ log = logging.getLogger("twinengine.workflows")
 def file_hash(path: str) -> str | None:
     """SHA-256 of a file's bytes, or None when it cannot be read."""
     try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return None
 
@@ -156,18 +155,11 @@ class RunSession:
         A failure here is reported and does not fail the run: the records it is made
         from are stored, and ``twin prov capture RUN_ID`` can make it again.
         """
-        from twinengine.provenance.capture import capture_run
-        from twinengine.provenance.rows import graph_rows
+        from twinengine.provenance.capture import record_run
 
         assert self.recorder is not None
-        store = self.recorder.store
         try:
-            run = store.run_row(self.run_id)
-            if run is None:
-                return
-            graph = capture_run(run, store.step_rows(self.run_id))
-            rows = graph_rows(graph, new_id(), name=run["name"], origin="run", run_id=self.run_id)
-            store.replace_run_provenance(self.run_id, rows)
+            record_run(self.recorder.store, self.run_id)
         except Exception as exc:
             log.warning("provenance of run %s was not recorded: %s", self.run_id, exc)
 
