@@ -106,12 +106,13 @@ def lineage(
     from twinengine.provenance import serialize
 
     store = _store()
-    graph = store.lineage(target, direction, depth)
+    element = store.resolve(target)  # once: a file target is hashed to find its entity
+    graph = store.lineage(element, direction, depth)
     if as_json:
         print(serialize(graph, "json"))
         return
-    _summary(graph, f"lineage of {store.resolve(target)} ({direction})")
-    runs = store.runs_using(target) if direction in ("down", "both") else []
+    _summary(graph, f"lineage of {element} ({direction})")
+    runs = store.runs_using(element) if direction in ("down", "both") else []
     if runs:
         console.print("runs that used it: " + ", ".join(runs))
 
