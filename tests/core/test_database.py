@@ -58,7 +58,10 @@ def test_new_database_has_the_core_tables_and_indexes(tmp_path: Path) -> None:
     db = open_database(sqlite_url(tmp_path / "twin.db"))
     inspector = inspect(db.engine)
     assert {"alembic_version", "runs", "steps"} <= set(inspector.get_table_names())
-    assert {ix["name"] for ix in inspector.get_indexes("runs")} == {"ix_runs_state"}
+    assert {ix["name"] for ix in inspector.get_indexes("runs")} == {
+        "ix_runs_state",
+        "ix_runs_project",
+    }
     assert {ix["name"] for ix in inspector.get_indexes("steps")} == {
         "ix_steps_run",
         "ix_steps_cache",

@@ -29,6 +29,12 @@ def test_metadata_holds_runs_steps_and_provenance() -> None:
         "prov_elements",
         "prov_relations",
         "prov_members",
+        "users",
+        "tokens",
+        "projects",
+        "memberships",
+        "workflows",
+        "uploads",
     }
     assert [c.name for c in runs.primary_key] == ["id"]
     assert [c.name for c in steps.primary_key] == ["id"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from twinengine import __version__
+from twinengine.cli import access as access_cli
 from twinengine.cli import prov as prov_cli
 from twinengine.cli import runs as runs_cli
 from twinengine.cli.errors import err_console, handle_errors
@@ -26,6 +27,10 @@ app = typer.Typer(
 )
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(prov_cli.app, name="prov")
+app.add_typer(access_cli.users_app, name="users")
+app.add_typer(access_cli.tokens_app, name="tokens")
+app.add_typer(access_cli.projects_app, name="projects")
+app.command("serve")(access_cli.serve)
 
 
 def execute_run(argv: list[str], options: RunOptions) -> int:

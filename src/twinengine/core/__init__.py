@@ -11,10 +11,13 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from twinengine.core.errors import (
+    AuthError,
     ConfigError,
+    ForbiddenError,
     InvalidDocumentError,
     InvalidInputError,
     NotFoundError,
+    PayloadTooLargeError,
     StateError,
     TwinError,
     UnsupportedRequirementError,
@@ -41,12 +44,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuthError",
     "ConfigError",
     "Database",
+    "ForbiddenError",
     "InvalidDocumentError",
     "InvalidInputError",
     "NotFoundError",
     "ObjectStore",
+    "PayloadTooLargeError",
     "Settings",
     "State",
     "StateError",

@@ -10,12 +10,13 @@ two agree, so a new migration cannot leave this behind.
 from __future__ import annotations
 
 #: the Alembic revision the code expects; bump together with a new migration file
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 RUN_COLUMNS = (
     "id", "name", "workflow", "workflow_hash", "job_order", "inputs", "outputs", "state",
     "created_at", "started_at", "ended_at", "outdir", "work_dir", "executor", "options",
-    "error", "exit_code", "host", "pid", "cancel_requested", "attempt",
+    "error", "exit_code", "host", "pid", "cancel_requested", "attempt", "project",
+    "workflow_id", "created_by",
 )  # fmt: skip
 STEP_COLUMNS = (
     "id", "run_id", "name", "tool", "kind", "cache_key", "state", "attempt", "created_at",

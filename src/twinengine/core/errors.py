@@ -3,7 +3,7 @@
 Every error that stems from user input (a bad CWL document, a missing input file, an
 unknown run id, a wrong setting) is a :class:`TwinError` subclass whose message says
 what was wrong and how to fix it. The CLI prints these without a traceback and exits
-non-zero; the API (later) maps them to 4xx responses with a JSON body.
+non-zero; the API maps them to 4xx responses with a JSON body (``http_status``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,24 @@ class UnsupportedRequirementError(TwinError):
     """The workflow needs a feature this machine cannot provide (e.g. containers)."""
 
     exit_code = 33
+
+
+class AuthError(TwinError):
+    """A request has no credentials, or credentials that are wrong, expired or revoked."""
+
+    http_status = 401
+
+
+class ForbiddenError(TwinError):
+    """The caller is known but lacks the scope or project role the operation needs."""
+
+    http_status = 403
+
+
+class PayloadTooLargeError(TwinError):
+    """An upload is larger than the configured limit."""
+
+    http_status = 413
 
 
 class StateError(TwinError):

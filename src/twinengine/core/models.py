@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -50,6 +51,9 @@ runs = Table(
     Column("pid", Integer),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("attempt", Integer, nullable=False, default=1),  # 1 + number of resumes
+    Column("project", String(64)),  # None: started from the CLI outside any project
+    Column("workflow_id", String(32)),  # the registered workflow it runs, if any
+    Column("created_by", String(64)),  # the user who launched it through the API
 )
 
 steps = Table(
@@ -89,6 +93,7 @@ prov_documents = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("namespaces", JSON),  # prefix -> URI
     Column("attributes", JSON),
+    Column("project", String(64)),  # imported/client documents; run documents: the run's
 )
 
 prov_elements = Table(
@@ -124,7 +129,85 @@ prov_members = Table(
     PrimaryKeyConstraint("document_id", "element_id", "bundle"),
 )
 
+# -- access control and the workflow registry ---------------------------------------------
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("oidc_subject", Text),  # set for users created from an OIDC token
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("hash", String(64), nullable=False, unique=True),  # sha256 of the secret
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("project", String(64), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),  # viewer, editor, owner
+    PrimaryKeyConstraint("project", "user_name"),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("cwl_class", String(32)),
+    Column("label", Text),
+    Column("doc", Text),
+    Column("description", Text),
+    Column("folder", Text, nullable=False),  # where its files were unpacked
+    Column("main", Text, nullable=False),  # the main document, relative to folder
+    Column("sha256", String(64)),
+    Column("interface", JSON),  # inputs, outputs, graph
+    Column("layout", JSON),  # composer node positions
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64)),
+    UniqueConstraint("project", "name", "version", name="uq_workflows_version"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64)),
+)
+
 Index("ix_runs_state", runs.c.state)
+Index("ix_runs_project", runs.c.project, runs.c.created_at)
+Index("ix_tokens_user", tokens.c.user_name)
 Index("ix_prov_documents_run", prov_documents.c.run_id)
 Index("ix_prov_relations_subject", prov_relations.c.subject)
 Index("ix_prov_relations_object", prov_relations.c.object)

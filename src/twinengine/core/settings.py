@@ -25,6 +25,13 @@ _TOML_KEYS = {
     "cores": int,
     "ram_mb": int,
     "dask_address": str,
+    "max_upload_mb": int,
+    "max_runs": int,
+    "oidc_issuer": str,
+    "oidc_audience": str,
+    "oidc_jwks_url": str,
+    "oidc_scopes": str,
+    "input_roots": str,
 }
 
 
@@ -40,6 +47,13 @@ class Settings:
     ram_mb: int = 0  # 0: all physical memory
     dask_address: str | None = None
     config_file: Path | None = None
+    max_upload_mb: int = 100  # twin serve: largest upload accepted
+    max_runs: int = 0  # twin serve: runs executing at once (0: as many as cores)
+    oidc_issuer: str | None = None  # accept OIDC bearer tokens from this issuer
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None  # default: from the issuer's discovery document
+    oidc_scopes: tuple[str, ...] = ("read", "run")  # what an OIDC user's token may do
+    input_roots: tuple[Path, ...] = ()  # server folders API users may name as inputs
 
     @property
     def runs_dir(self) -> Path:
@@ -134,6 +148,16 @@ def load_settings() -> Settings:
         cores = os.cpu_count() or 1
     ram_mb = _first_set(_env_int("TWIN_RAM_MB"), values.get("ram_mb")) or 0
     dask_address = os.environ.get("TWIN_DASK_ADDRESS") or values.get("dask_address")
+
+    def text(key: str) -> str | None:
+        return os.environ.get(f"TWIN_{key.upper()}") or values.get(key) or None
+
+    max_upload_mb = _first_set(_env_int("TWIN_MAX_UPLOAD_MB"), values.get("max_upload_mb"))
+    max_runs = _first_set(_env_int("TWIN_MAX_RUNS"), values.get("max_runs")) or 0
+    scopes = tuple(s.strip() for s in (text("oidc_scopes") or "read,run").split(",") if s.strip())
+    roots = tuple(
+        Path(r).expanduser().resolve() for r in (text("input_roots") or "").split(os.pathsep) if r
+    )
     return Settings(
         home=home,
         database_url=database_url,
@@ -143,4 +167,11 @@ def load_settings() -> Settings:
         ram_mb=ram_mb,
         dask_address=dask_address,
         config_file=config,
+        max_upload_mb=100 if max_upload_mb is None else max_upload_mb,
+        max_runs=max_runs,
+        oidc_issuer=text("oidc_issuer"),
+        oidc_audience=text("oidc_audience"),
+        oidc_jwks_url=text("oidc_jwks_url"),
+        oidc_scopes=scopes,
+        input_roots=roots,
     )

@@ -23,6 +23,7 @@ def graph_rows(
     origin: str,
     run_id: str | None = None,
     attributes: dict[str, Any] | None = None,
+    project: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{table: rows}`` for one document."""
     return {
@@ -35,6 +36,7 @@ def graph_rows(
                 "created_at": dt.datetime.now(dt.UTC),
                 "namespaces": graph.namespaces,
                 "attributes": attributes or {},
+                "project": project,
             }
         ],
         "prov_elements": [

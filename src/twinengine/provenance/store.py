@@ -17,7 +17,13 @@ from sqlalchemy import bindparam, delete, select, text
 
 from twinengine.core import Database, NotFoundError, get_database, new_id
 from twinengine.core.errors import InvalidInputError
-from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
+from twinengine.core.models import (
+    prov_documents,
+    prov_elements,
+    prov_members,
+    prov_relations,
+    runs,
+)
 from twinengine.provenance.graph import ProvGraph, file_sha256
 from twinengine.provenance.rows import graph_from_rows, graph_rows
 from twinengine.workflows.recordstore import (
@@ -34,7 +40,7 @@ WITH RECURSIVE walk(id, depth) AS (
     UNION
     SELECT r.{next}, walk.depth + 1
     FROM prov_relations r JOIN walk ON r.{this} = walk.id
-    WHERE walk.depth < :depth
+    WHERE walk.depth < :depth{scope}
 )
 """
 _WALK_ALL = """
@@ -42,6 +48,7 @@ WITH RECURSIVE walk(id) AS (
     SELECT :start
     UNION
     SELECT r.{next} FROM prov_relations r JOIN walk ON r.{this} = walk.id
+    WHERE 1 = 1{scope}
 )
 """
 _ELEMENTS = "SELECT e.* FROM prov_elements e WHERE e.id IN (SELECT id FROM walk)"
@@ -49,9 +56,23 @@ _ELEMENTS = "SELECT e.* FROM prov_elements e WHERE e.id IN (SELECT id FROM walk)
 # too, except at the depth limit, which the caller filters)
 _RELATIONS = (
     "SELECT r.kind, r.subject, r.object, r.attributes, r.bundle FROM prov_relations r"
-    " WHERE r.{this} IN (SELECT id FROM walk)"
+    " WHERE r.{this} IN (SELECT id FROM walk){scope}"
 )
 DIRECTIONS = ("up", "down", "both")
+# documents of some projects: their own (imported, client) and those of their runs
+_IN_PROJECTS = (
+    "SELECT d.id FROM prov_documents d LEFT JOIN runs ru ON ru.id = d.run_id"
+    " WHERE d.project IN ({marks}) OR ru.project IN ({marks})"
+)
+
+
+def project_scope(projects: list[str] | None) -> tuple[str, dict[str, Any]]:
+    """SQL restricting relations ``r`` to documents of ``projects`` (None: no limit)."""
+    if projects is None:
+        return "", {}
+    params = {f"scope{i}": p for i, p in enumerate(projects)} or {"scope0": ""}
+    marks = ", ".join(f":{k}" for k in params)
+    return f" AND r.document_id IN ({_IN_PROJECTS.format(marks=marks)})", params
 
 
 class ProvStore:
@@ -67,7 +88,6 @@ class ProvStore:
 
         Runs on the native path leave that to the first provenance query, so a run does
         not spend its own time on it (the file digests are in its records already)."""
-        from twinengine.core.models import runs
 
         documented = select(prov_documents.c.run_id).where(
             prov_documents.c.origin == "run", prov_documents.c.run_id.is_not(None)
@@ -94,15 +114,23 @@ class ProvStore:
         run_id: str | None = None,
         attributes: dict[str, Any] | None = None,
         check_kinds: bool = True,
+        project: str | None = None,
+        document_id: str | None = None,
     ) -> str:
         """Store ``graph`` as a new document in one transaction; returns its id.
 
         ``check_kinds=False`` for documents from other producers, which may give one id
         two kinds (see :meth:`ProvGraph.check`)."""
         graph.check(kinds=check_kinds)
-        document_id = new_id()
+        document_id = document_id or new_id()
         rows = graph_rows(
-            graph, document_id, name=name, origin=origin, run_id=run_id, attributes=attributes
+            graph,
+            document_id,
+            name=name,
+            origin=origin,
+            run_id=run_id,
+            attributes=attributes,
+            project=project,
         )
         self.writer().insert_rows(rows, {"prov_elements", "prov_members"})
         return document_id
@@ -119,10 +147,18 @@ class ProvStore:
                 self._writer = SqlAlchemyRecordStore(self.db)
         return self._writer
 
-    def documents(self, run_id: str | None = None) -> list[dict[str, Any]]:
+    def documents(
+        self, run_id: str | None = None, projects: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Stored documents (of one run; of some projects' runs and imports)."""
         query = select(prov_documents).order_by(prov_documents.c.created_at)
         if run_id is not None:
             query = query.where(prov_documents.c.run_id == run_id)
+        if projects is not None:
+            query = query.where(
+                prov_documents.c.project.in_(projects)
+                | prov_documents.c.run_id.in_(select(runs.c.id).where(runs.c.project.in_(projects)))
+            )
         with self.db.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -178,21 +214,21 @@ class ProvStore:
         return found
 
     # -- targets ------------------------------------------------------------------
-    def resolve(self, target: str) -> str:
-        """The element id a user means: an element id, ``sha256:…``, a bare SHA-256, or a
-        path to a file (identified by its content)."""
+    def resolve(self, target: str, files: bool = True) -> str:
+        """The element id a user means: an element id, ``sha256:…``, a bare SHA-256, or
+        (``files``) a path to a file, identified by its content."""
         self.ensure_captured()
         candidates = [target]
         if len(target) == 64 and all(c in "0123456789abcdef" for c in target.lower()):
             candidates.append(f"sha256:{target.lower()}")
-        if os.path.isfile(target):
+        if files and os.path.isfile(target):
             candidates.insert(0, f"sha256:{file_sha256(target)}")
         with self.db.engine.connect() as conn:
             for candidate in candidates:
                 query = select(prov_elements.c.id).where(prov_elements.c.id == candidate)
                 if conn.execute(query).first():
                     return candidate
-        what = "file" if os.path.isfile(target) else "element"
+        what = "file" if files and os.path.isfile(target) else "element"
         raise NotFoundError(
             f"no provenance for {what} {target!r}",
             hint="give a file a run used or produced, its sha256, or an element id "
@@ -200,26 +236,40 @@ class ProvStore:
         )
 
     # -- queries ------------------------------------------------------------------
-    def lineage(self, target: str, direction: str = "up", depth: int | None = None) -> ProvGraph:
+    def lineage(
+        self,
+        target: str,
+        direction: str = "up",
+        depth: int | None = None,
+        *,
+        projects: list[str] | None = None,
+        files: bool = True,
+    ) -> ProvGraph:
         """Everything ``target`` depends on (``up``), depends on it (``down``), or both;
-        ``depth`` limits the number of relation hops (None: all)."""
+        ``depth`` limits the number of relation hops (None: all); ``projects`` limits the
+        walk to those projects' documents; ``files=False`` never reads a local path."""
         if direction not in DIRECTIONS:
             raise InvalidInputError(f"unknown direction {direction!r}", hint="use up, down or both")
         if depth is not None and depth < 0:
             raise InvalidInputError("depth must be 0 or more")
-        start = self.resolve(target)
+        start = self.resolve(target, files)
+        scope, scope_params = project_scope(projects)
+        if projects is not None and not self._member_of(start, scope, scope_params):
+            raise NotFoundError(f"no provenance for element {target!r}")
         elements: dict[str, Any] = {}
         relations: dict[tuple[str, str, str], Any] = {}
         with self.db.engine.connect() as conn:
             for way in ("up", "down") if direction == "both" else (direction,):
                 this, nxt = ("subject", "object") if way == "up" else ("object", "subject")
-                walk = (_WALK_ALL if depth is None else _WALK).format(this=this, next=nxt)
-                params: dict[str, Any] = {"start": start}
+                walk = (_WALK_ALL if depth is None else _WALK).format(
+                    this=this, next=nxt, scope=scope
+                )
+                params: dict[str, Any] = {"start": start, **scope_params}
                 if depth is not None:
                     params["depth"] = depth
                 for row in _rows(conn, walk + _ELEMENTS, params):
                     elements[row["id"]] = row
-                for row in _rows(conn, walk + _RELATIONS.format(this=this), params):
+                for row in _rows(conn, walk + _RELATIONS.format(this=this, scope=scope), params):
                     relations.setdefault((row["kind"], row["subject"], row["object"]), row)
         kept = [
             r for r in relations.values() if r["subject"] in elements and r["object"] in elements
@@ -227,6 +277,12 @@ class ProvStore:
         graph = graph_from_rows(None, list(elements.values()), [], kept)
         graph.members = {(e, "") for e in graph.elements}
         return graph
+
+    def _member_of(self, element: str, scope: str, params: dict[str, Any]) -> bool:
+        """Whether ``element`` appears in a document within ``scope``."""
+        sql = "SELECT 1 FROM prov_members r WHERE r.element_id = :element" + scope + " LIMIT 1"
+        with self.db.engine.connect() as conn:
+            return bool(_rows(conn, sql, {"element": element, **params}))
 
     def runs_using(self, target: str) -> list[str]:
         """Ids of the runs one of whose activities used ``target``."""

@@ -27,6 +27,7 @@ class RunOptions:
     retries: int = 1
     resume: str | None = None  # run id to continue
     run_id: str | None = None  # id to give a new run
+    adopt: bool = False  # run_id names a queued record made by the API's dispatcher
     name: str | None = None
     dask_address: str | None = None
     argv: list[str] = field(default_factory=list)
@@ -76,6 +77,7 @@ _VALUE_OPTIONS = {
     "--retries": "retries",
     "--resume": "resume",
     "--run-id": "run_id",
+    "--queued-run": "run_id",
     "--run-name": "name",
     "--dask-address": "dask_address",
 }
@@ -106,6 +108,7 @@ def split_twin_options(argv: list[str]) -> tuple[RunOptions, list[str]]:
                     ) from None
             else:
                 setattr(opts, attr, value)
+            opts.adopt = opts.adopt or name == "--queued-run"
         elif arg == "--cache":
             opts.cache = True
         elif arg == "--no-native":

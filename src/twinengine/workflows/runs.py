@@ -88,20 +88,46 @@ class RunStore:
     def list(
         self, *, state: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[dict[str, Any]]:
-        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc())
+        return self.page(state=state, limit=limit, offset=offset)[0]
+
+    def page(
+        self,
+        *,
+        projects: list[str] | None = None,
+        state: str | None = None,
+        workflow_id: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """``(runs, total)`` newest first, filtered; ``projects=None`` means all runs."""
+        query = select(runs)
         if state is not None and state not in {s.value for s in State}:
             raise TwinError(
                 f"unknown state {state!r}", hint="one of: " + ", ".join(s.value for s in State)
             )
         if state:
             query = query.where(runs.c.state == state)
+        if projects is not None:
+            query = query.where(runs.c.project.in_(projects))
+        if workflow_id:
+            query = query.where(runs.c.workflow_id == workflow_id)
+        if q:
+            query = query.where(runs.c.name.ilike(f"%{q}%") | runs.c.id.like(f"{q}%"))
         with self.db.engine.connect() as conn:
-            rows = list(conn.execute(query.limit(limit).offset(offset)))
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar()
+            rows = list(
+                conn.execute(
+                    query.order_by(runs.c.created_at.desc(), runs.c.id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
         items = self._reconcile(rows)
         counts = self.step_counts([i["id"] for i in items])
         for item in items:
             item["steps"] = counts.get(item["id"], {})
-        return items
+        return items, int(total or 0)
 
     def resolve_id(self, run_id: str) -> str:
         """Accept a full id or a unique prefix of one."""

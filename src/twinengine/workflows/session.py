@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from twinengine.core import Settings, State, get_settings, get_store, new_id
+from twinengine.core import Settings, State, StateError, get_settings, get_store, new_id
 from twinengine.core.hashing import file_sha256
 from twinengine.workflows.executors import make_executor
 from twinengine.workflows.options import RunOptions
@@ -79,6 +79,18 @@ class RunSession:
         if self.resumed:
             self.recorder = RunRecorder(records, self.run_id)
             self.recorder.adopt_existing_steps()
+        elif opts.adopt:  # queued by `twin serve`: the record exists, fill in how it runs
+            self.recorder = RunRecorder(records, self.run_id)
+            if records.run_row(self.run_id) is None:
+                raise StateError(f"no queued run {self.run_id} to start")
+            self.recorder.update_run(
+                workflow=self.workflow,
+                workflow_hash=file_hash(self.workflow),
+                outdir=self.outdir,
+                work_dir=str(self.run_dir),
+                executor=opts.executor or self.settings.executor,
+                options=opts.record(),
+            )
         else:
             self.recorder = RunRecorder.create_run(
                 records,

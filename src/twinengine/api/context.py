@@ -1,0 +1,88 @@
+"""What every request handler of ``twin serve`` needs: stores, dispatcher, the caller.
+
+:class:`ServerContext` holds the process's settings and the stores the routers call
+(accounts, workflow registry, uploads, runs, provenance, the run dispatcher, the OIDC
+verifier when an issuer is configured). :func:`caller` is the FastAPI dependency that
+authenticates a request — an API token or an OIDC JWT in ``Authorization: Bearer`` —
+and :func:`needs` wraps it with a scope check, so a route declares
+``who: Principal = Depends(needs("run"))`` and never sees an anonymous request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from twinengine.api.accounts import AccountStore, Principal
+from twinengine.core import AuthError, Database, NotFoundError, Settings
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    db: Database
+    accounts: AccountStore
+    registry: Any  # WorkflowRegistry
+    uploads: Any  # UploadStore
+    runs: Any  # RunStore
+    dispatcher: Any  # RunDispatcher
+    oidc: Any = None  # OidcVerifier
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def project_for(self, who: Principal, project: str | None, need: str = "viewer") -> str:
+        """The project a request acts in (default: ``default``), checked against roles."""
+        name = project or "default"
+        who.check_project(name, need)
+        return name
+
+    def visible(self, who: Principal, project: str | None) -> list[str] | None:
+        """Projects a listing covers: one asked-for project, or all the caller's."""
+        if project:
+            who.check_project(project)
+            return [project]
+        return who.visible_projects()
+
+    def owned(self, who: Principal, project: str | None, need: str = "viewer") -> None:
+        """404 unless the caller may see ``project`` (a resource's project)."""
+        if project is None:  # runs started from the CLI belong to no project: admins only
+            if who.visible_projects() is None:
+                return
+            raise NotFoundError("not found")
+        who.check_project(project, need)
+
+
+bearer = HTTPBearer(auto_error=False, description="an API token (twin_…) or an OIDC JWT")
+
+
+def context(request: Request) -> ServerContext:
+    return request.app.state.twin
+
+
+def caller(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
+        raise AuthError(
+            "this endpoint needs a token", hint="send the header Authorization: Bearer <token>"
+        )
+    token = credentials.credentials.strip()
+    ctx = context(request)
+    if token.startswith("twin_"):
+        return ctx.accounts.authenticate(token)
+    if ctx.oidc is not None and ctx.oidc.looks_like_jwt(token):
+        claims = ctx.oidc.verify(token)
+        return ctx.accounts.oidc_principal(claims, frozenset(ctx.settings.oidc_scopes))
+    raise AuthError("unknown token", hint="API tokens start with twin_")
+
+
+def needs(scope: str) -> Callable[..., Principal]:
+    def dependency(who: Principal = Depends(caller)) -> Principal:
+        who.require_scope(scope)
+        return who
+
+    dependency.__name__ = f"needs_{scope}"
+    return dependency

@@ -1,0 +1,83 @@
+"""How errors become responses: one JSON shape, 4xx for what a caller did wrong.
+
+``{"error": {"code", "message", "hint", "details"}}`` for every error — TwinErrors
+(their ``http_status``), request-validation failures (422, the offending fields in
+``details``), unknown routes and methods, and, as a last resort, unexpected exceptions
+(500, logged with the traceback, the message kept generic).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from twinengine.core import TwinError
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    500: "internal_error",
+}
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+def error_response(
+    status: int, message: str, hint: str | None = None, details: Any = None
+) -> JSONResponse:
+    body = {"code": CODES.get(status, "error"), "message": message, "hint": hint}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": {**body, "details": details}}, status, headers=headers)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for item in exc.errors():
+        where = ".".join(str(p) for p in item.get("loc", ()))
+        out.append({"field": where, "message": item.get("msg", "invalid")})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TwinError)
+    async def twin_error(_request: Request, exc: TwinError) -> JSONResponse:
+        return error_response(exc.http_status, exc.message, exc.hint)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return error_response(422, f"the request is not valid: {summary}", details=fields)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")

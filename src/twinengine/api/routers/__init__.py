@@ -1,0 +1,1 @@
+"""One FastAPI router per module: access, workflows, runs, provenance, operations."""

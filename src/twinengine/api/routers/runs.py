@@ -1,0 +1,329 @@
+"""Routes of runs: uploads, launch, list, show, logs, outputs, files, cancel, resume,
+delete, and Server-Sent Events of their progress."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import mimetypes
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+
+from twinengine.api import schemas
+from twinengine.api.accounts import Principal
+from twinengine.api.context import ServerContext, context, needs
+from twinengine.core import NotFoundError, State
+from twinengine.workflows.inputs import resolve_inputs
+
+router = APIRouter(prefix="/api/v1", tags=["runs"])
+_FINAL = {s.value for s in State if s.finished} | {State.INTERRUPTED.value}
+_POLL = 0.3
+_PING = 15.0
+
+
+def visible_run(ctx: ServerContext, who: Principal, run_id: str, need: str = "viewer") -> dict:
+    run = ctx.runs.get(run_id)
+    ctx.owned(who, run.get("project"), need)
+    return run
+
+
+def run_view(ctx: ServerContext, run: dict[str, Any], steps: bool = False) -> dict[str, Any]:
+    view = dict(run)
+    view["step_counts"] = run.get("steps") if isinstance(run.get("steps"), dict) else {}
+    view["inputs"] = run.get("job_order")
+    view.pop("steps", None)
+    workflow = ctx.extras.get("workflow_names", {}).get(run.get("workflow_id"))
+    if workflow is None and run.get("workflow_id"):
+        try:
+            row = ctx.registry.get(run["workflow_id"])
+            workflow = (row["name"], row["version"])
+        except NotFoundError:
+            workflow = (None, None)
+        ctx.extras.setdefault("workflow_names", {})[run["workflow_id"]] = workflow
+    view["workflow_name"], view["workflow_version"] = workflow or (None, None)
+    if steps:
+        view["steps"] = ctx.runs.steps(run["id"])
+    return view
+
+
+@router.post("/uploads", response_model=schemas.Upload, status_code=201)
+def upload_input(
+    file: Annotated[UploadFile, File(description="an input file for a run")],
+    project: Annotated[str | None, Form(max_length=64)] = None,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Store an input file; use it as ``{"class": "File", "location": "upload:ID"}``."""
+    project = ctx.project_for(who, project, "editor")
+    return ctx.uploads.save(
+        file.file, file.filename or "upload", project=project, created_by=who.user
+    )
+
+
+@router.post("/runs", response_model=schemas.Run, status_code=201)
+def launch_run(
+    body: schemas.RunIn,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Queue a run of a registered workflow with an input object."""
+    workflow = ctx.registry.row(body.workflow)
+    ctx.owned(who, workflow["project"], "editor")
+    interface = (workflow.get("interface") or {}).get("inputs", [])
+    job = resolve_inputs(
+        interface, body.inputs, project=workflow["project"], uploads_store=ctx.uploads
+    )
+    run_id = ctx.dispatcher.submit(
+        workflow, job, created_by=who.user, name=body.name, cache=body.cache, given=body.inputs
+    )
+    return run_view(ctx, ctx.runs.get(run_id))
+
+
+@router.get("/runs", response_model=schemas.RunPage)
+def list_runs(
+    project: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    workflow: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Runs, newest first, with filters and pagination."""
+    items, total = ctx.runs.page(
+        projects=ctx.visible(who, project),
+        state=state,
+        workflow_id=workflow,
+        q=q,
+        limit=limit,
+        offset=offset,
+    )
+    return {
+        "items": [run_view(ctx, r) for r in items],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/runs/{run_id}", response_model=schemas.Run)
+def show_run(
+    run_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+) -> dict:
+    """A run with its steps."""
+    run = visible_run(ctx, who, run_id)
+    run["steps"] = ctx.runs.step_counts([run["id"]]).get(run["id"], {})
+    return run_view(ctx, run, steps=True)
+
+
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse)
+async def run_logs(
+    run_id: str,
+    step: Annotated[str | None, Query(max_length=500)] = None,
+    stream: Annotated[str, Query(pattern="^(stdout|stderr)$")] = "stderr",
+    follow: bool = False,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+) -> Response:
+    """A step's stdout or stderr (all steps when no step is named); ``follow`` streams
+    until the step (or run) ends."""
+    run = await run_in_threadpool(visible_run, ctx, who, run_id)
+    if step:
+        await run_in_threadpool(ctx.runs.find_step, run["id"], step)
+    if not follow:
+        text = await run_in_threadpool(ctx.runs.logs, run["id"], step, stream)
+        return PlainTextResponse(text)
+
+    async def chunks() -> AsyncIterator[str]:
+        sent = 0
+        while True:
+            text = await run_in_threadpool(ctx.runs.logs, run["id"], step, stream)
+            if len(text) > sent:
+                yield text[sent:]
+                sent = len(text)
+            state = await run_in_threadpool(_state_of, ctx, run["id"], step)
+            if state in _FINAL:
+                text = await run_in_threadpool(ctx.runs.logs, run["id"], step, stream)
+                if len(text) > sent:
+                    yield text[sent:]
+                return
+            await asyncio.sleep(_POLL)
+
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+def _state_of(ctx: ServerContext, run_id: str, step: str | None) -> str:
+    if step:
+        return ctx.runs.find_step(run_id, step)["state"]
+    return ctx.runs.get(run_id)["state"]
+
+
+def _outdir(run: dict[str, Any]) -> Path | None:
+    return Path(run["outdir"]).resolve() if run.get("outdir") else None
+
+
+def _with_downloads(value: Any, run_id: str, outdir: Path | None) -> Any:
+    if isinstance(value, list):
+        return [_with_downloads(v, run_id, outdir) for v in value]
+    if not isinstance(value, dict):
+        return value
+    item = {k: _with_downloads(v, run_id, outdir) for k, v in value.items()}
+    if value.get("class") == "File" and outdir is not None:
+        path = Path(str(value.get("path") or value.get("location", "")).removeprefix("file://"))
+        if path.resolve().is_relative_to(outdir):
+            rel = path.resolve().relative_to(outdir).as_posix()
+            item["download"] = f"/api/v1/runs/{run_id}/files/{rel}"
+    return item
+
+
+@router.get("/runs/{run_id}/outputs", response_model=schemas.Outputs)
+def run_outputs(
+    run_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+) -> dict:
+    """The run's CWL output object; each File has a ``download`` link."""
+    run = visible_run(ctx, who, run_id)
+    return {"outputs": _with_downloads(run.get("outputs"), run["id"], _outdir(run))}
+
+
+@router.get("/runs/{run_id}/files/{path:path}")
+def run_file(
+    run_id: str,
+    path: str,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+) -> FileResponse:
+    """Download a file from the run's output folder."""
+    run = visible_run(ctx, who, run_id)
+    outdir = _outdir(run)
+    target = (outdir / path).resolve() if outdir else None
+    if target is None or not target.is_relative_to(outdir) or not target.is_file():
+        raise NotFoundError(f"run {run['id']} has no output file {path!r}")
+    kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    return FileResponse(target, media_type=kind, filename=target.name)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=schemas.Run)
+def cancel_run(
+    run_id: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> dict:
+    """Cancel a queued or running run (its processes are stopped)."""
+    run = visible_run(ctx, who, run_id, "editor")
+    if not ctx.dispatcher.cancel_queued(run["id"]):
+        ctx.runs.cancel(run["id"])
+    return run_view(ctx, ctx.runs.get(run["id"]))
+
+
+@router.post("/runs/{run_id}/resume", response_model=schemas.Run)
+def resume_run(
+    run_id: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> dict:
+    """Continue an interrupted, failed or cancelled run, reusing its succeeded steps."""
+    run = visible_run(ctx, who, run_id, "editor")
+    ctx.dispatcher.requeue(run["id"])
+    return run_view(ctx, ctx.runs.get(run["id"]))
+
+
+@router.delete("/runs/{run_id}", status_code=204)
+def delete_run(
+    run_id: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> Response:
+    """Delete a finished run's records (409 while it is queued or running)."""
+    run = visible_run(ctx, who, run_id, "editor")
+    ctx.runs.delete(run["id"])
+    return Response(status_code=204)
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=_iso)}\n\n"
+
+
+def _iso(value: Any) -> str:
+    """Datetimes in events as ISO 8601 UTC (``…Z``), like the JSON responses."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return aware.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _step_event(step: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "name", "state", "started_at", "ended_at", "wall_time", "exit_code")
+    return {k: step.get(k) for k in keys}
+
+
+@router.get("/runs/{run_id}/events", response_class=StreamingResponse)
+async def run_events(
+    run_id: str,
+    request: Request,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+) -> StreamingResponse:
+    """Server-Sent Events: the run's state and each step's, then every change; ``end``."""
+    run = await run_in_threadpool(visible_run, ctx, who, run_id)
+
+    async def events() -> AsyncIterator[str]:
+        last_run: Any = None
+        last_steps: dict[str, Any] = {}
+        quiet = 0.0
+        while not await request.is_disconnected():
+            current = await run_in_threadpool(ctx.runs.get, run["id"])
+            steps = await run_in_threadpool(ctx.runs.steps, run["id"])
+            for step in steps:
+                event = _step_event(step)
+                if last_steps.get(step["id"]) != event:
+                    last_steps[step["id"]] = event
+                    yield _sse("step", event)
+            summary = {k: current.get(k) for k in ("id", "state", "started_at", "ended_at")}
+            if summary != last_run:
+                last_run = summary
+                yield _sse("run", summary)
+            if current["state"] in _FINAL:
+                yield _sse("end", {"id": current["id"], "state": current["state"]})
+                return
+            await asyncio.sleep(_POLL)
+            quiet += _POLL
+            if quiet >= _PING:
+                quiet = 0.0
+                yield ": ping\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/events", response_class=StreamingResponse)
+async def all_events(
+    request: Request,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+) -> StreamingResponse:
+    """Server-Sent Events of the latest 200 visible runs: a ``run`` event per change."""
+    projects = ctx.visible(who, None)
+
+    async def events() -> AsyncIterator[str]:
+        known: dict[str, Any] = {}
+        quiet = 0.0
+        while not await request.is_disconnected():
+            items, _ = await run_in_threadpool(
+                lambda: ctx.runs.page(projects=projects, limit=200, offset=0)
+            )
+            for item in items:
+                summary = {k: item.get(k) for k in ("id", "state", "started_at", "ended_at")}
+                if known.get(item["id"]) != summary:
+                    known[item["id"]] = summary
+                    yield _sse("run", summary)
+            await asyncio.sleep(_POLL * 3)
+            quiet += _POLL * 3
+            if quiet >= _PING:
+                quiet = 0.0
+                yield ": ping\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

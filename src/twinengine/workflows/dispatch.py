@@ -1,0 +1,255 @@
+"""The run dispatcher of ``twin serve``: queue runs in the database, run each in a child.
+
+:meth:`RunDispatcher.submit` writes a run record in state ``queued`` (with its project,
+registered workflow and user) and its job file, and returns at once. A background
+thread starts queued runs, oldest first, as child processes (``twin-cwl-runner`` with
+``--queued-run``, which adopts the record) while fewer than ``max_runs`` are running,
+and reaps them. Because the queue is the ``runs`` table, a server restart loses
+nothing: runs still queued start when the next server comes up, runs whose child is
+alive keep running, and a child that dies before recording its end leaves the run
+``failed`` with the tail of its log. Resumed runs go through the same queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+
+from twinengine.core import Database, Settings, State, get_database, get_settings, new_id
+from twinengine.core.models import runs
+from twinengine.workflows.runs import RunStore
+
+log = logging.getLogger(__name__)
+_TICK = 0.25
+
+
+class RunDispatcher:
+    """Queue runs and execute them in child processes, at most ``max_runs`` at once."""
+
+    def __init__(self, settings: Settings | None = None, db: Database | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.db = db or get_database(self.settings)
+        self.max_runs = self.settings.max_runs or max(2, self.settings.cores)
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.started_total = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # -- queueing -----------------------------------------------------------------
+    def submit(
+        self,
+        workflow: dict[str, Any],
+        job: dict[str, Any],
+        *,
+        created_by: str | None,
+        name: str | None = None,
+        cache: bool = False,
+        given: dict[str, Any] | None = None,
+    ) -> str:
+        """Queue a run of the registered ``workflow`` with the resolved ``job``; its id.
+        ``given`` is the input object as the user wrote it (kept as the run's job order)."""
+        run_id = new_id()
+        run_dir = self.settings.runs_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
+        main = str(Path(workflow["folder"]) / workflow["main"])
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                insert(runs).values(
+                    id=run_id,
+                    name=name or workflow["name"],
+                    workflow=main,
+                    job_order=job if given is None else given,
+                    state=State.QUEUED.value,
+                    created_at=dt.datetime.now(dt.UTC),
+                    outdir=str(run_dir / "outputs"),
+                    work_dir=str(run_dir),
+                    options={"cache": cache, "dispatch": "serve"},
+                    cancel_requested=False,
+                    attempt=1,
+                    project=workflow["project"],
+                    workflow_id=workflow["id"],
+                    created_by=created_by,
+                )
+            )
+        self._wake.set()
+        return run_id
+
+    def requeue(self, run_id: str) -> None:
+        """Queue a resumable (interrupted, failed, cancelled) run to continue."""
+        RunStore(self.db).check_resumable(run_id)
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(state=State.QUEUED.value, pid=None, host=None, cancel_requested=False)
+            )
+        self._wake.set()
+
+    def cancel_queued(self, run_id: str) -> bool:
+        """Cancel a run that has not started yet; False when it already has a process."""
+        with self.db.engine.begin() as conn:
+            done = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.state == "queued", runs.c.pid.is_(None))
+                .values(
+                    state=State.CANCELLED.value,
+                    ended_at=dt.datetime.now(dt.UTC),
+                    error="cancelled before it started",
+                )
+            )
+        return bool(done.rowcount)
+
+    def queue_length(self) -> int:
+        with self.db.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(runs.c.state == "queued", runs.c.pid.is_(None))
+                ).scalar()
+                or 0
+            )
+
+    # -- the loop -----------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="twin-dispatch", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must survive a database hiccup
+                log.exception("dispatcher tick failed")
+            self._wake.wait(_TICK)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        """Reap finished children and start queued runs while there is room."""
+        with self._lock:
+            for run_id, child in list(self.children.items()):
+                if child.poll() is not None:
+                    del self.children[run_id]
+                    self._reaped(run_id, child.returncode)
+            room = self.max_runs - len(self.children)
+            if room <= 0:
+                return
+            with self.db.engine.connect() as conn:
+                queued = list(
+                    conn.execute(
+                        select(runs.c.id, runs.c.started_at, runs.c.options, runs.c.workflow)
+                        .where(and_(runs.c.state == "queued", runs.c.pid.is_(None)))
+                        .order_by(runs.c.created_at, runs.c.id)
+                        .limit(room)
+                    )
+                )
+            for row in queued:
+                self._launch(row)
+
+    def _launch(self, row: Any) -> None:
+        run_dir = self.settings.runs_dir / row.id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        options = row.options or {}
+        if row.started_at is None:
+            command = [
+                sys.executable,
+                "-m",
+                "twinengine.workflows.cwlrunner",
+                "--queued-run",
+                row.id,
+                "--outdir",
+                str(run_dir / "outputs"),
+                "--quiet",
+                *(["--cache"] if options.get("cache") else []),
+                row.workflow,
+                str(run_dir / "job.json"),
+            ]
+        else:
+            command = [sys.executable, "-m", "twinengine.workflows.dispatch", "resume", row.id]
+        env = dict(os.environ)
+        env.update(
+            TWIN_HOME=str(self.settings.home),
+            TWIN_DATABASE_URL=self.settings.database_url,
+            TWIN_STORE=self.settings.store,
+        )
+        with open(run_dir / "driver.log", "ab") as logfile:
+            child = subprocess.Popen(
+                command,
+                cwd=run_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logfile,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == row.id, runs.c.pid.is_(None))
+                .values(pid=child.pid, host=socket.gethostname())
+            )
+        self.children[row.id] = child
+        self.started_total += 1
+
+    def _reaped(self, run_id: str, code: int) -> None:
+        """A child ended: a run it left unfinished failed (its log tail says why)."""
+        try:
+            tail = (self.settings.runs_dir / run_id / "driver.log").read_bytes()[-2000:]
+        except OSError:
+            tail = b""
+        message = tail.decode("utf-8", "replace").strip() or f"the run process exited with {code}"
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.state.in_(["queued", "running"]))
+                .values(
+                    state=State.FAILED.value,
+                    ended_at=dt.datetime.now(dt.UTC),
+                    exit_code=code or 1,
+                    error=message,
+                )
+            )
+
+    def running(self) -> int:
+        return len(self.children)
+
+
+def _resume_main(run_id: str) -> int:
+    """Child entry point continuing a stored run (what ``twin runs resume`` does)."""
+    from twinengine.workflows.cwlrunner import run_cwl
+    from twinengine.workflows.options import RunOptions
+
+    run = RunStore().get(run_id)
+    argv, cwd, options = RunOptions.for_resume(run)
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
+    return run_cwl(argv, options)
+
+
+if __name__ == "__main__":  # pragma: no cover - run as a child by the dispatcher
+    from twinengine.core import TwinError
+
+    try:
+        sys.exit(_resume_main(sys.argv[2]))
+    except TwinError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

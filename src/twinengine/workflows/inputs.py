@@ -1,0 +1,201 @@
+"""Input objects of runs launched through the API: uploaded files and early type checks.
+
+:class:`UploadStore` keeps uploaded input files under ``$TWIN_HOME/uploads/<id>/`` with
+a row each (project, name, size, SHA-256). :func:`resolve_inputs` checks an input object
+against a registered workflow's interface before a run is queued — unknown or missing
+inputs and values of the wrong type are a clear :class:`InvalidInputError` at once, not
+a failed run later — and turns ``{"class": "File", "location": "upload:ID"}`` into the
+uploaded file's path. A server path is accepted only under ``TWIN_INPUT_ROOTS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from sqlalchemy import insert, select
+
+from twinengine.core import (
+    Database,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    Settings,
+    get_database,
+    get_settings,
+    new_id,
+)
+from twinengine.core.models import uploads
+
+_CHUNK = 1 << 20
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "int": (int,),
+    "long": (int,),
+    "float": (int, float),
+    "double": (int, float),
+    "boolean": (bool,),
+}
+
+
+class UploadStore:
+    """Input files uploaded for runs."""
+
+    def __init__(self, db: Database | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.db = db or get_database(self.settings)
+        self.root = self.settings.home / "uploads"
+
+    def save(
+        self, stream: BinaryIO, filename: str, *, project: str, created_by: str | None = None
+    ) -> dict[str, Any]:
+        """Store the upload read from ``stream`` (refused past ``max_upload_mb``)."""
+        name = PurePosixPath((filename or "upload").replace("\\", "/")).name
+        name = re.sub(r"[^\w.+-]", "_", name).lstrip(".") or "upload"
+        upload_id = new_id()
+        folder = self.root / upload_id
+        folder.mkdir(parents=True)
+        path = folder / name
+        limit = self.settings.max_upload_mb * 1024 * 1024
+        digest, size = hashlib.sha256(), 0
+        try:
+            with path.open("wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise PayloadTooLargeError(
+                            f"the upload is larger than {self.settings.max_upload_mb} MB",
+                            hint="raise TWIN_MAX_UPLOAD_MB on the server",
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            folder.rmdir()
+            raise
+        row = {
+            "id": upload_id,
+            "project": project,
+            "name": name,
+            "size": size,
+            "sha256": digest.hexdigest(),
+            "path": str(path),
+            "created_at": dt.datetime.now(dt.UTC),
+            "created_by": created_by,
+        }
+        with self.db.engine.begin() as conn:
+            conn.execute(insert(uploads).values(**row))
+        return _public(row)
+
+    def get(self, upload_id: str, project: str) -> dict[str, Any]:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None or row.project != project:
+            raise NotFoundError(
+                f"no upload {upload_id!r} in project {project!r}",
+                hint="upload the file with POST /api/v1/uploads to the workflow's project",
+            )
+        return dict(row._mapping)
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "location": f"upload:{row['id']}",
+        "created_at": row["created_at"],
+    }
+
+
+def _type_ok(value: Any, cwl_type: str) -> bool:
+    """Whether ``value`` fits a CWL type in shorthand (checked loosely for complex types)."""
+    if cwl_type.endswith("?"):
+        return value is None or _type_ok(value, cwl_type[:-1])
+    if " | " in cwl_type:
+        return any(_type_ok(value, t) for t in cwl_type.split(" | "))
+    if cwl_type.endswith("[]"):
+        return isinstance(value, list) and all(_type_ok(v, cwl_type[:-2]) for v in value)
+    if cwl_type in ("File", "Directory"):
+        return isinstance(value, dict) and value.get("class") == cwl_type
+    expected = _SCALARS.get(cwl_type)
+    if expected is None:  # Any, enum, record: the run's own validation decides
+        return True
+    if isinstance(value, bool) and cwl_type != "boolean":
+        return False
+    return isinstance(value, expected)
+
+
+def resolve_inputs(
+    interface: list[dict[str, Any]],
+    given: dict[str, Any],
+    *,
+    project: str,
+    uploads_store: UploadStore,
+) -> dict[str, Any]:
+    """The job object for a run: ``given`` checked against ``interface``, files resolved."""
+    if not isinstance(given, dict):
+        raise InvalidInputError("inputs must be a JSON object of input name → value")
+    ports = {p["id"]: p for p in interface}
+    unknown = sorted(set(given) - set(ports))
+    if unknown:
+        raise InvalidInputError(
+            f"unknown input(s): {', '.join(unknown)}",
+            hint="the workflow's inputs are: " + (", ".join(ports) or "(none)"),
+        )
+    missing = [k for k, p in ports.items() if k not in given and not p.get("optional")]
+    if missing:
+        raise InvalidInputError(f"missing required input(s): {', '.join(missing)}")
+    for key, value in given.items():
+        if not _type_ok(value, ports[key]["type"]):
+            raise InvalidInputError(
+                f"input {key!r} must be {ports[key]['type']}, got {json_type(value)}"
+            )
+    roots = uploads_store.settings.input_roots
+    return {k: _resolve(v, project, uploads_store, roots) for k, v in given.items()}
+
+
+def json_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"a {value.get('class', 'object')}" if "class" in value else "an object"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
+
+
+def _resolve(value: Any, project: str, store: UploadStore, roots: tuple[Path, ...]) -> Any:
+    if isinstance(value, list):
+        return [_resolve(v, project, store, roots) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("class") not in ("File", "Directory"):
+        return {k: _resolve(v, project, store, roots) for k, v in value.items()}
+    item = dict(value)
+    location = str(item.pop("location", "") or item.pop("path", "") or "")
+    if value.get("class") == "File" and not location and "contents" in item:
+        return item
+    if location.startswith("upload:"):
+        item["path"] = store.get(location[len("upload:") :], project)["path"]
+    else:
+        path = Path(location.removeprefix("file://")).expanduser()
+        real = path.resolve()
+        if not location or not any(real.is_relative_to(root) for root in roots):
+            raise InvalidInputError(
+                f"input file {location!r} is not an upload",
+                hint="upload it with POST /api/v1/uploads and give location 'upload:ID'",
+            )
+        if not real.exists():
+            raise InvalidInputError(f"input file {location!r} does not exist")
+        item["path"] = str(real)
+    if "secondaryFiles" in item:
+        item["secondaryFiles"] = _resolve(item["secondaryFiles"], project, store, roots)
+    return item
