@@ -25,7 +25,7 @@ from twinengine.api import errors
 from twinengine.api.accounts import AccountStore
 from twinengine.api.context import ServerContext
 from twinengine.api.routers import access, ops, provenance, runs, workflows
-from twinengine.core import NotFoundError, Settings, get_database, get_settings
+from twinengine.core import NotFoundError, Settings, get_database, get_settings, get_store
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 
@@ -77,7 +77,7 @@ def build_context(settings: Settings) -> ServerContext:
         accounts=AccountStore(db),
         registry=WorkflowRegistry(db, settings),
         uploads=UploadStore(db, settings),
-        runs=RunStore(db),
+        runs=RunStore(db, get_store(settings)),
         dispatcher=RunDispatcher(settings, db),
         oidc=oidc,
         extras={"metrics": Metrics.create()},

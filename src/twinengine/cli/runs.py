@@ -166,7 +166,7 @@ def resume(
     from twinengine.cli.main import execute_run
     from twinengine.workflows import RunOptions
 
-    argv, cwd, options = RunOptions.for_resume(_store().check_resumable(run_id))
+    argv, cwd, options = RunOptions.for_resume(_store().reopen(run_id))
     if os.path.isdir(cwd):
         os.chdir(cwd)  # relative paths in the stored command line
     raise typer.Exit(execute_run(argv, options))

@@ -147,6 +147,12 @@ class ProvStore:
                 self._writer = SqlAlchemyRecordStore(self.db)
         return self._writer
 
+    def close(self) -> None:
+        """Close the direct SQLite writer, if one was opened (it belongs to its thread)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
     def documents(
         self, run_id: str | None = None, projects: list[str] | None = None
     ) -> list[dict[str, Any]]:

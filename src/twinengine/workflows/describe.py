@@ -11,6 +11,7 @@ doc, each input and output with its type in CWL shorthand (``File``, ``string?``
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from twinengine.core import InvalidDocumentError
@@ -133,10 +134,13 @@ def validation_errors(error: InvalidDocumentError, folder: str | None = None) ->
             line = line.replace(f"file://{folder}/", "").replace(f"{folder}/", "")
         match = _POSITION.match(line)
         if match and match.group("msg"):
+            where = match.group("file")
+            if folder and f"{Path(folder).name}/" in where:  # schema-salad's relative form
+                where = where.split(f"{Path(folder).name}/", 1)[1]
             items.append(
                 {
                     "message": match.group("msg"),
-                    "file": match.group("file"),
+                    "file": where,
                     "line": int(match.group("line")),
                     "column": int(match.group("column")),
                 }

@@ -89,12 +89,19 @@ class RunDispatcher:
 
     def requeue(self, run_id: str) -> None:
         """Queue a resumable (interrupted, failed, cancelled) run to continue."""
-        RunStore(self.db).check_resumable(run_id)
+        RunStore(self.db).reopen(run_id)
         with self.db.engine.begin() as conn:
             conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
-                .values(state=State.QUEUED.value, pid=None, host=None, cancel_requested=False)
+                .values(
+                    state=State.QUEUED.value,
+                    pid=None,
+                    host=None,
+                    ended_at=None,
+                    error=None,
+                    exit_code=None,
+                )
             )
         self._wake.set()
 
@@ -211,22 +218,30 @@ class RunDispatcher:
         self.started_total += 1
 
     def _reaped(self, run_id: str, code: int) -> None:
-        """A child ended: a run it left unfinished failed (its log tail says why)."""
+        """A child ended without recording the end of its run (killed early, or failed
+        before the run began): the run is cancelled if that was asked, else failed with
+        the tail of the child's log as the reason."""
         try:
             tail = (self.settings.runs_dir / run_id / "driver.log").read_bytes()[-2000:]
         except OSError:
             tail = b""
         message = tail.decode("utf-8", "replace").strip() or f"the run process exited with {code}"
+        unfinished = and_(
+            runs.c.id == run_id,
+            runs.c.state.in_(["queued", "running", "interrupted"]),
+            runs.c.ended_at.is_(None),
+        )
+        now = dt.datetime.now(dt.UTC)
         with self.db.engine.begin() as conn:
             conn.execute(
                 update(runs)
-                .where(runs.c.id == run_id, runs.c.state.in_(["queued", "running"]))
-                .values(
-                    state=State.FAILED.value,
-                    ended_at=dt.datetime.now(dt.UTC),
-                    exit_code=code or 1,
-                    error=message,
-                )
+                .where(unfinished, runs.c.cancel_requested.is_(True))
+                .values(state=State.CANCELLED.value, ended_at=now, error="cancelled")
+            )
+            conn.execute(
+                update(runs)
+                .where(unfinished)
+                .values(state=State.FAILED.value, ended_at=now, exit_code=code or 1, error=message)
             )
 
     def running(self) -> int:

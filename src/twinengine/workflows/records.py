@@ -101,7 +101,6 @@ class RunRecorder:
             "inputs": jsonable(inputs),
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "cancel_requested": False,
             "ended_at": None,
             "error": None,
         }

@@ -43,8 +43,9 @@ def _pid_alive(pid: int | None) -> bool:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             cmdline = handle.read()
         with open(f"/proc/{pid}/stat", "rb") as handle:
-            if handle.read().split(b")")[-1].split()[0] == b"Z":
-                return False
+            fields = handle.read().split(b")")[-1].split()
+            if fields[0] == b"Z":  # ended; unless it is our own child (twin serve's
+                return int(fields[1]) == os.getpid()  # dispatcher records its end)
         return b"twin" in cmdline or b"python" in cmdline
     except OSError:
         return True
@@ -226,6 +227,16 @@ class RunStore:
                 if run["state"] == "running"
                 else None,
             )
+        return run
+
+    def reopen(self, run_id: str) -> dict[str, Any]:
+        """Check that a run can be resumed and forget an earlier cancel request (a cancel
+        that arrives once the resumed run is starting must not be forgotten, so the run
+        itself never clears it)."""
+        run = self.check_resumable(run_id)
+        with self.db.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run["id"]).values(cancel_requested=False))
+        run["cancel_requested"] = False
         return run
 
     def delete(self, run_id: str) -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 
@@ -17,7 +20,7 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.routers.runs import visible_run
-from twinengine.core import InvalidInputError, NotFoundError, StateError
+from twinengine.core import InvalidInputError, NotFoundError, PayloadTooLargeError, StateError
 from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
 from twinengine.provenance import FORMATS, ProvStore, read_document, serialize
 from twinengine.provenance.graph import RELATIONS, ProvGraph
@@ -33,11 +36,14 @@ _MEDIA = {
 TextFormat = Annotated[str, Query(pattern="^(json|provn|xml|ttl)$")]
 
 
-def _store(ctx: ServerContext) -> ProvStore:
-    store = ctx.extras.get("prov")
-    if store is None:
-        store = ctx.extras["prov"] = ProvStore(ctx.db)
-    return store
+@contextmanager
+def _store(ctx: ServerContext) -> Iterator[ProvStore]:
+    """A ProvStore for one request (its SQLite writer belongs to the request's thread)."""
+    store = ProvStore(ctx.db)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _document(ctx: ServerContext, who: Principal, doc_id: str, need: str = "viewer") -> dict:
@@ -73,11 +79,11 @@ def list_documents(
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """PROV documents of the caller's projects (runs' and imported ones)."""
-    store = _store(ctx)
-    store.ensure_captured()
-    docs = store.documents(run_id=run, projects=ctx.visible(who, project))
-    keys = ("id", "name", "origin", "run_id", "project", "created_at")
-    return {"items": [{k: d.get(k) for k in keys} for d in docs]}
+    with _store(ctx) as store:
+        store.ensure_captured()
+        docs = store.documents(run_id=run, projects=ctx.visible(who, project))
+        keys = ("id", "name", "origin", "run_id", "project", "created_at")
+        return {"items": [{k: d.get(k) for k in keys} for d in docs]}
 
 
 @router.put("/prov/documents/{doc_id}", status_code=201, response_model=schemas.ProvDocument)
@@ -95,32 +101,42 @@ async def put_document(
         raise InvalidInputError("a document id is 1-32 letters, digits, '.', '_' or '-'")
     body = await request.body()
     if len(body) > ctx.settings.max_upload_mb * 1024 * 1024:
-        raise InvalidInputError(f"the document is larger than {ctx.settings.max_upload_mb} MB")
+        raise PayloadTooLargeError(f"the document is larger than {ctx.settings.max_upload_mb} MB")
+    replaced = await run_in_threadpool(_store_document, ctx, who, doc_id, body, format, project)
+    response.status_code = 200 if replaced else 201
+    return {"id": doc_id, "name": doc_id, "origin": "client", "project": project or "default"}
+
+
+def _store_document(
+    ctx: ServerContext, who: Principal, doc_id: str, body: bytes, fmt: str, project: str | None
+) -> bool:
+    """Parse and store a document; whether it replaced one."""
     project = ctx.project_for(who, project, "editor")
-    store = _store(ctx)
-    replaced = False
     try:
         old = _document(ctx, who, doc_id, "editor")
     except NotFoundError:
         old = None
-    if old is not None:
-        if old["origin"] == "run":
-            raise StateError(f"document {doc_id} is a run's; it cannot be replaced")
-        replaced = True
+    if old is not None and old["origin"] == "run":
+        raise StateError(f"document {doc_id} is a run's; it cannot be replaced")
     with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
-        path = Path(tmp) / f"document.{format}"
+        path = Path(tmp) / f"document.{fmt}"
         path.write_bytes(body)
         try:
-            graph = read_document(path, format)
+            graph = read_document(path, fmt)
         except Exception as exc:  # prov's parsers raise many kinds
-            raise InvalidInputError(f"not a PROV-{format.upper()} document: {exc}") from None
-    if replaced:
-        store.delete(doc_id)
-    store.save(
-        graph, name=doc_id, origin="client", check_kinds=False, project=project, document_id=doc_id
-    )
-    response.status_code = 200 if replaced else 201
-    return {"id": doc_id, "name": doc_id, "origin": "client", "project": project}
+            raise InvalidInputError(f"not a PROV-{fmt.upper()} document: {exc}") from None
+    with _store(ctx) as store:
+        if old is not None:
+            store.delete(doc_id)
+        store.save(
+            graph,
+            name=doc_id,
+            origin="client",
+            check_kinds=False,
+            project=project,
+            document_id=doc_id,
+        )
+    return old is not None
 
 
 @router.get("/prov/documents/{doc_id}")
@@ -132,7 +148,8 @@ def get_document(
 ) -> PlainTextResponse:
     """A stored PROV document in PROV-JSON, PROV-N, PROV-XML or Turtle."""
     _document(ctx, who, doc_id)
-    text = serialize(_store(ctx).load(doc_id), format)
+    with _store(ctx) as store:
+        text = serialize(store.load(doc_id), format)
     return PlainTextResponse(text, media_type=_MEDIA[format])
 
 
@@ -142,7 +159,8 @@ def delete_document(
 ) -> Response:
     """Delete a document (its shared elements stay)."""
     _document(ctx, who, doc_id, "editor")
-    _store(ctx).delete(doc_id)
+    with _store(ctx) as store:
+        store.delete(doc_id)
     return Response(status_code=204)
 
 
@@ -157,7 +175,8 @@ def delete_documents(
     for doc_id in wanted:
         _document(ctx, who, doc_id, "editor")
     for doc_id in wanted:
-        _store(ctx).delete(doc_id)
+        with _store(ctx) as store:
+            store.delete(doc_id)
     return Response(status_code=204)
 
 
@@ -170,9 +189,10 @@ def _ensure_document(ctx: ServerContext, who: Principal, doc_id: str, project: s
                 "a document id is 1-32 letters, digits, '.', '_' or '-'"
             ) from None
         project = ctx.project_for(who, project, "editor")
-        _store(ctx).save(
-            ProvGraph(), name=doc_id, origin="client", project=project, document_id=doc_id
-        )
+        with _store(ctx) as store:
+            store.save(
+                ProvGraph(), name=doc_id, origin="client", project=project, document_id=doc_id
+            )
 
 
 @router.post("/prov/documents/{doc_id}/elements", status_code=201, response_model=schemas.Element)
@@ -195,9 +215,10 @@ def add_element(
         "document_id": doc_id,
     }
     member = {"document_id": doc_id, "element_id": body.id, "bundle": ""}
-    _store(ctx).writer().insert_rows(
-        {"prov_elements": [row], "prov_members": [member]}, {"prov_elements", "prov_members"}
-    )
+    with _store(ctx) as store:
+        store.writer().insert_rows(
+            {"prov_elements": [row], "prov_members": [member]}, {"prov_elements", "prov_members"}
+        )
     return {k: row[k] for k in ("id", "kind", "label", "attributes")}
 
 
@@ -271,7 +292,8 @@ def add_relation(
         "object": body.object,
         "attributes": body.attributes,
     }
-    _store(ctx).writer().insert_rows({"prov_relations": [row]}, set())
+    with _store(ctx) as store:
+        store.writer().insert_rows({"prov_relations": [row]}, set())
     return {k: row[k] for k in ("kind", "subject", "object", "attributes")}
 
 
@@ -296,9 +318,10 @@ def lineage(
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """What ``target`` (an element id, ``sha256:…`` or a bare SHA-256) came from or fed."""
-    graph = _store(ctx).lineage(
-        target, direction, depth, projects=who.visible_projects(), files=False
-    )
+    with _store(ctx) as store:
+        graph = store.lineage(
+            target, direction, depth, projects=who.visible_projects(), files=False
+        )
     return graph_json(graph)
 
 
@@ -318,25 +341,25 @@ def run_provenance(
         raise StateError(
             f"run {run['id']} is {run['state']}; its provenance is recorded at the end"
         )
-    store = _store(ctx)
-    if format in FORMATS:
-        return PlainTextResponse(
-            serialize(store.load(store.document_of_run(run["id"])), format),
-            media_type=_MEDIA[format],
+    with _store(ctx) as store:
+        if format in FORMATS:
+            return PlainTextResponse(
+                serialize(store.load(store.document_of_run(run["id"])), format),
+                media_type=_MEDIA[format],
+            )
+        graph = store.load(store.document_of_run(run["id"]))
+        if format == "svg":
+            return Response(to_svg(graph), media_type="image/svg+xml")
+        if format == "graph":
+            return Response(_json(graph_json(graph)), media_type="application/json")
+        with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
+            target = export_crate(run["id"], Path(tmp) / f"{run['id']}.crate.zip", store)
+            data = target.read_bytes()
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{run["id"]}.crate.zip"'},
         )
-    graph = store.load(store.document_of_run(run["id"]))
-    if format == "svg":
-        return Response(to_svg(graph), media_type="image/svg+xml")
-    if format == "graph":
-        return Response(_json(graph_json(graph)), media_type="application/json")
-    with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
-        target = export_crate(run["id"], Path(tmp) / f"{run['id']}.crate.zip", store)
-        data = target.read_bytes()
-    return Response(
-        data,
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{run["id"]}.crate.zip"'},
-    )
 
 
 def _json(value: Any) -> str:
