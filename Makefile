@@ -6,7 +6,7 @@ PIP := $(BIN)/python -m pip
 # torch, when an extra needs it, must come from the local CPU wheel: pin it, never a range
 TORCH_PIN := torch==2.13.0
 
-.PHONY: help venv install install-test demo test test-fast bench conformance lint format clean
+.PHONY: help venv install install-test demo test test-fast bench conformance lint format clean ui
 
 help:
 	@echo "make demo         install and run the hello-twin workflow end to end"
@@ -57,3 +57,7 @@ format: install-test
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .twin-demo-home
+
+# the web UI (sources in ui/): npm ci + vite build into src/twinengine/web
+ui:
+	cd ui && npm ci && npm run build

@@ -117,6 +117,8 @@ def test_a_run_document_in_every_format(api: Live) -> None:
         output = next(n for n in graph["nodes"] if n["label"] == "output.txt")
         crate = zipfile.ZipFile(io.BytesIO(client.get(base, params={"format": "rocrate"}).content))
         assert "ro-crate-metadata.json" in crate.namelist()
+        outputs = client.get(f"/api/v1/runs/{run['id']}/outputs").json()["outputs"]
+        assert f"sha256:{outputs['output']['sha256']}" == output["id"]  # the lineage target
         lineage = client.get("/api/v1/prov/lineage", params={"target": output["id"]}).json()
         assert any(e["kind"] == "wasGeneratedBy" for e in lineage["edges"])
         assert client.get(base, params={"format": "pdf"}).status_code == 422

@@ -216,5 +216,8 @@ def test_compose_errors_name_the_step_and_port(api: Live) -> None:
         loop["steps"][0]["in"] = {"file": {"source": "count/output"}}
         answer = client.post("/api/v1/workflows/compose", json=loop)
         assert "loop" in answer.json()["error"]["message"]
+        dry = client.post("/api/v1/workflows/compose", json={**spec, "dry_run": True})
+        assert dry.status_code == 200 and dry.json()["valid"] is False
+        assert "neither a workflow input" in dry.json()["errors"][0]["message"]
         invalid = client.post("/api/v1/workflows/compose", json={"name": "x", "steps": "no"})
         assert invalid.status_code == 422 and invalid.json()["error"]["details"]

@@ -19,6 +19,7 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.core import NotFoundError, State
+from twinengine.core.hashing import file_sha256
 from twinengine.workflows.inputs import resolve_inputs
 
 router = APIRouter(prefix="/api/v1", tags=["runs"])
@@ -180,7 +181,27 @@ def _with_downloads(value: Any, run_id: str, outdir: Path | None) -> Any:
         if path.resolve().is_relative_to(outdir):
             rel = path.resolve().relative_to(outdir).as_posix()
             item["download"] = f"/api/v1/runs/{run_id}/files/{rel}"
+            digest = value.get("twin:sha256") or _sha256(path.resolve())
+            if digest:  # what provenance names the file by: the lineage target
+                item["sha256"] = str(digest).removeprefix("sha256:").removeprefix("sha256$")
     return item
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path) -> str | None:
+    """SHA-256 of an output file (remembered while the file is unchanged)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if key not in _DIGESTS:
+        if len(_DIGESTS) > 10000:
+            _DIGESTS.clear()
+        _DIGESTS[key] = file_sha256(str(path))
+    return _DIGESTS[key]
 
 
 @router.get("/runs/{run_id}/outputs", response_model=schemas.Outputs)

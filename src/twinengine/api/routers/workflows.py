@@ -88,7 +88,13 @@ def compose_workflow(
     """Write the composer's workflow as CWL; validate it (dry run) or register it."""
     project = ctx.project_for(who, body.project, "editor")
     spec = body.model_dump(by_alias=True)
-    data, filename = compose(spec, ctx.registry, project)
+    try:
+        data, filename = compose(spec, ctx.registry, project)
+    except InvalidInputError as exc:
+        if not body.dry_run:
+            raise
+        response.status_code = 200  # a dry run answers with a verdict, not an error
+        return {"valid": False, "errors": [{"message": str(exc)}], "cwl": ""}
     if body.dry_run:
         response.status_code = 200
         result = ctx.registry.validate(data, filename)
