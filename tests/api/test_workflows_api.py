@@ -150,6 +150,8 @@ def test_uploads_over_the_limit_are_413(tmp_path: Path) -> None:
             assert "larger than 1 MB" in answer.json()["error"]["message"]
             answer = client.post("/api/v1/uploads", files={"file": ("big.bin", big)})
             assert answer.status_code == 413
+            huge = client.post("/api/v1/uploads", files={"file": ("huge.bin", big * 3)})
+            assert huge.status_code == 413 and "request body" in huge.json()["error"]["message"]
         assert not any((live.settings.home / "uploads").glob("*/*"))
     finally:
         live.stop()

@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     for module in (ops, access, workflows, runs, provenance):
         app.include_router(module.router)
     _count_requests(app, ctx.extras["metrics"])
+    _limit_bodies(app, ctx.settings.max_upload_mb)
     _serve_web(app)
     return app
 
@@ -127,6 +128,22 @@ def _count_requests(app: FastAPI, metrics: Metrics) -> None:
         metrics.requests.labels(request.method, path, str(response.status_code)).inc()
         metrics.latency.labels(request.method, path).observe(time.perf_counter() - start)
         return response
+
+
+def _limit_bodies(app: FastAPI, max_upload_mb: int) -> None:
+    """Refuse a request whose declared body exceeds the upload limit before reading it."""
+    limit = (max_upload_mb + 1) * 1024 * 1024  # multipart framing on top of the file
+
+    @app.middleware("http")
+    async def refuse_oversized(request: Request, call_next):  # type: ignore[no-untyped-def]
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return errors.error_response(
+                413,
+                f"the request body is larger than the {max_upload_mb} MB upload limit",
+                hint="raise TWIN_MAX_UPLOAD_MB on the server",
+            )
+        return await call_next(request)
 
 
 def _serve_web(app: FastAPI) -> None:
