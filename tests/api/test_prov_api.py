@@ -63,6 +63,14 @@ def test_online_elements_relations_and_lineage(api: Live) -> None:
             json={"kind": "likes", "subject": "a", "object": "b"},
         )
         assert wrong.status_code == 400 and "unknown PROV relation" in wrong.text
+        ancient = {
+            "id": "ex:roman-survey",
+            "kind": "activity",
+            "start_time": "0140-01-24T21:12:58Z",
+        }
+        assert client.post("/api/v1/prov/documents/old-1/elements", json=ancient).status_code == 201
+        back = client.get("/api/v1/prov/elements/ex:roman-survey").json()
+        assert back["start_time"].startswith("0140-01-24")
         elements = client.get("/api/v1/prov/documents/live-1/elements").json()["items"]
         assert [e["id"] for e in elements] == [
             "ex:calibrate",

@@ -122,6 +122,8 @@ def test_failed_step_logs_and_resume(api: Live) -> None:
         assert follow.text.strip() == "something broke"
         assert client.delete(f"/api/v1/runs/{run['id']}").status_code == 204
         assert client.get(f"/api/v1/runs/{run['id']}").status_code == 404
+        far = client.get("/api/v1/runs", params={"offset": 2**63})
+        assert far.status_code == 422 and "offset" in far.json()["error"]["message"]
         bad_state = client.get("/api/v1/runs", params={"state": "sleeping"})
         assert bad_state.status_code == 400 and "unknown state" in bad_state.text
 

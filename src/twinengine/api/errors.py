@@ -46,6 +46,13 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+#: the error statuses every route may answer, with their one body shape (for OpenAPI)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": CODES[status].replace("_", " ")}
+    for status in (400, 401, 403, 404, 409, 413, 422)
+}
+
+
 def error_response(
     status: int, message: str, hint: str | None = None, details: Any = None
 ) -> JSONResponse:

@@ -162,7 +162,7 @@ class WorkflowPage(BaseModel):
     offset: int
 
 
-class ValidationError(BaseModel):
+class ValidationIssue(BaseModel):
     message: str
     file: str | None = None
     line: int | None = None
@@ -172,7 +172,7 @@ class ValidationError(BaseModel):
 class Validation(BaseModel):
     model_config = ConfigDict(extra="allow")
     valid: bool
-    errors: list[ValidationError]
+    errors: list[ValidationIssue]
 
 
 class ComposeInput(Strict):
@@ -215,7 +215,7 @@ class ComposeIn(Strict):
 
 class ComposeResult(BaseModel):
     valid: bool
-    errors: list[ValidationError]
+    errors: list[ValidationIssue]
     cwl: str
 
 

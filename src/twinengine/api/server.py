@@ -23,8 +23,8 @@ def serve(host: str = "127.0.0.1", port: int = 8321, log_level: str = "warning")
     token = AccountStore(app.state.twin.db).bootstrap()
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     print(f"TwinEngine {__version__} on http://{shown}:{port}  (API docs: /docs, UI: /)")
-    print(f"home {settings.home}  database {settings.database_url}")
     if token:
         print(f"first start: admin token (shown once, keep it): {token}")
+    print(f"home {settings.home}  database {settings.database_url}")  # the last line before
     sys.stdout.flush()
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

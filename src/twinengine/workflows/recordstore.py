@@ -237,7 +237,7 @@ def _sql_value(column: str, value: Any) -> Any:
     if value is None:
         return None
     if column in DATETIME_COLUMNS and isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return f"{value.year:04d}-{value:%m-%d %H:%M:%S.%f}"  # %Y does not pad years < 1000
     if column in BOOLEAN_COLUMNS:
         return int(bool(value))
     return value

@@ -59,32 +59,48 @@ class RunStore:
         self.store = store or get_store()
 
     def _reconcile(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts; a queued/running run whose process is gone becomes interrupted.
+
+        The row may be stale by the time its process is found gone (the run ended and
+        its process exited in between), so the change is guarded by the state and pid
+        read, and the runs it concerned are read again: a run that just succeeded is
+        never reported as interrupted."""
         host = socket.gethostname()
-        out = []
-        stale = []
-        for row in rows:
-            item = dict(row._mapping)
-            if (
-                item["state"] in (State.RUNNING.value, State.QUEUED.value)
-                and item["host"] == host
-                and not _pid_alive(item["pid"])
-            ):
-                item["state"] = State.INTERRUPTED.value
-                stale.append(item["id"])
-            out.append(item)
-        if stale:
-            with self.db.engine.begin() as conn:
-                conn.execute(
+        items = [dict(row._mapping) for row in rows]
+        stale = [
+            item
+            for item in items
+            if item["state"] in (State.RUNNING.value, State.QUEUED.value)
+            and item["host"] == host
+            and not _pid_alive(item["pid"])
+        ]
+        if not stale:
+            return items
+        ids = [item["id"] for item in stale]
+        with self.db.engine.begin() as conn:
+            for item in stale:
+                done = conn.execute(
                     update(runs)
-                    .where(runs.c.id.in_(stale), runs.c.state.in_(["running", "queued"]))
+                    .where(
+                        runs.c.id == item["id"],
+                        runs.c.pid == item["pid"],
+                        runs.c.state.in_(["running", "queued"]),
+                    )
                     .values(state=State.INTERRUPTED.value, error="the driver process ended")
                 )
-                conn.execute(
-                    update(steps)
-                    .where(steps.c.run_id.in_(stale), steps.c.state.in_(["running", "queued"]))
-                    .values(state=State.INTERRUPTED.value)
-                )
-        return out
+                if done.rowcount:
+                    conn.execute(
+                        update(steps)
+                        .where(
+                            steps.c.run_id == item["id"],
+                            steps.c.state.in_(["running", "queued"]),
+                        )
+                        .values(state=State.INTERRUPTED.value)
+                    )
+            fresh = {
+                r.id: dict(r._mapping) for r in conn.execute(select(runs).where(runs.c.id.in_(ids)))
+            }
+        return [fresh.get(item["id"], item) for item in items]
 
     def list(
         self, *, state: str | None = None, limit: int = 50, offset: int = 0

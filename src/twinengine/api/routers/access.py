@@ -7,9 +7,10 @@ from fastapi import APIRouter, Depends, Response
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, caller, context, needs
+from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.core import ForbiddenError
 
-router = APIRouter(prefix="/api/v1", tags=["access"])
+router = APIRouter(prefix="/api/v1", tags=["access"], responses=ERROR_RESPONSES)
 
 
 @router.get("/me", response_model=schemas.Me)

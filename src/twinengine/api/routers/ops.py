@@ -11,9 +11,10 @@ from twinengine import __version__
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, caller, context
+from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.core.models import runs
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], responses=ERROR_RESPONSES)
 
 
 @router.get("/health", response_model=schemas.Health)

@@ -19,13 +19,14 @@ from sqlalchemy import select
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
+from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.api.routers.runs import visible_run
 from twinengine.core import InvalidInputError, NotFoundError, PayloadTooLargeError, StateError
 from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
 from twinengine.provenance import FORMATS, ProvStore, read_document, serialize
 from twinengine.provenance.graph import RELATIONS, ProvGraph
 
-router = APIRouter(prefix="/api/v1", tags=["provenance"])
+router = APIRouter(prefix="/api/v1", tags=["provenance"], responses=ERROR_RESPONSES)
 _DOC_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _MEDIA = {
     "json": "application/json",

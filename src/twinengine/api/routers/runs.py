@@ -18,11 +18,12 @@ from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
+from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.core import NotFoundError, State
 from twinengine.core.hashing import file_sha256
 from twinengine.workflows.inputs import resolve_inputs
 
-router = APIRouter(prefix="/api/v1", tags=["runs"])
+router = APIRouter(prefix="/api/v1", tags=["runs"], responses=ERROR_RESPONSES)
 _FINAL = {s.value for s in State if s.finished} | {State.INTERRUPTED.value}
 _POLL = 0.3
 _PING = 15.0
@@ -93,7 +94,7 @@ def list_runs(
     workflow: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:

@@ -10,10 +10,11 @@ from fastapi.responses import PlainTextResponse
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
+from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.core import InvalidInputError, PayloadTooLargeError
 from twinengine.workflows.compose import compose, palette
 
-router = APIRouter(prefix="/api/v1", tags=["workflows"])
+router = APIRouter(prefix="/api/v1", tags=["workflows"], responses=ERROR_RESPONSES)
 
 
 def _read_upload(ctx: ServerContext, file: UploadFile | None, content: str | None) -> tuple:
@@ -118,7 +119,7 @@ def list_workflows(
     name: Annotated[str | None, Query(max_length=128)] = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
