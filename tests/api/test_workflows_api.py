@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -57,7 +59,9 @@ def test_register_a_file_then_new_versions(api: Live) -> None:
         assert client.get(f"/api/v1/workflows/{body['id']}").status_code == 404
 
 
-def test_register_an_archive_and_run_it(api: Live) -> None:
+def test_register_an_archive_and_run_it(api: Live, monkeypatch) -> None:
+    # the steps run `python3` from PATH: this environment's, which has matplotlib
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     with api.client() as client:
         made = client.post(
             "/api/v1/workflows",
@@ -75,7 +79,7 @@ def test_register_an_archive_and_run_it(api: Live) -> None:
             "/api/v1/runs", json={"workflow": workflow["id"], "inputs": {"samples": 300}}
         ).json()
         done = wait_run(client, run["id"])
-        assert done["state"] == "succeeded", done
+        assert done["state"] == "succeeded", (done["error"], done["steps"])
         assert [s["state"] for s in done["steps"]] == ["succeeded"] * 4
         outputs = client.get(f"/api/v1/runs/{run['id']}/outputs").json()["outputs"]
         png = client.get(outputs["plot_png"]["download"])
