@@ -1,0 +1,173 @@
+"""What every event source shares: the :class:`Event`, the :class:`EventSource` interface
+and the registry of source kinds (entry-point group ``twinengine.event_sources``).
+
+A source watches one peer (a folder, a bucket, a dCache door, a message stream, a
+clock) and calls ``emit(event)`` for each new thing it sees. ``emit`` returns only once
+the event is stored durably (the event queue in the metadata database), so a source
+acknowledges to its peer — commits a cursor, acks a message — only *after* ``emit``
+returned. An event's :meth:`Event.idempotency_key` (source, object, version) makes a
+re-delivered event a no-op, so at-least-once delivery from the peer becomes
+exactly-one-run downstream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twinengine.core import ConfigError
+
+Emit = Callable[["Event"], None]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Event:
+    """One thing that happened at a source: a new object, a message, a clock tick."""
+
+    source: str  # the configured source's name
+    key: str  # object key, file path relative to the watched root, subject, schedule
+    kind: str = "created"  # created, modified, deleted, message, tick, webhook
+    version: str | None = None  # etag, version id, mtime+size, stream sequence …
+    size: int | None = None
+    content_type: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    data: Any = None  # a message's decoded payload (JSON-able), small
+    location: str | None = None  # where the object can be read (path or URL)
+    time: dt.datetime = field(default_factory=utcnow)
+
+    def idempotency_key(self) -> str:
+        """Same source, object and version: the same event (a re-delivery)."""
+        raw = "\x1f".join((self.source, self.key, self.version or ""))
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "key": self.key,
+            "kind": self.kind,
+            "version": self.version,
+            "size": self.size,
+            "content_type": self.content_type,
+            "metadata": self.metadata,
+            "data": self.data,
+            "location": self.location,
+            "time": self.time.isoformat(),
+        }
+
+
+class SourceState:
+    """A source's persisted cursor (last key seen, stream position …) as a JSON object.
+
+    Kept in ``$TWIN_HOME/events/state/<source>.json``, written atomically (temp file +
+    rename). A source saves its cursor only after ``emit`` returned for the events
+    before it, so a crash in between re-delivers (deduplicated), never skips."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.path = Path(folder) / f"{name}.json"
+
+    def load(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_suffix(".tmp")
+        temp.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(temp, self.path)
+
+
+class EventSource(ABC):
+    """A watched peer. Subclasses set ``kind`` and implement :meth:`run`.
+
+    ``config`` is the source's section of its YAML definition (minus ``name`` and
+    ``kind``); a subclass checks it in ``__init__`` and raises :class:`ConfigError`
+    naming the field. :meth:`run` blocks, emitting events, until ``stop`` is set; it
+    raises on a lost connection — the runner retries it with backoff and shows the
+    error as the source's status, so one failing source never stops the others.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
+        self.name = name
+        self.config = dict(config)
+        self.state = state or SourceState(Path(tempfile.gettempdir()) / "twin-sources", name)
+
+    @abstractmethod
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        """Watch the peer and ``emit`` each new event until ``stop`` is set."""
+
+    def close(self) -> None:  # noqa: B027 - optional clean-up
+        """Release connections (called after :meth:`run` returned or raised)."""
+
+    # helpers for subclasses ------------------------------------------------------------
+    def option(self, key: str, default: Any = ..., kind: type | tuple[type, ...] = object) -> Any:
+        """A config value, checked; a missing required one is a ConfigError naming it."""
+        if key not in self.config:
+            if default is ...:
+                raise ConfigError(f"source {self.name!r} ({self.kind}): {key!r} is required")
+            return default
+        value = self.config[key]
+        if kind is not object and not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise ConfigError(f"source {self.name!r} ({self.kind}): {key!r} must be {names}")
+        return value
+
+    def event(self, key: str, **fields: Any) -> Event:
+        return Event(source=self.name, key=key, **fields)
+
+
+BUILTIN_SOURCES = {
+    "folder": "twinengine.events.sources.folder:FolderSource",
+    "s3": "twinengine.events.sources.s3:S3Source",
+    "dcache": "twinengine.events.sources.dcache:DcacheSseSource",
+    "webdav": "twinengine.events.sources.webdav:WebdavSource",
+    "webhook": "twinengine.events.sources.webhook:WebhookSource",
+    "cron": "twinengine.events.sources.cron:CronSource",
+    "nats": "twinengine.events.sources.nats:NatsSource",
+    "mqtt": "twinengine.events.sources.mqtt:MqttSource",
+    "redis": "twinengine.events.sources.redis:RedisStreamSource",
+    "kafka": "twinengine.events.sources.kafka:KafkaSource",
+}
+
+
+def source_class(kind: str) -> type[EventSource]:
+    """The class for a source kind: built-in, or from the entry-point group."""
+    import importlib
+
+    target = BUILTIN_SOURCES.get(kind)
+    if target is None:
+        found = [e for e in entry_points(group="twinengine.event_sources") if e.name == kind]
+        if not found:
+            known = sorted(
+                {
+                    *BUILTIN_SOURCES,
+                    *(e.name for e in entry_points(group="twinengine.event_sources")),
+                }
+            )
+            raise ConfigError(f"unknown source kind {kind!r}", hint="one of: " + ", ".join(known))
+        return found[0].load()
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_source(
+    name: str, kind: str, config: dict[str, Any], state: SourceState | None = None
+) -> EventSource:
+    return source_class(kind)(name, config, state)

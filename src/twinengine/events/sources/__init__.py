@@ -1,0 +1,1 @@
+"""Built-in event sources, one module per kind."""
