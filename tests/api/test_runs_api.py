@@ -184,3 +184,36 @@ def test_queued_runs_survive_a_server_restart(tmp_path: Path) -> None:
             assert "twin_http_requests_total" in metrics
     finally:
         second.stop()
+
+
+NATIVE_SLEEP = b"""cwlVersion: v1.2
+class: CommandLineTool
+baseCommand: sleep
+inputs:
+  seconds: {type: int, inputBinding: {position: 1}}
+outputs: []
+"""
+
+
+def test_native_runs_execute_in_the_server_and_cancel_by_flag(api: Live) -> None:
+    with api.client() as client:
+        echo = register(client, ECHO.read_bytes(), "echo")
+        run = client.post(
+            "/api/v1/runs", json={"workflow": echo["id"], "inputs": {"message": "here"}}
+        ).json()
+        assert wait_run(client, run["id"])["state"] == "succeeded"
+        stored = api.app.state.twin.runs.get(run["id"])
+        assert stored["options"]["inprocess"] is True and stored["options"]["loader"] == "native"
+        sleepy = register(client, NATIVE_SLEEP, "native-sleep")
+        run = client.post(
+            "/api/v1/runs", json={"workflow": sleepy["id"], "inputs": {"seconds": 30}}
+        ).json()
+        deadline = time.monotonic() + 20
+        while client.get(f"/api/v1/runs/{run['id']}").json()["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert client.post(f"/api/v1/runs/{run['id']}/cancel").status_code == 200
+        assert wait_run(client, run["id"], 20)["state"] == "cancelled"
+        assert time.monotonic() - started < 10
+        assert client.get("/health").json()["status"] == "ok"  # the server was not signalled

@@ -25,8 +25,17 @@ from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
 
-from twinengine.core import Database, Settings, State, get_database, get_settings, new_id
+from twinengine.core import (
+    Database,
+    Settings,
+    State,
+    TwinError,
+    get_database,
+    get_settings,
+    new_id,
+)
 from twinengine.core.models import runs
+from twinengine.workflows.inprocess import InProcessRunner
 from twinengine.workflows.runs import RunStore
 
 log = logging.getLogger(__name__)
@@ -36,11 +45,15 @@ _TICK = 0.25
 class RunDispatcher:
     """Queue runs and execute them in child processes, at most ``max_runs`` at once."""
 
-    def __init__(self, settings: Settings | None = None, db: Database | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, db: Database | None = None, inprocess: bool = True
+    ) -> None:
         self.settings = settings or get_settings()
         self.db = db or get_database(self.settings)
         self.max_runs = self.settings.max_runs or max(2, self.settings.cores)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.threads: set[str] = set()  # runs executing in this process
+        self.runner = InProcessRunner(self.settings, self.max_runs) if inprocess else None
         self.started_total = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -140,6 +153,16 @@ class RunDispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        for run_id in list(self.threads):  # in-process runs stop with the server
+            try:
+                RunStore(self.db).cancel(run_id)
+            except TwinError:
+                pass  # it ended meanwhile
+        if self.runner is not None:
+            self.runner.shutdown()
+
+    def running(self) -> int:
+        return len(self.children) + len(self.threads)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -157,7 +180,7 @@ class RunDispatcher:
                 if child.poll() is not None:
                     del self.children[run_id]
                     self._reaped(run_id, child.returncode)
-            room = self.max_runs - len(self.children)
+            room = self.max_runs - len(self.children) - len(self.threads)
             if room <= 0:
                 return
             with self.db.engine.connect() as conn:
@@ -176,6 +199,11 @@ class RunDispatcher:
         run_dir = self.settings.runs_dir / row.id
         run_dir.mkdir(parents=True, exist_ok=True)
         options = row.options or {}
+        if row.started_at is None and self.runner is not None:
+            prepared = self.runner.prepare(row.workflow, str(run_dir / "job.json"))
+            if prepared is not None:
+                self._launch_here(row, prepared, run_dir, options)
+                return
         if row.started_at is None:
             command = [
                 sys.executable,
@@ -217,15 +245,50 @@ class RunDispatcher:
         self.children[row.id] = child
         self.started_total += 1
 
-    def _reaped(self, run_id: str, code: int) -> None:
+    def _launch_here(
+        self, row: Any, prepared: tuple[Any, Any], run_dir: Path, options: dict[str, Any]
+    ) -> None:
+        """Start a native-path run on a thread of this process."""
+        with self.db.engine.begin() as conn:
+            claimed = conn.execute(
+                update(runs)
+                .where(runs.c.id == row.id, runs.c.pid.is_(None))
+                .values(
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                    options={**options, "inprocess": True},
+                )
+            )
+        if not claimed.rowcount:
+            return  # another dispatcher took it
+        self.threads.add(row.id)
+        self.started_total += 1
+        self.runner.submit(
+            row.id,
+            prepared,
+            document=row.workflow,
+            outdir=str(run_dir / "outputs"),
+            cache=bool(options.get("cache")),
+            done=self._thread_done,
+        )
+
+    def _thread_done(self, run_id: str, code: int, message: str) -> None:
+        with self._lock:
+            self.threads.discard(run_id)
+            self._reaped(run_id, code, message)
+        self._wake.set()
+
+    def _reaped(self, run_id: str, code: int, message: str | None = None) -> None:
         """A child ended without recording the end of its run (killed early, or failed
         before the run began): the run is cancelled if that was asked, else failed with
         the tail of the child's log as the reason."""
-        try:
-            tail = (self.settings.runs_dir / run_id / "driver.log").read_bytes()[-2000:]
-        except OSError:
-            tail = b""
-        message = tail.decode("utf-8", "replace").strip() or f"the run process exited with {code}"
+        if not message:
+            try:
+                tail = (self.settings.runs_dir / run_id / "driver.log").read_bytes()[-2000:]
+            except OSError:
+                tail = b""
+            message = tail.decode("utf-8", "replace").strip()
+        message = message or f"the run process exited with {code}"
         unfinished = and_(
             runs.c.id == run_id,
             runs.c.state.in_(["queued", "running", "interrupted"]),
@@ -243,9 +306,6 @@ class RunDispatcher:
                 .where(unfinished)
                 .values(state=State.FAILED.value, ended_at=now, exit_code=code or 1, error=message)
             )
-
-    def running(self) -> int:
-        return len(self.children)
 
 
 def _resume_main(run_id: str) -> int:

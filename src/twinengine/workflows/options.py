@@ -35,6 +35,7 @@ class RunOptions:
     on_run: Callable[[str], None] | None = None  # told the run id as soon as it exists
     native: bool = True  # let TwinEngine's native loader run documents it fully understands
     loader: str | None = None  # which path ran the run: "native" or "cwltool" (set by run_cwl)
+    inprocess: bool = False  # run on a thread of twin serve: cancelled by flag, not signal
 
     def record(self) -> dict[str, Any]:
         """What the run record keeps of these options: enough to resume the run."""
@@ -49,6 +50,7 @@ class RunOptions:
             "dask_address": self.dask_address,
             "native": self.native,
             "loader": self.loader,
+            "inprocess": self.inprocess,
         }
 
     @classmethod

@@ -224,7 +224,8 @@ class RunStore:
             raise StateError(f"run {run['id']} is already {run['state']}; nothing to cancel")
         with self.db.engine.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run["id"]).values(cancel_requested=True))
-        if run["host"] == socket.gethostname() and _pid_alive(run["pid"]):
+        inprocess = (run.get("options") or {}).get("inprocess")  # on a server's thread
+        if not inprocess and run["host"] == socket.gethostname() and _pid_alive(run["pid"]):
             try:
                 os.kill(run["pid"], signal.SIGTERM)
             except ProcessLookupError:

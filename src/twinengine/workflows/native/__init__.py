@@ -256,8 +256,10 @@ def execute(
     outdir: str,
     options: RunOptions,
     stdout: Any = None,
+    settings: Any = None,
 ) -> int:
-    """Run a loaded native process on a validated input object; prints the outputs."""
+    """Run a loaded native process on a validated input object; prints the outputs.
+    ``settings``: the server's, when it is not this process's (default)."""
     from twinengine.workflows.session import RunSession
 
     try:  # a folder the outputs cannot go to is known before anything runs
@@ -267,7 +269,9 @@ def execute(
             f"cannot use {outdir} as the output folder: {exc.strerror or exc}",
             hint="give --outdir a folder you can write to",
         ) from None
-    session = RunSession(options, workflow=document, job_order=job, outdir=outdir)
+    session = RunSession(
+        options, workflow=document, job_order=job, outdir=outdir, settings=settings
+    )
     session.begin()
     rc = RunContext(
         session.work_dir, session.tmp_dir, spare=SparePool(session.settings.home / "spare")
