@@ -35,6 +35,14 @@ def test_metadata_holds_runs_steps_and_provenance() -> None:
         "memberships",
         "workflows",
         "uploads",
+        "event_sources",
+        "triggers",
+        "events",
+        "deliveries",
+        "functions",
+        "function_calls",
+        "notifications",
+        "subscriptions",
     }
     assert [c.name for c in runs.primary_key] == ["id"]
     assert [c.name for c in steps.primary_key] == ["id"]

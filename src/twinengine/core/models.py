@@ -205,7 +205,132 @@ uploads = Table(
     Column("created_by", String(64)),
 )
 
+# -- events: sources, triggers, the durable queue, functions, notifications ---------------
+event_sources = Table(
+    "event_sources",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("project", String(64), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("status", String(16)),  # ok, retrying, down, paused, passive
+    Column("error", Text),
+    Column("status_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64)),
+)
+
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("state", JSON),  # condition windows, batch progress
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("created_by", String(64)),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("source", String(64), nullable=False),
+    Column("project", String(64)),
+    Column("key", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("version", Text),
+    Column("idem_key", String(64), nullable=False, unique=True),  # source, object, version
+    Column("body", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("event_id", String(32), nullable=False),
+    Column("trigger", String(64), nullable=False),
+    # pending, batched, approval, running, done, retrying, dead, skipped
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("run_id", String(32)),
+    Column("batch_id", String(32)),
+    Column("error", Text),
+    Column("approved_by", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+    UniqueConstraint("event_id", "trigger", name="uq_deliveries_event_trigger"),
+)
+
+functions = Table(
+    "functions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),  # python (module:function), command
+    Column("target", Text, nullable=False),
+    Column("config", JSON),  # min_workers, max_workers, timeout, env
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64)),
+)
+
+function_calls = Table(
+    "function_calls",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("function", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # queued, running, succeeded, failed
+    Column("input", JSON),
+    Column("result", JSON),
+    Column("error", Text),
+    Column("logs", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(64)),
+    Column("user_name", String(64)),  # None: everyone in the project
+    Column("trigger", String(64)),
+    Column("kind", String(32), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text),
+    Column("data", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True)),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_name", String(64), nullable=False),
+    Column("project", String(64)),
+    Column("trigger", String(64)),  # None: every trigger of the project
+    Column("kinds", JSON, nullable=False),  # notification kinds; [] = all
+    Column("channel", String(16), nullable=False),  # ui, webhook, email, apprise
+    Column("target", Text),  # URL, address, Apprise URL
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 Index("ix_runs_state", runs.c.state)
+Index("ix_events_source", events.c.source, events.c.received_at)
+Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
+Index("ix_deliveries_trigger", deliveries.c.trigger, deliveries.c.state)
+Index("ix_function_calls_function", function_calls.c.function, function_calls.c.created_at)
+Index("ix_notifications_project", notifications.c.project, notifications.c.created_at)
 Index("ix_runs_project", runs.c.project, runs.c.created_at)
 Index("ix_tokens_user", tokens.c.user_name)
 Index("ix_prov_documents_run", prov_documents.c.run_id)
