@@ -9,7 +9,7 @@ second, expendable set (a workflow, a run, a PROV document, a token), so the rea
 meeting live ids.
 
 Every operation of ``/openapi.json`` is fuzzed (positive and negative cases) except the
-Server-Sent Events streams (``/api/v1/events``, ``/api/v1/runs/{run_id}/events``), which
+Server-Sent Events streams (``/api/v1/stream/runs``, ``/api/v1/runs/{run_id}/events``), which
 never end; ``logs`` is always asked with ``follow=false``. The fuzzer uses its own
 admin-scope token and may not revoke it (nor the first admin token).
 
@@ -74,7 +74,7 @@ ERROR_CODES = {
     413: "too_large",
     422: "invalid_request",
 }
-STREAMS = ("/api/v1/events", "/api/v1/runs/{run_id}/events")
+STREAMS = ("/api/v1/stream/runs", "/api/v1/runs/{run_id}/events", "/api/v1/notifications/stream")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from twinengine import __version__
 from twinengine.api import errors
 from twinengine.api.accounts import AccountStore
 from twinengine.api.context import ServerContext
-from twinengine.api.routers import access, ops, provenance, runs, workflows
+from twinengine.api.routers import access, events, ops, provenance, runs, workflows
 from twinengine.core import NotFoundError, Settings, get_database, get_settings, get_store
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -71,7 +71,7 @@ def build_context(settings: Settings) -> ServerContext:
         from twinengine.api.oidc import OidcVerifier
 
         oidc = OidcVerifier(settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url)
-    return ServerContext(
+    ctx = ServerContext(
         settings=settings,
         db=db,
         accounts=AccountStore(db),
@@ -82,6 +82,12 @@ def build_context(settings: Settings) -> ServerContext:
         oidc=oidc,
         extras={"metrics": Metrics.create()},
     )
+    from twinengine.events.engine import EventEngine
+
+    ctx.extras["events"] = EventEngine(
+        settings, db, ctx.dispatcher, ctx.registry, uploads=ctx.uploads
+    )
+    return ctx
 
 
 def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> FastAPI:
@@ -93,9 +99,11 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if dispatch:
             ctx.dispatcher.start()
+            ctx.extras["events"].start()
         try:
             yield
         finally:
+            ctx.extras["events"].stop()
             ctx.dispatcher.stop()
 
     app = FastAPI(
@@ -110,7 +118,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     )
     app.state.twin = ctx
     errors.install(app)
-    for module in (ops, access, workflows, runs, provenance):
+    for module in (ops, access, workflows, runs, provenance, events):
         app.include_router(module.router)
     _count_requests(app, ctx.extras["metrics"])
     _limit_bodies(app, ctx.settings.max_upload_mb)

@@ -70,6 +70,7 @@ class RunDispatcher:
         name: str | None = None,
         cache: bool = False,
         given: dict[str, Any] | None = None,
+        conn: Any = None,
     ) -> str:
         """Queue a run of the registered ``workflow`` with the resolved ``job``; its id.
         ``given`` is the input object as the user wrote it (kept as the run's job order)."""
@@ -78,27 +79,52 @@ class RunDispatcher:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
         main = str(Path(workflow["folder"]) / workflow["main"])
-        with self.db.engine.begin() as conn:
-            conn.execute(
-                insert(runs).values(
-                    id=run_id,
-                    name=name or workflow["name"],
-                    workflow=main,
-                    job_order=job if given is None else given,
-                    state=State.QUEUED.value,
-                    created_at=dt.datetime.now(dt.UTC),
-                    outdir=str(run_dir / "outputs"),
-                    work_dir=str(run_dir),
-                    options={"cache": cache, "dispatch": "serve"},
-                    cancel_requested=False,
-                    attempt=1,
-                    project=workflow["project"],
-                    workflow_id=workflow["id"],
-                    created_by=created_by,
+        if conn is None:  # else: inside the caller's transaction (with what queued it)
+            with self.db.engine.begin() as own:
+                self._insert_run(
+                    own, run_id, run_dir, main, workflow, job, created_by, name, cache, given
                 )
+        else:
+            self._insert_run(
+                conn, run_id, run_dir, main, workflow, job, created_by, name, cache, given
             )
         self._wake.set()
         return run_id
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @staticmethod
+    def _insert_run(
+        conn: Any,
+        run_id: str,
+        run_dir: Path,
+        main: str,
+        workflow: dict[str, Any],
+        job: dict[str, Any],
+        created_by: str | None,
+        name: str | None,
+        cache: bool,
+        given: dict[str, Any] | None,
+    ) -> None:
+        conn.execute(
+            insert(runs).values(
+                id=run_id,
+                name=name or workflow["name"],
+                workflow=main,
+                job_order=job if given is None else given,
+                state=State.QUEUED.value,
+                created_at=dt.datetime.now(dt.UTC),
+                outdir=str(run_dir / "outputs"),
+                work_dir=str(run_dir),
+                options={"cache": cache, "dispatch": "serve"},
+                cancel_requested=False,
+                attempt=1,
+                project=workflow["project"],
+                workflow_id=workflow["id"],
+                created_by=created_by,
+            )
+        )
 
     def requeue(self, run_id: str) -> None:
         """Queue a resumable (interrupted, failed, cancelled) run to continue."""

@@ -136,8 +136,11 @@ def resolve_inputs(
     *,
     project: str,
     uploads_store: UploadStore,
+    trusted: bool = False,
 ) -> dict[str, Any]:
-    """The job object for a run: ``given`` checked against ``interface``, files resolved."""
+    """The job object for a run: ``given`` checked against ``interface``, files resolved.
+    ``trusted``: server paths are allowed anywhere (inputs made by a configured trigger
+    from its own source's files, not typed by an API user)."""
     if not isinstance(given, dict):
         raise InvalidInputError("inputs must be a JSON object of input name → value")
     ports = {p["id"]: p for p in interface}
@@ -155,7 +158,7 @@ def resolve_inputs(
             raise InvalidInputError(
                 f"input {key!r} must be {ports[key]['type']}, got {json_type(value)}"
             )
-    roots = uploads_store.settings.input_roots
+    roots = (Path("/"),) if trusted else uploads_store.settings.input_roots
     return {k: _resolve(v, project, uploads_store, roots) for k, v in given.items()}
 
 

@@ -1,5 +1,5 @@
 // Runs: list with a state filter and pagination, kept live by the SSE stream
-// /api/v1/events (fetch + ReadableStream), or by polling every 3 s when it fails.
+// /api/v1/stream/runs (fetch + ReadableStream), or by polling every 3 s when it fails.
 
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, RUN_STATES, type Page, type Run } from "../api";
@@ -63,7 +63,7 @@ export function Runs() {
       }, 300);
     };
     openEventStream(
-      "/api/v1/events",
+      "/api/v1/stream/runs",
       (ev) => {
         if (ev.event !== "run") return;
         const data = parseData<Partial<Run> & { id: string }>(ev);

@@ -319,7 +319,7 @@ async def run_events(
     )
 
 
-@router.get("/events", response_class=StreamingResponse)
+@router.get("/stream/runs", response_class=StreamingResponse)
 async def all_events(
     request: Request,
     who: Principal = Depends(needs("read")),

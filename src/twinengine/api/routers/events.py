@@ -1,0 +1,272 @@
+"""Routes of events: sources, triggers, the event queue (with retry and the dead
+letters), approvals, and the webhook endpoint sources post to."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from twinengine.api import schemas
+from twinengine.api.accounts import Principal
+from twinengine.api.context import ServerContext, context, needs
+from twinengine.api.errors import ERROR_RESPONSES
+from twinengine.core import ConfigError, InvalidInputError, NotFoundError, PayloadTooLargeError
+
+router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
+MAX_EVENT_BYTES = 1024 * 1024  # a webhook event's body
+
+
+def engine(ctx: ServerContext) -> Any:
+    found = ctx.extras.get("events")
+    if found is None:
+        raise NotFoundError("the event engine is not running in this server")
+    return found
+
+
+def _definition(text: bytes, content_type: str) -> Any:
+    try:
+        return yaml.safe_load(text.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"the definition is not valid YAML/JSON: {exc}") from None
+
+
+def _visible(ctx: ServerContext, who: Principal, project: str, need: str = "viewer") -> None:
+    ctx.owned(who, project, need)
+
+
+# -- sources ------------------------------------------------------------------------------
+@router.get("/sources", response_model=schemas.Items)
+def list_sources(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
+    """Event sources with their status (ok, retrying, down, paused, passive)."""
+    return {"items": engine(ctx).store.sources(who.visible_projects())}
+
+
+@router.post("/sources", status_code=201)
+async def add_source(
+    request: Request,
+    project: Annotated[str | None, Query(max_length=64)] = None,
+    replace: bool = False,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Add a source from its YAML/JSON definition (name, kind, settings)."""
+    body = await request.body()
+    doc = _definition(body, request.headers.get("content-type", ""))
+    if not isinstance(doc, dict):
+        raise ConfigError("a source is a mapping with name, kind and its settings")
+    project = ctx.project_for(who, doc.get("project") or project, "editor")
+    events = engine(ctx)
+    made = await run_in_threadpool(events.store.add_source, doc, project, who.user, replace)
+    await run_in_threadpool(events.reload, True)
+    return made
+
+
+@router.get("/sources/{name}")
+def show_source(
+    name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+) -> dict:
+    source = engine(ctx).store.source(name)
+    _visible(ctx, who, source["project"])
+    return source
+
+
+@router.post("/sources/{name}/pause")
+def pause_source(
+    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> dict:
+    _visible(ctx, who, engine(ctx).store.source(name)["project"], "editor")
+    changed = engine(ctx).store.pause_source(name, True)
+    engine(ctx).reload(True)
+    return changed
+
+
+@router.post("/sources/{name}/resume")
+def resume_source(
+    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> dict:
+    _visible(ctx, who, engine(ctx).store.source(name)["project"], "editor")
+    changed = engine(ctx).store.pause_source(name, False)
+    engine(ctx).reload(True)
+    return changed
+
+
+@router.delete("/sources/{name}", status_code=204)
+def delete_source(
+    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> Response:
+    _visible(ctx, who, engine(ctx).store.source(name)["project"], "editor")
+    engine(ctx).store.delete_source(name)
+    engine(ctx).reload(True)
+    return Response(status_code=204)
+
+
+# -- triggers -----------------------------------------------------------------------------
+@router.get("/triggers", response_model=schemas.Items)
+def list_triggers(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
+    return {"items": engine(ctx).store.triggers(who.visible_projects())}
+
+
+@router.post("/triggers", status_code=201)
+async def add_trigger(
+    request: Request,
+    project: Annotated[str | None, Query(max_length=64)] = None,
+    replace: bool = False,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Add a trigger from its YAML/JSON definition (see docs/events.md)."""
+    doc = _definition(await request.body(), request.headers.get("content-type", ""))
+    if not isinstance(doc, dict):
+        raise ConfigError("a trigger is a mapping with at least name, source and workflow")
+    project = ctx.project_for(who, doc.get("project") or project, "editor")
+    events = engine(ctx)
+    made = await run_in_threadpool(
+        lambda: events.store.add_trigger(
+            doc, project, who.user, replace, workflows=events.find_workflow
+        )
+    )
+    await run_in_threadpool(events.reload, True)
+    return made
+
+
+@router.get("/triggers/{name}")
+def show_trigger(
+    name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+) -> dict:
+    trigger = engine(ctx).store.trigger(name)
+    _visible(ctx, who, trigger["project"])
+    return trigger
+
+
+@router.post("/triggers/{name}/pause")
+def pause_trigger(
+    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> dict:
+    _visible(ctx, who, engine(ctx).store.trigger(name)["project"], "editor")
+    changed = engine(ctx).store.pause_trigger(name, True)
+    engine(ctx).reload(True)
+    return changed
+
+
+@router.post("/triggers/{name}/resume")
+def resume_trigger(
+    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> dict:
+    _visible(ctx, who, engine(ctx).store.trigger(name)["project"], "editor")
+    changed = engine(ctx).store.pause_trigger(name, False)
+    engine(ctx).reload(True)
+    return changed
+
+
+@router.delete("/triggers/{name}", status_code=204)
+def delete_trigger(
+    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+) -> Response:
+    _visible(ctx, who, engine(ctx).store.trigger(name)["project"], "editor")
+    engine(ctx).store.delete_trigger(name)
+    engine(ctx).reload(True)
+    return Response(status_code=204)
+
+
+# -- the queue ----------------------------------------------------------------------------
+@router.get("/events", response_model=schemas.Items)
+def list_events(
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Events newest first, each with its deliveries (state, attempts, run, error);
+    ``state=dead`` lists the dead letters."""
+    items, total = engine(ctx).queue.events(who.visible_projects(), source, state, limit, offset)
+    return {"items": items, "total": total}
+
+
+@router.get("/events/approvals", response_model=schemas.Items)
+def approvals(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
+    """Deliveries waiting for a person to approve their run."""
+    return {"items": engine(ctx).queue.awaiting(who.visible_projects())}
+
+
+@router.post("/events/approvals/{delivery_id}")
+def decide(
+    delivery_id: str,
+    approve: bool = True,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Approve (or, with ``approve=false``, reject) a waiting run."""
+    delivery = engine(ctx).queue.delivery(delivery_id)
+    _visible(ctx, who, delivery["project"], "editor")
+    return engine(ctx).approve(delivery_id, who.user, approve)
+
+
+@router.get("/events/{event_id}")
+def show_event(
+    event_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+) -> dict:
+    event = engine(ctx).queue.event(event_id)
+    _visible(ctx, who, event["project"])
+    return event
+
+
+@router.post("/events/{event_id}/retry")
+def retry_event(
+    event_id: str,
+    trigger: Annotated[str | None, Query(max_length=64)] = None,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Send an event's dead (or waiting-to-retry) deliveries again now."""
+    _visible(ctx, who, engine(ctx).queue.event(event_id)["project"], "editor")
+    return {"retried": engine(ctx).retry(event_id, trigger)}
+
+
+@router.post("/events/{source}", status_code=202)
+async def post_event(
+    source: str,
+    request: Request,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
+) -> dict:
+    """Webhook: an event for a ``webhook`` source (JSON object or list), or a MinIO/S3
+    bucket notification for an ``s3`` source. Stored before this answers."""
+    events = engine(ctx)
+    row = await run_in_threadpool(events.store.source, source)
+    _visible(ctx, who, row["project"], "editor")
+    body = await request.body()
+    if len(body) > MAX_EVENT_BYTES:
+        raise PayloadTooLargeError(f"an event body may be at most {MAX_EVENT_BYTES} bytes")
+    parsed = await run_in_threadpool(_parse_webhook, row, body, request)
+    ids = []
+    for event in parsed:
+        ids.append(await run_in_threadpool(events.ingest, event, row["project"]))
+    return {"accepted": len(parsed), "new": len([i for i in ids if i]), "events": ids}
+
+
+def _parse_webhook(row: dict[str, Any], body: bytes, request: Request) -> list[Any]:
+    from twinengine.events.base import make_source
+
+    if row["kind"] not in ("webhook", "s3"):
+        raise InvalidInputError(
+            f"source {row['name']!r} is a {row['kind']} source; "
+            "only webhook and s3 sources take posted events"
+        )
+    if row["kind"] == "s3":
+        import json
+
+        from twinengine.events.sources.s3 import parse_bucket_notification
+
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise InvalidInputError(f"the notification is not JSON: {exc}") from None
+        return parse_bucket_notification(doc, row["name"])
+    source = make_source(row["name"], row["kind"], row["config"])
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return source.parse(body, headers.get("content-type", ""), headers)

@@ -1,0 +1,371 @@
+"""The event engine of ``twin serve``: sources feed the durable queue, triggers turn
+queued deliveries into runs.
+
+:class:`EventEngine` runs one thread per active source (retried with backoff when its
+peer is down, its status — ok, retrying, down — written to the database for the CLI, API
+and UI), a built-in ``runs`` source that emits an event for every run that ends (so
+workflows chain workflows), and a worker thread that claims due deliveries and, per
+trigger, applies its condition, batching, approval, concurrency limit and
+pre-processing function, maps the event to the workflow's inputs and queues the run in
+the same transaction that marks the delivery done — so an event leads to exactly one
+run even across a ``kill -9``. A failed attempt is retried with backoff, then dead.
+``emit`` blocks while the backlog is over ``max_backlog`` (back-pressure).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from twinengine.core import NotFoundError, TwinError, new_id
+from twinengine.events.base import Event, SourceState, make_source
+from twinengine.events.conditions import evaluate, numbers
+from twinengine.events.queue import EventQueue
+from twinengine.events.runsource import RunsSource
+from twinengine.events.store import DefinitionStore
+from twinengine.events.triggers import map_inputs, resolve
+
+log = logging.getLogger(__name__)
+_RELOAD_EVERY = 1.0
+
+
+class SourceRunner(threading.Thread):
+    """One source's thread: run it, and after a failure wait (1 s, 2 s … 60 s) and retry."""
+
+    def __init__(self, engine: EventEngine, row: dict[str, Any]) -> None:
+        super().__init__(name=f"twin-source-{row['name']}", daemon=True)
+        self.engine, self.row = engine, row
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        name, delay = self.row["name"], 1.0
+        state = SourceState(self.engine.settings.home / "events" / "state", name)
+        while not self.stop_event.is_set():
+            source = None
+            try:
+                source = make_source(name, self.row["kind"], self.row["config"], state)
+                passive = getattr(source, "passive", False)
+                self.engine.store.set_source_status(name, "passive" if passive else "ok")
+
+                def emit(event: Event, project: str = self.row["project"]) -> None:
+                    self.engine.ingest(event, project)
+
+                source.run(emit, self.stop_event)
+                delay = 1.0
+            except Exception as exc:  # the peer is down: say so, wait, retry
+                status = "retrying" if delay < 30 else "down"
+                self.engine.store.set_source_status(name, status, f"{type(exc).__name__}: {exc}")
+                log.warning("source %s failed (%s); retrying in %.0f s", name, exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(60.0, delay * 2)
+            finally:
+                if source is not None:
+                    try:
+                        source.close()
+                    except Exception:
+                        log.debug("closing source %s failed", name, exc_info=True)
+
+
+class EventEngine:
+    """Sources → queue → triggers → runs, inside one server process."""
+
+    def __init__(
+        self,
+        settings: Any,
+        db: Any,
+        dispatcher: Any,
+        registry: Any,
+        uploads: Any = None,
+        functions: Any = None,
+        notify: Any = None,
+        max_backlog: int = 10_000,
+    ) -> None:
+        self.settings, self.db, self.dispatcher, self.registry = settings, db, dispatcher, registry
+        self.uploads, self.functions, self.notify = uploads, functions, notify
+        self.queue = EventQueue(db)
+        self.store = DefinitionStore(db)
+        self.max_backlog = max_backlog
+        self.runners: dict[str, SourceRunner] = {}
+        self.triggers: dict[str, list[dict[str, Any]]] = {}  # source -> triggers
+        self.by_name: dict[str, dict[str, Any]] = {}
+        self._version: Any = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self.processed = 0
+
+    # -- life cycle ------------------------------------------------------------------
+    def start(self) -> None:
+        self.reload()
+        self._thread = threading.Thread(target=self._loop, name="twin-triggers", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        for runner in self.runners.values():
+            runner.stop_event.set()
+        for runner in self.runners.values():
+            runner.join(3)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def reload(self, force: bool = False) -> None:
+        """Pick up added, changed, paused or deleted sources and triggers (the API calls
+        this after each change; changes made elsewhere are seen within a second)."""
+        with self._reload_lock:
+            version = self.store.version()
+            if version == self._version and not force:
+                return
+            self._version = version
+            self._apply()
+
+    def _apply(self) -> None:
+        rows = {r["name"]: r for r in self.store.sources()}
+        trig = self.store.triggers()
+        by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for t in trig:
+            by_source[t["source"]].append(
+                {
+                    "name": t["name"],
+                    "spec": t["definition"],
+                    "paused": t["paused"],
+                    "project": t["project"],
+                }
+            )
+        with self._lock:
+            self.triggers = dict(by_source)
+            self.by_name = {t["name"]: t for t in trig}
+        wanted = {n: r for n, r in rows.items() if not r["paused"]}
+        if "runs" in by_source:
+            wanted["runs"] = {"name": "runs", "kind": "runs", "config": {}, "project": None}
+        for name in list(self.runners):
+            if name not in wanted or self.runners[name].row != wanted[name]:
+                self.runners.pop(name).stop_event.set()
+        for name, row in wanted.items():
+            if name not in self.runners:
+                runner = (RunsRunner if name == "runs" else SourceRunner)(self, row)
+                self.runners[name] = runner
+                runner.start()
+
+    # -- the queue's input -----------------------------------------------------------
+    def ingest(self, event: Event, project: str | None) -> str | None:
+        """Store an event durably (and wake the trigger worker); its id, None if a repeat."""
+        while self.queue.backlog() > self.max_backlog and not self._stop.is_set():
+            time.sleep(0.2)  # back-pressure: the source waits, its peer keeps the data
+        with self._lock:
+            candidates = list(self.triggers.get(event.source, []))
+        if project is not None:
+            candidates = [t for t in candidates if t["project"] == project]
+        event_id, made = self.queue.ingest(event, project, candidates)
+        if made:
+            for delivery_id in made:
+                self._maybe_ask_approval(delivery_id)
+            self._wake.set()
+        return event_id
+
+    def _maybe_ask_approval(self, delivery_id: str) -> None:
+        if self.notify is None:
+            return
+        delivery = self.queue.delivery(delivery_id)
+        if delivery["state"] == "approval":
+            self._note(
+                "approval_needed",
+                delivery["trigger"],
+                f"trigger {delivery['trigger']} waits for approval",
+                f"event {delivery['key']}",
+                {"delivery": delivery_id},
+            )
+
+    def _note(self, kind: str, trigger: str, title: str, body: str, data: dict) -> None:
+        if self.notify is None:
+            return
+        try:
+            from twinengine.notify import Note
+
+            project = (self.by_name.get(trigger) or {}).get("project")
+            self.notify.publish(
+                Note(kind=kind, title=title, body=body, project=project, trigger=trigger, data=data)
+            )
+        except Exception:
+            log.warning("notification %s for %s failed", kind, trigger, exc_info=True)
+
+    # -- the worker ------------------------------------------------------------------
+    def _loop(self) -> None:
+        last_reload = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - last_reload > _RELOAD_EVERY:
+                    self.reload()
+                    last_reload = time.monotonic()
+                busy = self.work()
+                self.flush_batches()
+            except Exception:
+                log.exception("trigger worker failed; going on")
+                busy = False
+            if not busy:
+                self._wake.wait(0.5)
+                self._wake.clear()
+
+    def work(self, limit: int = 200) -> bool:
+        """Turn due deliveries into runs; whether there was anything to do."""
+        claimed = self.queue.claim(limit)
+        for delivery in claimed:
+            trigger = self.by_name.get(delivery["trigger"])
+            if trigger is None or trigger["paused"]:
+                self.queue.mark([delivery["id"]], state="skipped", error="trigger gone or paused")
+                continue
+            self._deliver(trigger, [delivery])
+        return bool(claimed)
+
+    def flush_batches(self) -> None:
+        for name, trigger in list(self.by_name.items()):
+            batch = trigger["definition"].get("batch")
+            if not batch or trigger["paused"]:
+                continue
+            waiting = self.queue.batched(name)
+            if not waiting:
+                continue
+            oldest = waiting[0]["created_at"]
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
+            age = time.time() - oldest.timestamp()
+            size = batch.get("size") or 0
+            while size and len(waiting) >= size:
+                self._deliver(trigger, waiting[:size])
+                waiting = waiting[size:]
+            if waiting and batch.get("seconds") and age >= batch["seconds"]:
+                self._deliver(trigger, waiting)
+
+    def _deliver(self, trigger: dict[str, Any], group: list[dict[str, Any]]) -> None:
+        """One run for ``group`` (one delivery, or a batch) of ``trigger``."""
+        spec, ids = trigger["definition"], [d["id"] for d in group]
+        bodies = [d["body"] for d in group]
+        try:
+            limit = spec.get("concurrency") or 0
+            if limit and len(self.queue.in_flight(trigger["name"])) >= limit:
+                later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
+                self.queue.mark(ids, state="pending", next_attempt_at=later)
+                return
+            if spec.get("condition") and not self._condition_holds(trigger, bodies):
+                self.queue.mark(ids, state="skipped", error="the condition did not hold")
+                return
+            result = None
+            if spec.get("function"):
+                result = self._preprocess(spec["function"], bodies)
+            workflow = self.find_workflow(spec["workflow"], trigger["project"])
+            given = map_inputs(spec, bodies, result)
+            job = given
+            if self.uploads is not None:
+                from twinengine.workflows.inputs import resolve_inputs
+
+                interface = (workflow.get("interface") or {}).get("inputs", [])
+                job = resolve_inputs(
+                    interface,
+                    given,
+                    project=workflow["project"],
+                    uploads_store=self.uploads,
+                    trusted=True,
+                )
+            with self.db.engine.begin() as conn:
+                run_id = self.dispatcher.submit(
+                    workflow,
+                    job,
+                    created_by=f"trigger:{trigger['name']}",
+                    name=f"{workflow['name']} ← {trigger['name']}",
+                    given=given,
+                    conn=conn,
+                )
+                batch_id = new_id() if len(group) > 1 else None
+                self.queue.mark(
+                    ids, conn=conn, state="done", run_id=run_id, batch_id=batch_id, error=None
+                )
+            self.dispatcher.wake()
+            self.processed += len(group)
+        except Exception as exc:  # every failure is the delivery's, not the worker's
+            message = str(exc) if isinstance(exc, TwinError) else f"{type(exc).__name__}: {exc}"
+            for delivery in group:
+                if self.queue.failed(delivery, message, spec["retries"]) == "dead":
+                    self._note(
+                        "event_dead",
+                        trigger["name"],
+                        f"an event of trigger {trigger['name']} failed for good",
+                        message,
+                        {"delivery": delivery["id"]},
+                    )
+
+    def _condition_holds(self, trigger: dict[str, Any], bodies: list[dict[str, Any]]) -> bool:
+        condition = trigger["definition"]["condition"]
+        reference = next(iter(condition.values()))["value"]
+        values = numbers([resolve(reference, [body]) for body in bodies])
+        row = self.store.trigger(trigger["name"])
+        fire, state, detail = evaluate(condition, values, row.get("state") or {})
+        self.store.save_state(trigger["name"], state)
+        if fire:
+            kind = "drift" if "drift" in condition else "threshold"
+            self._note(
+                kind,
+                trigger["name"],
+                f"trigger {trigger['name']}: {kind} detected",
+                str(detail),
+                detail,
+            )
+        return fire
+
+    def _preprocess(self, function: str, bodies: list[dict[str, Any]]) -> Any:
+        if self.functions is None:
+            raise TwinError(f"function {function!r} cannot run: no function service here")
+        from twinengine.events.functions import run_function
+
+        payload = bodies[0] if len(bodies) == 1 else {"events": bodies}
+        return run_function(self.functions, function, payload)
+
+    def find_workflow(self, ref: str, project: str) -> dict[str, Any]:
+        """A registered workflow by id, or by name (its latest version) in ``project``."""
+        try:
+            row = self.registry.row(ref)
+            if row["project"] == project:
+                return row
+        except NotFoundError:
+            pass
+        items, _ = self.registry.list(projects=[project], name=ref, limit=1)
+        if not items:
+            raise NotFoundError(
+                f"no workflow {ref!r} in project {project!r}",
+                hint="register it first (POST /api/v1/workflows)",
+            )
+        return self.registry.row(items[0]["id"])
+
+    # -- people ------------------------------------------------------------------------
+    def approve(self, delivery_id: str, user: str, approve: bool = True) -> dict[str, Any]:
+        delivery = self.queue.approve(delivery_id, user, approve)
+        self._wake.set()
+        return delivery
+
+    def retry(self, event_id: str, trigger: str | None = None) -> int:
+        count = self.queue.retry(event_id, trigger)
+        self._wake.set()
+        return count
+
+
+class RunsRunner(SourceRunner):
+    """The built-in ``runs`` source: an event per run that ended (workflows chaining)."""
+
+    def run(self) -> None:
+        source = RunsSource(
+            self.engine.db, SourceState(self.engine.settings.home / "events" / "state", "runs")
+        )
+        while not self.stop_event.is_set():
+            try:
+                source.run(
+                    lambda e, p=None: self.engine.ingest(e, e.metadata.get("project")),
+                    self.stop_event,
+                )
+            except Exception:
+                log.exception("the runs source failed; retrying")
+                self.stop_event.wait(2)

@@ -1,0 +1,294 @@
+"""The durable event queue in the metadata database: events, and one delivery per event
+and trigger.
+
+:meth:`EventQueue.ingest` stores an event and its deliveries (one per active trigger of
+its source whose filter it passes) in one transaction, and skips an event whose
+idempotency key is already stored — a re-delivered object or message is a no-op, which
+turns a source's at-least-once delivery into exactly one run. Deliveries move
+``pending → running → done`` (with the run id written in the same transaction that
+creates the run), or ``retrying`` with exponential backoff and finally ``dead`` (the
+dead-letter state, listed and retried by hand), or ``approval`` while a trigger waits for
+a person, or ``batched`` while a batch fills. A lease makes a delivery whose worker died
+due again. :meth:`EventQueue.backlog` is what back-pressure looks at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from twinengine.core import Database, NotFoundError, StateError, get_database, new_id
+from twinengine.core.models import deliveries, events
+from twinengine.events.base import Event
+from twinengine.events.triggers import matches
+
+LEASE = dt.timedelta(seconds=120)
+DUE_STATES = ("pending", "retrying")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+class EventQueue:
+    """Store events and hand their deliveries to the trigger engine."""
+
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db or get_database()
+
+    def ingest(
+        self, event: Event, project: str | None, triggers: list[dict[str, Any]]
+    ) -> tuple[str | None, list[str]]:
+        """Store ``event`` and a delivery per matching trigger (``{name, spec, paused}``);
+        ``(event id, delivery ids)``, or ``(None, [])`` for a duplicate."""
+        body = event.as_dict()
+        event_id, now = new_id(), utcnow()
+        rows = []
+        for trigger in triggers:
+            if trigger.get("paused") or not matches(trigger["spec"], body):
+                continue
+            spec = trigger["spec"]
+            state = "approval" if spec.get("approval") else "pending"
+            if spec.get("batch"):
+                state = "batched"
+            rows.append(
+                {
+                    "id": new_id(),
+                    "event_id": event_id,
+                    "trigger": trigger["name"],
+                    "state": state,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(
+                    insert(events).values(
+                        id=event_id,
+                        source=event.source,
+                        project=project,
+                        key=event.key,
+                        kind=event.kind,
+                        version=event.version,
+                        idem_key=event.idempotency_key(),
+                        body=body,
+                        received_at=now,
+                    )
+                )
+                if rows:
+                    conn.execute(insert(deliveries), rows)
+        except IntegrityError:
+            return None, []  # seen before: the first copy's deliveries stand
+        return event_id, [r["id"] for r in rows]
+
+    # -- the engine's side -------------------------------------------------------------
+    def claim(self, limit: int = 100, trigger: str | None = None) -> list[dict[str, Any]]:
+        """Due deliveries (pending/retrying, or leased by a worker that died), leased."""
+        now = utcnow()
+        due = or_(
+            and_(deliveries.c.state.in_(DUE_STATES), deliveries.c.next_attempt_at <= now),
+            and_(deliveries.c.state == "running", deliveries.c.lease_until < now),
+        )
+        query = select(deliveries.c.id).where(due)
+        if trigger is not None:
+            query = query.where(deliveries.c.trigger == trigger)
+        with self.db.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(query.order_by(deliveries.c.created_at).limit(limit))]
+            if not ids:
+                return []
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(ids), due)
+                .values(state="running", lease_until=now + LEASE, updated_at=now)
+            )
+            rows = conn.execute(
+                select(deliveries, events.c.body, events.c.project)
+                .join(events, events.c.id == deliveries.c.event_id)
+                .where(deliveries.c.id.in_(ids), deliveries.c.lease_until == now + LEASE)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def batched(self, trigger: str) -> list[dict[str, Any]]:
+        """Deliveries of ``trigger`` waiting in its batch, oldest first."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries, events.c.body, events.c.project)
+                .join(events, events.c.id == deliveries.c.event_id)
+                .where(deliveries.c.trigger == trigger, deliveries.c.state == "batched")
+                .order_by(deliveries.c.created_at)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def mark(self, ids: list[str], conn: Any = None, **values: Any) -> None:
+        """Set fields of deliveries (inside ``conn``'s transaction when given)."""
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(updated_at=utcnow(), lease_until=None, **values)
+        )
+        if conn is not None:
+            conn.execute(statement)
+            return
+        with self.db.engine.begin() as own:
+            own.execute(statement)
+
+    def failed(self, delivery: dict[str, Any], error: str, retries: dict[str, Any]) -> str:
+        """Record a failed attempt: ``retrying`` after a backoff, or ``dead``."""
+        attempts = int(delivery.get("attempts") or 0) + 1
+        if attempts >= retries["attempts"]:
+            self.mark([delivery["id"]], state="dead", attempts=attempts, error=error)
+            return "dead"
+        delay = min(retries["max_delay"], retries["backoff"] ** attempts)
+        self.mark(
+            [delivery["id"]],
+            state="retrying",
+            attempts=attempts,
+            error=error,
+            next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+        )
+        return "retrying"
+
+    def backlog(self) -> int:
+        """Deliveries not yet turned into runs (what back-pressure looks at)."""
+        with self.db.engine.connect() as conn:
+            query = select(func.count()).where(deliveries.c.state.in_(("pending", "retrying")))
+            return int(conn.execute(query).scalar() or 0)
+
+    def in_flight(self, trigger: str) -> list[str]:
+        """Run ids of the trigger's deliveries whose runs have not ended."""
+        from twinengine.core.models import runs
+
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                select(deliveries.c.run_id.distinct())
+                .join(runs, runs.c.id == deliveries.c.run_id)
+                .where(deliveries.c.trigger == trigger, runs.c.state.in_(("queued", "running")))
+            )
+            return [r[0] for r in rows]
+
+    # -- people's side ------------------------------------------------------------------
+    def events(
+        self,
+        projects: list[str] | None,
+        source: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Events newest first, each with its deliveries; ``state`` filters deliveries."""
+        query = select(events)
+        if projects is not None:
+            query = query.where(events.c.project.in_(projects))
+        if source:
+            query = query.where(events.c.source == source)
+        if state:
+            query = query.where(
+                events.c.id.in_(select(deliveries.c.event_id).where(deliveries.c.state == state))
+            )
+        with self.db.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(query.subquery())).scalar()
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    query.order_by(events.c.received_at.desc()).limit(limit).offset(offset)
+                )
+            ]
+            ids = [r["id"] for r in rows]
+            found = conn.execute(select(deliveries).where(deliveries.c.event_id.in_(ids)))
+            by_event: dict[str, list[dict[str, Any]]] = {}
+            for d in found:
+                by_event.setdefault(d.event_id, []).append(_delivery(dict(d._mapping)))
+        for row in rows:
+            row["received_at"] = _aware(row["received_at"])
+            row["deliveries"] = by_event.get(row["id"], [])
+        return rows, int(total or 0)
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(events).where(events.c.id == event_id)).first()
+            if row is None:
+                raise NotFoundError(f"no event {event_id!r}", hint="`twin events list`")
+            item = dict(row._mapping)
+            item["received_at"] = _aware(item["received_at"])
+            item["deliveries"] = [
+                _delivery(dict(d._mapping))
+                for d in conn.execute(select(deliveries).where(deliveries.c.event_id == event_id))
+            ]
+        return item
+
+    def retry(self, event_id: str, trigger: str | None = None) -> int:
+        """Send an event's dead or failed deliveries again; how many."""
+        self.event(event_id)
+        query = update(deliveries).where(
+            deliveries.c.event_id == event_id, deliveries.c.state.in_(("dead", "retrying"))
+        )
+        if trigger:
+            query = query.where(deliveries.c.trigger == trigger)
+        with self.db.engine.begin() as conn:
+            done = conn.execute(
+                query.values(state="pending", next_attempt_at=utcnow(), attempts=0, error=None)
+            )
+        if not done.rowcount:
+            raise StateError(f"event {event_id} has no dead or retrying delivery to retry")
+        return done.rowcount
+
+    def approve(self, delivery_id: str, user: str, approve: bool = True) -> dict[str, Any]:
+        """A person's decision on a delivery waiting for approval."""
+        with self.db.engine.begin() as conn:
+            row = conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+            if row is None:
+                raise NotFoundError(f"no delivery {delivery_id!r}")
+            if row.state != "approval":
+                raise StateError(f"delivery {delivery_id} is {row.state}, not waiting for approval")
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.state == "approval")
+                .values(
+                    state="pending" if approve else "skipped",
+                    approved_by=user,
+                    next_attempt_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+        return self.delivery(delivery_id)
+
+    def delivery(self, delivery_id: str) -> dict[str, Any]:
+        with self.db.engine.connect() as conn:
+            row = conn.execute(
+                select(deliveries, events.c.project, events.c.key)
+                .join(events, events.c.id == deliveries.c.event_id)
+                .where(deliveries.c.id == delivery_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no delivery {delivery_id!r}")
+        return _delivery(dict(row._mapping))
+
+    def awaiting(self, projects: list[str] | None) -> list[dict[str, Any]]:
+        """Deliveries waiting for a person's approval."""
+        query = (
+            select(deliveries, events.c.project, events.c.key)
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(deliveries.c.state == "approval")
+        )
+        if projects is not None:
+            query = query.where(events.c.project.in_(projects))
+        with self.db.engine.connect() as conn:
+            return [_delivery(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("created_at", "updated_at", "next_attempt_at", "lease_until"):
+        if key in row:
+            row[key] = _aware(row[key])
+    row.pop("body", None)
+    return row
