@@ -22,52 +22,15 @@ from collections import defaultdict
 from typing import Any
 
 from twinengine.core import NotFoundError, TwinError, new_id
-from twinengine.events.base import Event, SourceState, make_source
+from twinengine.events.base import Event
 from twinengine.events.conditions import evaluate, numbers
 from twinengine.events.queue import EventQueue
-from twinengine.events.runsource import RunsSource
+from twinengine.events.runners import RunsRunner, SourceRunner
 from twinengine.events.store import DefinitionStore
 from twinengine.events.triggers import map_inputs, resolve
 
 log = logging.getLogger(__name__)
 _RELOAD_EVERY = 1.0
-
-
-class SourceRunner(threading.Thread):
-    """One source's thread: run it, and after a failure wait (1 s, 2 s … 60 s) and retry."""
-
-    def __init__(self, engine: EventEngine, row: dict[str, Any]) -> None:
-        super().__init__(name=f"twin-source-{row['name']}", daemon=True)
-        self.engine, self.row = engine, row
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        name, delay = self.row["name"], 1.0
-        state = SourceState(self.engine.settings.home / "events" / "state", name)
-        while not self.stop_event.is_set():
-            source = None
-            try:
-                source = make_source(name, self.row["kind"], self.row["config"], state)
-                passive = getattr(source, "passive", False)
-                self.engine.store.set_source_status(name, "passive" if passive else "ok")
-
-                def emit(event: Event, project: str = self.row["project"]) -> None:
-                    self.engine.ingest(event, project)
-
-                source.run(emit, self.stop_event)
-                delay = 1.0
-            except Exception as exc:  # the peer is down: say so, wait, retry
-                status = "retrying" if delay < 30 else "down"
-                self.engine.store.set_source_status(name, status, f"{type(exc).__name__}: {exc}")
-                log.warning("source %s failed (%s); retrying in %.0f s", name, exc, delay)
-                self.stop_event.wait(delay)
-                delay = min(60.0, delay * 2)
-            finally:
-                if source is not None:
-                    try:
-                        source.close()
-                    except Exception:
-                        log.debug("closing source %s failed", name, exc_info=True)
 
 
 class EventEngine:
@@ -98,6 +61,8 @@ class EventEngine:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._workflows: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._backlog_checked = (0.0, 0)
         self.processed = 0
 
     # -- life cycle ------------------------------------------------------------------
@@ -124,6 +89,7 @@ class EventEngine:
             if version == self._version and not force:
                 return
             self._version = version
+            self._workflows.clear()
             self._apply()
 
     def _apply(self) -> None:
@@ -157,7 +123,7 @@ class EventEngine:
     # -- the queue's input -----------------------------------------------------------
     def ingest(self, event: Event, project: str | None) -> str | None:
         """Store an event durably (and wake the trigger worker); its id, None if a repeat."""
-        while self.queue.backlog() > self.max_backlog and not self._stop.is_set():
+        while self._backlog() > self.max_backlog and not self._stop.is_set():
             time.sleep(0.2)  # back-pressure: the source waits, its peer keeps the data
         with self._lock:
             candidates = list(self.triggers.get(event.source, []))
@@ -169,6 +135,14 @@ class EventEngine:
                 self._maybe_ask_approval(delivery_id)
             self._wake.set()
         return event_id
+
+    def _backlog(self) -> int:
+        """The queue's backlog, counted at most every 0.2 s."""
+        when, count = self._backlog_checked
+        if time.monotonic() - when > 0.2:
+            count = self.queue.backlog()
+            self._backlog_checked = (time.monotonic(), count)
+        return count
 
     def _maybe_ask_approval(self, delivery_id: str) -> None:
         if self.notify is None:
@@ -216,13 +190,109 @@ class EventEngine:
     def work(self, limit: int = 200) -> bool:
         """Turn due deliveries into runs; whether there was anything to do."""
         claimed = self.queue.claim(limit)
+        by_trigger: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for delivery in claimed:
-            trigger = self.by_name.get(delivery["trigger"])
+            by_trigger[delivery["trigger"]].append(delivery)
+        for name, group in by_trigger.items():
+            trigger = self.by_name.get(name)
             if trigger is None or trigger["paused"]:
-                self.queue.mark([delivery["id"]], state="skipped", error="trigger gone or paused")
+                ids = [d["id"] for d in group]
+                self.queue.mark(ids, state="skipped", error="trigger gone or paused")
                 continue
-            self._deliver(trigger, [delivery])
+            self._deliver_each(trigger, group)
         return bool(claimed)
+
+    def _deliver_each(self, trigger: dict[str, Any], group: list[dict[str, Any]]) -> None:
+        """A run per delivery of one trigger, queued together in one transaction."""
+        spec = trigger["definition"]
+        limit = spec.get("concurrency") or 0
+        if limit:
+            room = max(0, limit - len(self.queue.in_flight(trigger["name"])))
+            later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
+            if group[room:]:
+                self.queue.mark(
+                    [d["id"] for d in group[room:]], state="pending", next_attempt_at=later
+                )
+            group = group[:room]
+        if spec.get("condition") or spec.get("function"):
+            for delivery in group:  # stateful or slow: one at a time
+                self._deliver(trigger, [delivery])
+            return
+        ready = []
+        for delivery in group:
+            try:
+                ready.append((delivery, *self._job(trigger, [delivery["body"]], None)))
+            except Exception as exc:
+                self._failed(trigger, [delivery], exc)
+        if not ready:
+            return
+        try:
+            with self.db.engine.begin() as conn:
+                for delivery, workflow, job, given in ready:
+                    self._queue_run(conn, trigger, workflow, job, given, [delivery["id"]])
+        except Exception as exc:  # the batch failed as a whole: each delivery on its own
+            log.warning(
+                "queueing %d runs of %s together failed: %s", len(ready), trigger["name"], exc
+            )
+            for delivery, *_ in ready:
+                self._deliver(trigger, [delivery])
+            return
+        self.dispatcher.wake()
+        self.processed += len(ready)
+
+    def _job(
+        self, trigger: dict[str, Any], bodies: list[dict[str, Any]], result: Any
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """``(workflow, job, given)`` of one run of ``trigger`` for ``bodies``."""
+        spec = trigger["definition"]
+        workflow = self.find_workflow(spec["workflow"], trigger["project"])
+        given = map_inputs(spec, bodies, result)
+        job = given
+        if self.uploads is not None:
+            from twinengine.workflows.inputs import resolve_inputs
+
+            interface = (workflow.get("interface") or {}).get("inputs", [])
+            job = resolve_inputs(
+                interface,
+                given,
+                project=workflow["project"],
+                uploads_store=self.uploads,
+                trusted=True,
+            )
+        return workflow, job, given
+
+    def _queue_run(
+        self,
+        conn: Any,
+        trigger: dict[str, Any],
+        workflow: dict[str, Any],
+        job: dict[str, Any],
+        given: dict[str, Any],
+        ids: list[str],
+    ) -> str:
+        run_id = self.dispatcher.submit(
+            workflow,
+            job,
+            created_by=f"trigger:{trigger['name']}",
+            name=f"{workflow['name']} ← {trigger['name']}",
+            given=given,
+            conn=conn,
+        )
+        batch_id = new_id() if len(ids) > 1 else None
+        self.queue.mark(ids, conn=conn, state="done", run_id=run_id, batch_id=batch_id, error=None)
+        return run_id
+
+    def _failed(self, trigger: dict[str, Any], group: list[dict[str, Any]], exc: Exception) -> None:
+        message = str(exc) if isinstance(exc, TwinError) else f"{type(exc).__name__}: {exc}"
+        for delivery in group:
+            if self.queue.failed(delivery, message, trigger["definition"]["retries"]) == "dead":
+                self._note(
+                    "event_dead",
+                    trigger["name"],
+                    f"an event of trigger {trigger['name']} failed for good",
+                    message,
+                    {"delivery": delivery["id"]},
+                )
 
     def flush_batches(self) -> None:
         for name, trigger in list(self.by_name.items()):
@@ -247,57 +317,19 @@ class EventEngine:
         spec, ids = trigger["definition"], [d["id"] for d in group]
         bodies = [d["body"] for d in group]
         try:
-            limit = spec.get("concurrency") or 0
-            if limit and len(self.queue.in_flight(trigger["name"])) >= limit:
-                later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
-                self.queue.mark(ids, state="pending", next_attempt_at=later)
-                return
             if spec.get("condition") and not self._condition_holds(trigger, bodies):
                 self.queue.mark(ids, state="skipped", error="the condition did not hold")
                 return
             result = None
             if spec.get("function"):
                 result = self._preprocess(spec["function"], bodies)
-            workflow = self.find_workflow(spec["workflow"], trigger["project"])
-            given = map_inputs(spec, bodies, result)
-            job = given
-            if self.uploads is not None:
-                from twinengine.workflows.inputs import resolve_inputs
-
-                interface = (workflow.get("interface") or {}).get("inputs", [])
-                job = resolve_inputs(
-                    interface,
-                    given,
-                    project=workflow["project"],
-                    uploads_store=self.uploads,
-                    trusted=True,
-                )
+            workflow, job, given = self._job(trigger, bodies, result)
             with self.db.engine.begin() as conn:
-                run_id = self.dispatcher.submit(
-                    workflow,
-                    job,
-                    created_by=f"trigger:{trigger['name']}",
-                    name=f"{workflow['name']} ← {trigger['name']}",
-                    given=given,
-                    conn=conn,
-                )
-                batch_id = new_id() if len(group) > 1 else None
-                self.queue.mark(
-                    ids, conn=conn, state="done", run_id=run_id, batch_id=batch_id, error=None
-                )
+                self._queue_run(conn, trigger, workflow, job, given, ids)
             self.dispatcher.wake()
             self.processed += len(group)
         except Exception as exc:  # every failure is the delivery's, not the worker's
-            message = str(exc) if isinstance(exc, TwinError) else f"{type(exc).__name__}: {exc}"
-            for delivery in group:
-                if self.queue.failed(delivery, message, spec["retries"]) == "dead":
-                    self._note(
-                        "event_dead",
-                        trigger["name"],
-                        f"an event of trigger {trigger['name']} failed for good",
-                        message,
-                        {"delivery": delivery["id"]},
-                    )
+            self._failed(trigger, group, exc)
 
     def _condition_holds(self, trigger: dict[str, Any], bodies: list[dict[str, Any]]) -> bool:
         condition = trigger["definition"]["condition"]
@@ -326,7 +358,17 @@ class EventEngine:
         return run_function(self.functions, function, payload)
 
     def find_workflow(self, ref: str, project: str) -> dict[str, Any]:
-        """A registered workflow by id, or by name (its latest version) in ``project``."""
+        """A registered workflow by id, or by name (its latest version) in ``project``
+        (remembered for a couple of seconds: a burst resolves it once)."""
+        key = (ref, project)
+        cached = self._workflows.get(key)
+        if cached is not None and time.monotonic() - cached[0] < 2.0:
+            return cached[1]
+        row = self._find_workflow(ref, project)
+        self._workflows[key] = (time.monotonic(), row)
+        return row
+
+    def _find_workflow(self, ref: str, project: str) -> dict[str, Any]:
         try:
             row = self.registry.row(ref)
             if row["project"] == project:
@@ -351,21 +393,3 @@ class EventEngine:
         count = self.queue.retry(event_id, trigger)
         self._wake.set()
         return count
-
-
-class RunsRunner(SourceRunner):
-    """The built-in ``runs`` source: an event per run that ended (workflows chaining)."""
-
-    def run(self) -> None:
-        source = RunsSource(
-            self.engine.db, SourceState(self.engine.settings.home / "events" / "state", "runs")
-        )
-        while not self.stop_event.is_set():
-            try:
-                source.run(
-                    lambda e, p=None: self.engine.ingest(e, e.metadata.get("project")),
-                    self.stop_event,
-                )
-            except Exception:
-                log.exception("the runs source failed; retrying")
-                self.stop_event.wait(2)

@@ -1,0 +1,195 @@
+"""Event benchmark: a burst of events, each starting a one-step workflow in ``twin serve``.
+
+    python benchmarks/events.py [--source folder|nats] [--rate 200] [--seconds 60] [--kill]
+
+Files are dropped into a watched folder (written aside, then renamed in, as producers
+should), or messages published to a NATS JetStream subject, at ``--rate`` per second for
+``--seconds``. Each event starts one run of a one-step workflow (``echo`` of the event's
+key). Reported: event-to-run-start latency (the producer's clock at write/publish → the
+run's ``started_at``) p50/p99, throughput, events lost (no run) and events run twice.
+Targets on the embedded default: p99 ≤ 200 ms at 200 events/s, 0 lost. With ``--kill``
+the server is killed (SIGKILL) half-way through the burst and started again on the same
+home: every event must still lead to exactly one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import signal
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from twinengine.api.process import ServeProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO = ROOT / "src/twinengine/workflows/templates/echo.cwl"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def prepare(server: ServeProcess, token: str, source: str, drop: Path, subject: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as api:
+        made = api.post("/api/v1/workflows", files={"file": ("echo.cwl", ECHO.read_bytes())})
+        made.raise_for_status()
+        if source == "folder":
+            text = f"name: drop\nkind: folder\npath: {drop}\nsettle: 0.01\n"
+        else:
+            text = (
+                f"name: drop\nkind: nats\nsubject: {subject}\nstream: BENCH{os.getpid()}\n"
+                "create_stream: true\n"
+            )
+        api.post("/api/v1/sources", content=text.encode()).raise_for_status()
+        trigger = "name: bench\nsource: drop\nworkflow: echo\ninputs: {message: $key}\n"
+        api.post("/api/v1/triggers", content=trigger.encode()).raise_for_status()
+
+
+def produce_files(drop: Path, rate: float, count: int, start_at: int, sent: dict) -> None:
+    aside = drop.parent / "aside"
+    aside.mkdir(exist_ok=True)
+    t0 = time.monotonic()
+    for i in range(start_at, start_at + count):
+        target = t0 + (i - start_at) / rate
+        pause = target - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        name = f"e{i:06d}.txt"
+        (aside / name).write_text(f"event {i}\n")
+        sent[name] = time.time()
+        os.replace(aside / name, drop / name)
+
+
+def produce_nats(subject: str, rate: float, count: int, start_at: int, sent: dict) -> None:
+    import nats
+
+    async def publish() -> None:
+        client = await nats.connect("nats://127.0.0.1:4222")
+        stream = client.jetstream()
+        t0 = time.monotonic()
+        for i in range(start_at, start_at + count):
+            pause = t0 + (i - start_at) / rate - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            sent[f"m{i:06d}"] = time.time()
+            await stream.publish(
+                subject, f'{{"key": "m{i:06d}"}}'.encode(), headers={"Nats-Msg-Id": f"m{i:06d}"}
+            )
+        await client.close()
+
+    asyncio.run(publish())
+
+
+def outcome(home: Path) -> dict[str, list[tuple[str, float | None]]]:
+    """event key -> [(run state, run start as epoch seconds)] from the server's database."""
+    db = sqlite3.connect(home / "twin.db")
+    rows = db.execute(
+        "SELECT e.key, e.body, r.state, r.started_at FROM events e"
+        " JOIN deliveries d ON d.event_id = e.id LEFT JOIN runs r ON r.id = d.run_id"
+    ).fetchall()
+    db.close()
+    found: dict[str, list[tuple[str, float | None]]] = {}
+    for key, body, state, started in rows:
+        import json
+
+        data = json.loads(body).get("data")
+        name = data.get("key") if isinstance(data, dict) and data.get("key") else key
+        stamp = None
+        if started:
+            stamp = dt.datetime.fromisoformat(started).replace(tzinfo=dt.UTC).timestamp()
+        found.setdefault(name, []).append((state or "none", stamp))
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", choices=("folder", "nats"), default="folder")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--kill", action="store_true", help="kill -9 the server half-way")
+    parser.add_argument("--parallel", type=int, default=4, help="TWIN_MAX_RUNS")
+    parser.add_argument("--drain", type=float, default=120.0, help="limit to finish the runs")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="twin-events-bench-"))
+    drop = home / "drop"
+    drop.mkdir()
+    subject = f"bench.{os.getpid()}"
+    env = {"TWIN_MAX_RUNS": str(args.parallel)}
+    server = ServeProcess(home, env=env).start()
+    token = server.token
+    prepare(server, token, args.source, drop, subject)
+    total = int(args.rate * args.seconds)
+    sent: dict[str, float] = {}
+    produce = produce_files if args.source == "folder" else produce_nats
+    target = drop if args.source == "folder" else subject
+    first = total // 2 if args.kill else total
+    started = time.time()
+    writer = threading.Thread(target=produce, args=(target, args.rate, first, 0, sent))
+    writer.start()
+    if args.kill:
+        time.sleep(args.seconds / 4)
+        os.kill(server.process.pid, signal.SIGKILL)  # mid-burst, the producer goes on
+        print(f"killed twin serve (pid {server.process.pid}) at {time.time() - started:.1f} s")
+        writer.join()
+        server.stop()
+        server = ServeProcess(home, env=env).start()
+        rest = threading.Thread(
+            target=produce, args=(target, args.rate, total - first, first, sent)
+        )
+        rest.start()
+        rest.join()
+    writer.join()
+    produced = time.time() - started
+    deadline = time.monotonic() + args.drain
+    while time.monotonic() < deadline:
+        found = outcome(home)
+        finished = sum(
+            1 for k in sent if any(s in ("succeeded", "failed") for s, _ in found.get(k, []))
+        )
+        if finished >= len(sent):
+            break
+        time.sleep(1)
+    wall = time.time() - started
+    found = outcome(home)
+    server.stop()
+    latencies = [
+        min(t for _, t in found[k] if t) - sent[k]
+        for k in sent
+        if any(t for _, t in found.get(k, []))
+    ]
+    lost = [k for k in sent if k not in found or not any(t for _, t in found[k])]
+    twice = [k for k in sent if len(found.get(k, [])) > 1]
+    failed = [k for k in sent if any(s == "failed" for s, _ in found.get(k, []))]
+    print(
+        f"source {args.source}, {len(sent)} events at {args.rate:g}/s over {produced:.1f} s"
+        + (" with a kill -9 half-way" if args.kill else "")
+    )
+    print(
+        f"runs started for {len(latencies)} events, lost {len(lost)}, run twice "
+        f"{len(twice)}, failed {len(failed)}; all done after {wall:.1f} s"
+    )
+    if latencies:
+        print(
+            f"event -> run start: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, "
+            f"max {max(latencies) * 1000:.0f} ms"
+        )
+        print(f"throughput: {len(latencies) / wall:.1f} runs/s")
+    print(f"server home: {home}")
+    return 1 if lost or twice else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

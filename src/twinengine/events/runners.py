@@ -1,0 +1,76 @@
+"""The threads that run event sources inside ``twin serve``.
+
+:class:`SourceRunner` runs one configured source and, when its peer is down, waits (1 s,
+2 s … 60 s) and starts it again, writing its status (ok, retrying, down, passive) and
+the last error for the CLI, API and UI — one failing source never stops the others.
+:class:`RunsRunner` runs the built-in ``runs`` source (an event per run that ends).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from twinengine.events.base import Event, SourceState, make_source
+from twinengine.events.runsource import RunsSource
+
+if TYPE_CHECKING:
+    from twinengine.events.engine import EventEngine
+
+log = logging.getLogger(__name__)
+
+
+class SourceRunner(threading.Thread):
+    """One source's thread: run it, and after a failure wait (1 s, 2 s … 60 s) and retry."""
+
+    def __init__(self, engine: EventEngine, row: dict[str, Any]) -> None:
+        super().__init__(name=f"twin-source-{row['name']}", daemon=True)
+        self.engine, self.row = engine, row
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        name, delay = self.row["name"], 1.0
+        state = SourceState(self.engine.settings.home / "events" / "state", name)
+        while not self.stop_event.is_set():
+            source = None
+            try:
+                source = make_source(name, self.row["kind"], self.row["config"], state)
+                passive = getattr(source, "passive", False)
+                self.engine.store.set_source_status(name, "passive" if passive else "ok")
+
+                def emit(event: Event, project: str = self.row["project"]) -> None:
+                    self.engine.ingest(event, project)
+
+                source.run(emit, self.stop_event)
+                delay = 1.0
+            except Exception as exc:  # the peer is down: say so, wait, retry
+                status = "retrying" if delay < 30 else "down"
+                self.engine.store.set_source_status(name, status, f"{type(exc).__name__}: {exc}")
+                log.warning("source %s failed (%s); retrying in %.0f s", name, exc, delay)
+                self.stop_event.wait(delay)
+                delay = min(60.0, delay * 2)
+            finally:
+                if source is not None:
+                    try:
+                        source.close()
+                    except Exception:
+                        log.debug("closing source %s failed", name, exc_info=True)
+
+
+class RunsRunner(SourceRunner):
+    """The built-in ``runs`` source: an event per run that ended (workflows chaining)."""
+
+    def run(self) -> None:
+        source = RunsSource(
+            self.engine.db, SourceState(self.engine.settings.home / "events" / "state", "runs")
+        )
+        while not self.stop_event.is_set():
+            try:
+                source.run(
+                    lambda e, p=None: self.engine.ingest(e, e.metadata.get("project")),
+                    self.stop_event,
+                )
+            except Exception:
+                log.exception("the runs source failed; retrying")
+                self.stop_event.wait(2)
