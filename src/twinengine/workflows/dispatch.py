@@ -301,7 +301,8 @@ class RunDispatcher:
     def _thread_done(self, run_id: str, code: int, message: str) -> None:
         with self._lock:
             self.threads.discard(run_id)
-            self._reaped(run_id, code, message)
+            if message:  # it raised: the run may not have recorded its end
+                self._reaped(run_id, code, message)
         self._wake.set()
 
     def _reaped(self, run_id: str, code: int, message: str | None = None) -> None:

@@ -16,6 +16,7 @@ from it at once are safe, since a rename succeeds for only one of them.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
 import threading
@@ -52,13 +53,20 @@ class SparePool:
         return None
 
 
-def recycle(spare: Path | str, folders: Iterable[Path | str], limit: int = MAX_SPARE) -> int:
-    """Move the empty sub-folders of ``folders`` into ``spare``; returns how many moved."""
-    try:
-        room = limit - len(os.listdir(spare))
-    except FileNotFoundError:
-        os.makedirs(spare, exist_ok=True)
-        room = limit
+def recycle(
+    spare: Path | str,
+    folders: Iterable[Path | str],
+    limit: int = MAX_SPARE,
+    room: int | None = None,
+) -> int:
+    """Move the empty sub-folders of ``folders`` into ``spare``; returns how many moved.
+    ``room``: how many more the pool takes, when the caller keeps count."""
+    if room is None:
+        try:
+            room = limit - len(os.listdir(spare))
+        except FileNotFoundError:
+            os.makedirs(spare, exist_ok=True)
+            room = limit
     moved = 0
     for folder in folders:
         try:
@@ -107,3 +115,45 @@ def tidy(spare: Path | str, folders: list[Path | str]) -> None:
     """Recycle the empty job folders of ``folders``, then delete the rest (detached)."""
     recycle(spare, folders)
     remove_in_background(folders)
+
+
+class _Tidier:
+    """One background thread of a long-lived process (``twin serve``) that tidies the
+    folders of finished runs, so a run neither waits for it nor forks ``rm`` each time."""
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[tuple[str, list[str]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def put(self, spare: Path | str, folders: list[Path | str]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="twin-tidy", daemon=True)
+                self._thread.start()
+        self._items.put((str(spare), [str(f) for f in folders]))
+
+    def _work(self) -> None:
+        rooms: dict[str, int] = {}  # spare pool -> room left, counted once per 500 runs
+        done = 0
+        while True:
+            spare, folders = self._items.get()
+            try:
+                if spare not in rooms or done % 500 == 0:
+                    os.makedirs(spare, exist_ok=True)
+                    rooms[spare] = MAX_SPARE - len(os.listdir(spare))
+                rooms[spare] -= recycle(spare, folders, room=max(0, rooms[spare]))
+                for folder in folders:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except Exception:  # never let one folder stop the tidying of the next
+                continue
+            finally:
+                done += 1
+
+
+_TIDIER = _Tidier()
+
+
+def tidy_later(spare: Path | str, folders: list[Path | str]) -> None:
+    """:func:`tidy` on this process's background thread (for runs inside a server)."""
+    _TIDIER.put(spare, folders)

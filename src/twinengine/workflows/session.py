@@ -27,7 +27,7 @@ from twinengine.workflows.options import RunOptions
 from twinengine.workflows.records import RunRecorder, state_of
 from twinengine.workflows.recordstore import open_record_store
 from twinengine.workflows.scheduler import Scheduler
-from twinengine.workflows.scratch import tidy
+from twinengine.workflows.scratch import tidy, tidy_later
 
 log = logging.getLogger("twinengine.workflows")
 
@@ -188,7 +188,8 @@ class RunSession:
         self._provenance_now()
         self.recorder.store.close()
         if state == State.SUCCEEDED and not self.keep_work:
-            tidy(self.settings.home / "spare", [self.work_dir, self.tmp_dir])
+            folders: list[Path | str] = [self.work_dir, self.tmp_dir]
+            (tidy_later if self.options.inprocess else tidy)(self.settings.home / "spare", folders)
         return state
 
 
