@@ -24,7 +24,7 @@ from twinengine import __version__
 from twinengine.api import errors
 from twinengine.api.accounts import AccountStore
 from twinengine.api.context import ServerContext
-from twinengine.api.routers import access, events, ops, provenance, runs, workflows
+from twinengine.api.routers import access, events, notify, ops, provenance, runs, workflows
 from twinengine.core import NotFoundError, Settings, get_database, get_settings, get_store
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -83,9 +83,16 @@ def build_context(settings: Settings) -> ServerContext:
         extras={"metrics": Metrics.create()},
     )
     from twinengine.events.engine import EventEngine
+    from twinengine.notify import NotificationCenter
 
+    ctx.extras["notify"] = NotificationCenter(db)
     ctx.extras["events"] = EventEngine(
-        settings, db, ctx.dispatcher, ctx.registry, uploads=ctx.uploads
+        settings,
+        db,
+        ctx.dispatcher,
+        ctx.registry,
+        uploads=ctx.uploads,
+        notify=ctx.extras["notify"],
     )
     return ctx
 
@@ -105,6 +112,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         finally:
             ctx.extras["events"].stop()
             ctx.dispatcher.stop()
+            if "notify" in ctx.extras:
+                ctx.extras["notify"].close()
 
     app = FastAPI(
         title="TwinEngine",
@@ -118,7 +127,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     )
     app.state.twin = ctx
     errors.install(app)
-    for module in (ops, access, workflows, runs, provenance, events):
+    for module in (ops, access, workflows, runs, provenance, events, notify):
         app.include_router(module.router)
     _count_requests(app, ctx.extras["metrics"])
     _limit_bodies(app, ctx.settings.max_upload_mb)

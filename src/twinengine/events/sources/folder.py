@@ -1,0 +1,279 @@
+"""A local folder as an event source: a file that appears or changes becomes an event once
+it has stopped changing (``settle``), so half-written files are never announced.
+
+Changes are seen through watchdog (inotify on Linux) or, with ``mode: poll`` or when no
+watch can be set up, by scanning the folder every ``interval`` seconds. On start the
+folder is scanned too, so files written while the source was down are announced. The
+cursor maps each file (path relative to the root) to its version ``<mtime_ns>-<size>``
+and is saved after the events of a batch were emitted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import mimetypes
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twinengine.core import ConfigError
+from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.sources.options import choice, needs, number, text
+
+_IDLE_WAIT = 0.1  # seconds between checks when nothing is pending
+
+
+@dataclass
+class _Pending:
+    size: int
+    mtime_ns: int
+    since: float  # monotonic time of the last change seen
+
+
+class FolderSource(EventSource):
+    """Files created or modified under ``path`` (optionally deletions too)."""
+
+    kind = "folder"
+
+    def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
+        super().__init__(name, config, state)
+        self.root = Path(text(self, "path")).expanduser()
+        self.recursive: bool = self.option("recursive", True, bool)
+        self.pattern: str | None = text(self, "pattern", None)
+        self.mode = choice(self, "mode", "auto", ("auto", "inotify", "poll"))
+        self.interval = number(self, "interval", 1.0, minimum=0.01)
+        self.settle = number(self, "settle", 0.2)
+        self.deletes: bool = self.option("deletes", False, bool)
+        if self.mode != "poll":
+            needs(self, "watchdog")
+        self._observer: Any = None
+
+    # watching ------------------------------------------------------------------------
+    def _start_observer(self, changes: queue.SimpleQueue[tuple[str, str, bool]]) -> bool:
+        """Start a watchdog observer feeding ``changes``; False when polling instead."""
+        if self.mode == "poll":
+            return False
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                kind, is_dir = event.event_type, event.is_directory
+                if kind in ("opened", "closed_no_write"):
+                    return
+                changes.put((kind, os.fsdecode(event.src_path), is_dir))
+                if kind == "moved":
+                    changes.put(("created", os.fsdecode(event.dest_path), is_dir))
+
+        if self.mode == "inotify":
+            try:
+                from watchdog.observers.inotify import InotifyObserver as Observer
+            except ImportError as exc:
+                raise ConfigError(
+                    f"source {self.name!r} (folder): 'mode' inotify needs Linux",
+                    hint="use mode: auto or mode: poll",
+                ) from exc
+        else:
+            from watchdog.observers import Observer
+        observer = Observer()
+        try:
+            observer.schedule(Handler(), str(self.root), recursive=self.recursive)
+            observer.start()
+        except OSError:
+            if self.mode == "inotify":
+                raise
+            return False  # e.g. the inotify watch limit: fall back to scanning
+        self._observer = observer
+        return True
+
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=2)
+
+    # files --------------------------------------------------------------------------
+    def _key(self, path: Path) -> str | None:
+        """The key of a file that this source watches, else None."""
+        try:
+            rel = path.relative_to(self.root)
+        except ValueError:
+            return None
+        if not rel.parts or (not self.recursive and len(rel.parts) > 1):
+            return None
+        key = rel.as_posix()
+        if self.pattern and not (
+            fnmatch.fnmatch(key, self.pattern) or fnmatch.fnmatch(rel.name, self.pattern)
+        ):
+            return None
+        return key
+
+    def _scan(self, top: Path, stop: threading.Event | None = None) -> dict[str, os.stat_result]:
+        """Files under ``top`` (all of them when recursive) with their stat results."""
+        found: dict[str, os.stat_result] = {}
+        for dirpath, dirnames, filenames in os.walk(top):
+            if stop is not None and stop.is_set():
+                break
+            if not self.recursive:
+                dirnames.clear()
+            for filename in filenames:
+                path = Path(dirpath, filename)
+                key = self._key(path)
+                if key is None:
+                    continue
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue  # removed while scanning
+                found[key] = info
+        return found
+
+    def _event(self, key: str, kind: str, version: str, info: os.stat_result | None) -> Event:
+        path = self.root / key
+        metadata: dict[str, Any] = {}
+        if info is not None:
+            metadata["mtime"] = info.st_mtime
+        return self.event(
+            key,
+            kind=kind,
+            version=version,
+            size=info.st_size if info is not None else None,
+            content_type=mimetypes.guess_type(key)[0] if info is not None else None,
+            metadata=metadata,
+            location=str(path),
+        )
+
+    # main loop ----------------------------------------------------------------------
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        if not self.root.is_dir():
+            raise ConfigError(
+                f"source {self.name!r} (folder): 'path' {str(self.root)!r} is not a folder"
+            )
+        saved = self.state.load()
+        cursor: dict[str, str] = dict(saved.get("files", {}))
+        acknowledged = dict(cursor)
+        changes: queue.SimpleQueue[tuple[str, str, bool]] = queue.SimpleQueue()
+        watching = self._start_observer(changes)  # before the scan: nothing slips between
+        pending: dict[str, _Pending] = {}
+        gone: set[str] = set()
+
+        def note(key: str, info: os.stat_result, now: float) -> None:
+            if f"{info.st_mtime_ns}-{info.st_size}" == cursor.get(key):
+                pending.pop(key, None)
+                return
+            known = pending.get(key)
+            if known is None or (known.size, known.mtime_ns) != (info.st_size, info.st_mtime_ns):
+                # a file last written longer ago than ``settle`` (found by a scan) is ready
+                age = min(max(0.0, time.time() - info.st_mtime), self.settle)
+                pending[key] = _Pending(info.st_size, info.st_mtime_ns, now - age)
+
+        def full_scan() -> None:
+            now = time.monotonic()
+            found = self._scan(self.root, stop)
+            if stop.is_set():
+                return  # a partial scan says nothing about deletions
+            for key, info in found.items():
+                note(key, info, now)
+            gone.update(set(cursor) - set(found))
+
+        full_scan()
+        next_scan = time.monotonic() + self.interval
+        try:
+            while not stop.is_set():
+                self._drain(changes, pending, gone, note)
+                if not watching and time.monotonic() >= next_scan:
+                    full_scan()
+                    next_scan = time.monotonic() + self.interval
+                if pending or gone:
+                    try:
+                        self._emit_ready(emit, stop, cursor, pending, gone)
+                    finally:  # what was emitted is acknowledged, even if a later emit failed
+                        if cursor != acknowledged:
+                            self.state.save({**saved, "files": cursor})
+                            acknowledged = dict(cursor)
+                if not self.root.is_dir():
+                    raise RuntimeError(f"source {self.name!r}: {str(self.root)!r} disappeared")
+                if watching and not self._observer.is_alive():
+                    raise RuntimeError(f"source {self.name!r}: the folder watch stopped")
+                wait = max(0.02, min(_IDLE_WAIT, self.settle / 2)) if pending else _IDLE_WAIT
+                stop.wait(wait)
+        finally:
+            self._stop_observer()
+
+    def _drain(
+        self,
+        changes: queue.SimpleQueue[tuple[str, str, bool]],
+        pending: dict[str, _Pending],
+        gone: set[str],
+        note: Any,
+    ) -> None:
+        """Turn watchdog's notifications into pending files and deletions."""
+        now = time.monotonic()
+        while True:
+            try:
+                kind, raw, is_dir = changes.get_nowait()
+            except queue.Empty:
+                return
+            path = Path(raw)
+            if is_dir:
+                if kind == "created" and path.is_dir():  # files may predate its watch
+                    for key, info in self._scan(path).items():
+                        note(key, info, now)
+                continue
+            key = self._key(path)
+            if key is None:
+                continue
+            if kind in ("deleted", "moved"):
+                pending.pop(key, None)
+                gone.add(key)
+                continue
+            try:
+                note(key, path.stat(), now)
+            except OSError:
+                pending.pop(key, None)
+                gone.add(key)
+
+    def _emit_ready(
+        self,
+        emit: Emit,
+        stop: threading.Event,
+        cursor: dict[str, str],
+        pending: dict[str, _Pending],
+        gone: set[str],
+    ) -> None:
+        """Emit settled files and deletions, updating ``cursor`` after each emit."""
+        for key in sorted(gone):
+            gone.discard(key)
+            if key in pending or (self.root / key).exists() or key not in cursor:
+                continue
+            if self.deletes:
+                emit(self._event(key, "deleted", f"deleted:{cursor[key]}", None))
+            del cursor[key]
+        now = time.monotonic()
+        for key in sorted(pending):
+            if stop.is_set():
+                break
+            item = pending[key]
+            try:
+                info = (self.root / key).stat()
+            except OSError:
+                del pending[key]
+                gone.add(key)
+                continue
+            if (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
+                pending[key] = _Pending(info.st_size, info.st_mtime_ns, now)
+                continue
+            if now - item.since < self.settle:
+                continue
+            version = f"{info.st_mtime_ns}-{info.st_size}"
+            del pending[key]
+            if cursor.get(key) == version:
+                continue
+            emit(self._event(key, "modified" if key in cursor else "created", version, info))
+            cursor[key] = version
+
+    def close(self) -> None:
+        self._stop_observer()

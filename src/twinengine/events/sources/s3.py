@@ -1,0 +1,202 @@
+"""An S3-compatible bucket (AWS S3, MinIO, Ceph RGW …) as an event source.
+
+:class:`S3Source` lists the bucket (under ``prefix``) every ``interval`` seconds and
+emits each object whose ETag differs from the one in its cursor (key → ETag), so new and
+overwritten objects are announced once; the cursor is saved after the events were
+emitted (every 100 events and at the end of a listing). :func:`parse_bucket_notification`
+turns a bucket-notification body (the AWS ``Records[]`` shape that MinIO and S3 send to a
+webhook) into events; the API's webhook route and the ``webhook`` source use it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import threading
+from typing import Any
+from urllib.parse import unquote_plus
+
+from twinengine.core import ConfigError
+from twinengine.core.errors import InvalidInputError
+from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.sources.options import needs, number, text
+
+_SAVE_EVERY = 100  # events between cursor saves during one long listing
+
+
+class S3Source(EventSource):
+    """Objects created or overwritten in ``bucket`` under ``prefix`` (deletions optional)."""
+
+    kind = "s3"
+
+    def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
+        super().__init__(name, config, state)
+        self.bucket: str = text(self, "bucket")
+        self.prefix: str = self.option("prefix", "", str)
+        self.endpoint_url: str | None = text(self, "endpoint_url", None)
+        self.region: str | None = text(self, "region", None)
+        self.access_key: str | None = text(self, "access_key", None)
+        self.secret_key: str | None = self.option("secret_key", None, (str, type(None)))
+        self.session_token: str | None = text(self, "session_token", None)
+        if (self.access_key is None) != (self.secret_key is None):
+            missing = "secret_key" if self.secret_key is None else "access_key"
+            raise ConfigError(
+                f"source {name!r} (s3): {missing!r} is required with "
+                f"{'access_key' if missing == 'secret_key' else 'secret_key'!r}",
+                hint="give both, or neither to use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+            )
+        self.interval = number(self, "interval", 30.0, minimum=0.01)
+        self.deletes: bool = self.option("deletes", False, bool)
+        self.head: bool = self.option("head", False, bool)
+        needs(self, "boto3")
+        self._client: Any = None
+
+    def _connect(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        session = boto3.session.Session(
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token,
+            region_name=self.region,
+        )
+        config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
+        return session.client("s3", endpoint_url=self.endpoint_url, config=config)
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        if self._client is None:
+            self._client = self._connect()
+        saved = self.state.load()
+        cursor: dict[str, str] = dict(saved.get("objects", {}))
+        while not stop.is_set():
+            self._poll(emit, stop, cursor, saved)
+            stop.wait(self.interval)
+
+    def _poll(
+        self, emit: Emit, stop: threading.Event, cursor: dict[str, str], saved: dict[str, Any]
+    ) -> None:
+        """One listing: emit what changed, then save the cursor (also when emit failed)."""
+        unsaved = 0
+        listed: set[str] = set()
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            )
+            for page in pages:
+                if stop.is_set():
+                    return  # a partial listing says nothing about deletions
+                for item in page.get("Contents", []):
+                    key, etag = item["Key"], item["ETag"].strip('"')
+                    listed.add(key)
+                    if cursor.get(key) == etag:
+                        continue
+                    if stop.is_set():
+                        return  # a partial listing says nothing about deletions
+                    emit(self._object_event(key, etag, item, "modified" if key in cursor else None))
+                    cursor[key] = etag
+                    unsaved += 1
+                    if unsaved >= _SAVE_EVERY:
+                        self.state.save({**saved, "objects": cursor})
+                        unsaved = 0
+            for key in sorted(set(cursor) - listed):
+                if self.deletes:
+                    emit(
+                        self.event(
+                            key,
+                            kind="deleted",
+                            version=f"deleted:{cursor[key]}",
+                            metadata={"bucket": self.bucket},
+                            location=f"s3://{self.bucket}/{key}",
+                        )
+                    )
+                del cursor[key]
+                unsaved += 1
+        finally:
+            if unsaved:
+                self.state.save({**saved, "objects": cursor})
+
+    def _object_event(self, key: str, etag: str, item: dict[str, Any], kind: str | None) -> Event:
+        content_type = mimetypes.guess_type(key)[0]
+        metadata: dict[str, Any] = {"bucket": self.bucket, "etag": etag}
+        if isinstance(item.get("LastModified"), dt.datetime):
+            metadata["last_modified"] = item["LastModified"].isoformat()
+        if item.get("StorageClass"):
+            metadata["storage_class"] = item["StorageClass"]
+        if self.head:
+            head = self._client.head_object(Bucket=self.bucket, Key=key)
+            content_type = head.get("ContentType") or content_type
+            metadata["user_metadata"] = head.get("Metadata", {})
+            if head.get("VersionId"):
+                metadata["version_id"] = head["VersionId"]
+        return self.event(
+            key,
+            kind=kind or "created",
+            version=etag,
+            size=item.get("Size"),
+            content_type=content_type,
+            metadata=metadata,
+            location=f"s3://{self.bucket}/{key}",
+        )
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+def parse_bucket_notification(body: dict[str, Any], source: str) -> list[Event]:
+    """Events from an S3/MinIO bucket-notification body (``{"Records": [...]}``).
+
+    The object key arrives URL-encoded and is decoded. The version is the object's
+    version id when the bucket is versioned, else its ETag (so a re-sent notification of
+    the same upload is the same event), and for deletions ``deleted:<sequencer>``.
+    S3's ``s3:TestEvent`` (no ``Records``) gives no events.
+    """
+    if not isinstance(body, dict):
+        raise InvalidInputError("a bucket notification must be a JSON object with 'Records'")
+    records = body.get("Records", [])
+    if not isinstance(records, list):
+        raise InvalidInputError("a bucket notification's 'Records' must be a list")
+    events: list[Event] = []
+    for index, record in enumerate(records):
+        try:
+            name = str(record["eventName"])
+            bucket = record["s3"]["bucket"]["name"]
+            obj = record["s3"]["object"]
+            key = unquote_plus(obj["key"])
+        except (KeyError, TypeError) as exc:
+            raise InvalidInputError(
+                f"bucket notification record {index} lacks {exc}",
+                hint="expected eventName, s3.bucket.name and s3.object.key",
+            ) from None
+        removed = "ObjectRemoved" in name
+        etag = (obj.get("eTag") or obj.get("etag") or "").strip('"') or None
+        sequencer = obj.get("sequencer")
+        if removed:
+            version = f"deleted:{sequencer or obj.get('versionId') or ''}"
+        else:
+            version = obj.get("versionId") or etag or sequencer
+        metadata = {
+            "event_name": name,
+            "bucket": bucket,
+            "etag": etag,
+            "version_id": obj.get("versionId"),
+            "sequencer": sequencer,
+            "event_time": record.get("eventTime"),
+        }
+        if obj.get("userMetadata"):
+            metadata["user_metadata"] = obj["userMetadata"]
+        events.append(
+            Event(
+                source=source,
+                key=key,
+                kind="deleted" if removed else "created",
+                version=version,
+                size=obj.get("size"),
+                content_type=obj.get("contentType") or mimetypes.guess_type(key)[0],
+                metadata={k: v for k, v in metadata.items() if v is not None},
+                location=f"s3://{bucket}/{key}",
+            )
+        )
+    return events
