@@ -24,7 +24,16 @@ from twinengine import __version__
 from twinengine.api import errors
 from twinengine.api.accounts import AccountStore
 from twinengine.api.context import ServerContext
-from twinengine.api.routers import access, events, notify, ops, provenance, runs, workflows
+from twinengine.api.routers import (
+    access,
+    events,
+    functions,
+    notify,
+    ops,
+    provenance,
+    runs,
+    workflows,
+)
 from twinengine.core import NotFoundError, Settings, get_database, get_settings, get_store
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -114,6 +123,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             ctx.dispatcher.stop()
             if "notify" in ctx.extras:
                 ctx.extras["notify"].close()
+            functions.shutdown_functions(ctx)
 
     app = FastAPI(
         title="TwinEngine",
@@ -127,7 +137,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     )
     app.state.twin = ctx
     errors.install(app)
-    for module in (ops, access, workflows, runs, provenance, events, notify):
+    for module in (ops, access, workflows, runs, provenance, events, notify, functions):
         app.include_router(module.router)
     _count_requests(app, ctx.extras["metrics"])
     _limit_bodies(app, ctx.settings.max_upload_mb)

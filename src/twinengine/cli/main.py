@@ -11,6 +11,8 @@ import typer
 
 from twinengine import __version__
 from twinengine.cli import access as access_cli
+from twinengine.cli import events as events_cli
+from twinengine.cli import functions as functions_cli
 from twinengine.cli import prov as prov_cli
 from twinengine.cli import runs as runs_cli
 from twinengine.cli.errors import err_console, handle_errors
@@ -30,6 +32,10 @@ app.add_typer(prov_cli.app, name="prov")
 app.add_typer(access_cli.users_app, name="users")
 app.add_typer(access_cli.tokens_app, name="tokens")
 app.add_typer(access_cli.projects_app, name="projects")
+app.add_typer(functions_cli.app, name="functions")
+app.add_typer(events_cli.sources_app, name="sources")
+app.add_typer(events_cli.triggers_app, name="triggers")
+app.add_typer(events_cli.events_app, name="events")
 app.command("serve")(access_cli.serve)
 
 

@@ -1,0 +1,226 @@
+"""``twin sources``, ``twin triggers`` and ``twin events``: event-driven runs from the
+command line (on the server's machine, against its database; a running ``twin serve``
+picks the changes up within a second)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from twinengine.cli.errors import LazyConsole, handle_errors
+from twinengine.core import ConfigError
+
+sources_app = typer.Typer(help="Event sources: folders, buckets, streams …", no_args_is_help=True)
+triggers_app = typer.Typer(
+    help="Triggers: which events start which workflow.", no_args_is_help=True
+)
+events_app = typer.Typer(
+    help="The event queue: events, dead letters, approvals.", no_args_is_help=True
+)
+console = LazyConsole(highlight=False)
+Name = Annotated[str, typer.Argument(help="Its name.")]
+
+
+def _store() -> Any:
+    from twinengine.events.store import DefinitionStore
+
+    return DefinitionStore()
+
+
+def _queue() -> Any:
+    from twinengine.events.queue import EventQueue
+
+    return EventQueue()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _workflows() -> Any:
+    """Find a registered workflow the way the server does (name or id, in a project)."""
+    from twinengine.workflows.registry import WorkflowRegistry
+
+    registry = WorkflowRegistry()
+
+    def find(ref: str, project: str) -> dict[str, Any]:
+        from twinengine.core import NotFoundError
+
+        try:
+            row = registry.row(ref)
+            if row["project"] == project:
+                return row
+        except NotFoundError:
+            pass
+        items, _ = registry.list(projects=[project], name=ref, limit=1)
+        if not items:
+            raise NotFoundError(f"no workflow {ref!r} in project {project!r}")
+        return registry.row(items[0]["id"])
+
+    return find
+
+
+# -- sources ----------------------------------------------------------------------------
+@sources_app.command("add")
+@handle_errors
+def sources_add(
+    file: Annotated[Path, typer.Argument(help="YAML definition: name, kind, settings.")],
+    project: Annotated[str, typer.Option(help="Its project.")] = "default",
+    replace: Annotated[bool, typer.Option(help="Replace one of the same name.")] = False,
+) -> None:
+    """Add an event source."""
+    row = _store().add_source(_read(file), project, None, replace)
+    console.print(f"source {row['name']} ({row['kind']}) added to project {row['project']}")
+
+
+@sources_app.command("list")
+@handle_errors
+def sources_list() -> None:
+    """Sources with their status and last error."""
+    for row in _store().sources():
+        state = "paused" if row["paused"] else (row["status"] or "new")
+        error = f"  [red]{row['error']}[/]" if row["error"] else ""
+        console.print(f"{row['name']:<20} {row['kind']:<8} {state:<9} {row['project']}{error}")
+
+
+@sources_app.command("pause")
+@handle_errors
+def sources_pause(name: Name) -> None:
+    _store().pause_source(name, True)
+    console.print(f"source {name} paused")
+
+
+@sources_app.command("resume")
+@handle_errors
+def sources_resume(name: Name) -> None:
+    _store().pause_source(name, False)
+    console.print(f"source {name} resumed")
+
+
+@sources_app.command("delete")
+@handle_errors
+def sources_delete(name: Name) -> None:
+    _store().delete_source(name)
+    console.print(f"source {name} deleted")
+
+
+# -- triggers ---------------------------------------------------------------------------
+@triggers_app.command("add")
+@handle_errors
+def triggers_add(
+    file: Annotated[Path, typer.Argument(help="YAML definition (see docs/events.md).")],
+    project: Annotated[str, typer.Option(help="Its project.")] = "default",
+    replace: Annotated[bool, typer.Option(help="Replace one of the same name.")] = False,
+) -> None:
+    """Add a trigger (checked: every mistake names its field)."""
+    row = _store().add_trigger(_read(file), project, None, replace, workflows=_workflows())
+    console.print(f"trigger {row['name']}: {row['source']} → {row['definition']['workflow']}")
+
+
+@triggers_app.command("list")
+@handle_errors
+def triggers_list() -> None:
+    for row in _store().triggers():
+        spec = row["definition"]
+        flag = " (paused)" if row["paused"] else ""
+        console.print(f"{row['name']:<24} {row['source']} → {spec['workflow']}{flag}")
+
+
+@triggers_app.command("show")
+@handle_errors
+def triggers_show(name: Name) -> None:
+    """A trigger's definition and condition state, as JSON."""
+    row = _store().trigger(name)
+    print(
+        json.dumps(
+            {k: row[k] for k in ("name", "project", "source", "paused", "definition", "state")},
+            indent=2,
+            default=str,
+        )
+    )
+
+
+@triggers_app.command("pause")
+@handle_errors
+def triggers_pause(name: Name) -> None:
+    _store().pause_trigger(name, True)
+    console.print(f"trigger {name} paused")
+
+
+@triggers_app.command("resume")
+@handle_errors
+def triggers_resume(name: Name) -> None:
+    _store().pause_trigger(name, False)
+    console.print(f"trigger {name} resumed")
+
+
+@triggers_app.command("delete")
+@handle_errors
+def triggers_delete(name: Name) -> None:
+    _store().delete_trigger(name)
+    console.print(f"trigger {name} deleted")
+
+
+# -- events -----------------------------------------------------------------------------
+@events_app.command("list")
+@handle_errors
+def events_list(
+    source: Annotated[str | None, typer.Option(help="Only this source's.")] = None,
+    state: Annotated[str | None, typer.Option(help="Deliveries in this state (dead …).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 30,
+) -> None:
+    """Events, newest first, with what became of them."""
+    items, total = _queue().events(None, source, state, limit, 0)
+    for event in items:
+        outcome = ", ".join(
+            f"{d['trigger']}:{d['state']}" + (f"→{d['run_id']}" if d["run_id"] else "")
+            for d in event["deliveries"]
+        )
+        console.print(
+            f"{event['id']}  {event['source']:<12} {event['key'][:40]:<40} {outcome or '-'}"
+        )
+    console.print(f"[dim]{len(items)} of {total}[/]")
+
+
+@events_app.command("show")
+@handle_errors
+def events_show(event_id: Annotated[str, typer.Argument(help="Event id.")]) -> None:
+    """An event and its deliveries, as JSON."""
+    print(json.dumps(_queue().event(event_id), indent=2, default=str))
+
+
+@events_app.command("retry")
+@handle_errors
+def events_retry(
+    event_id: Annotated[str, typer.Argument(help="Event id.")],
+    trigger: Annotated[str | None, typer.Option(help="Only this trigger's delivery.")] = None,
+) -> None:
+    """Send an event's dead (or waiting) deliveries again now."""
+    count = _queue().retry(event_id, trigger)
+    console.print(f"{count} delivery(ies) of event {event_id} queued again")
+
+
+@events_app.command("approvals")
+@handle_errors
+def events_approvals() -> None:
+    """Runs waiting for a person's approval."""
+    for item in _queue().awaiting(None):
+        console.print(f"{item['id']}  trigger {item['trigger']}  event {item['key']}")
+
+
+@events_app.command("approve")
+@handle_errors
+def events_approve(
+    delivery: Annotated[str, typer.Argument(help="Delivery id (twin events approvals).")],
+    reject: Annotated[bool, typer.Option("--reject", help="Refuse the run instead.")] = False,
+    user: Annotated[str, typer.Option(help="Who decides (recorded).")] = "cli",
+) -> None:
+    """Approve (or reject) a run a trigger waits to start."""
+    _queue().approve(delivery, user, not reject)
+    console.print(f"delivery {delivery} {'rejected' if reject else 'approved'}")
