@@ -37,6 +37,7 @@ from twinengine.core import (
 from twinengine.core.models import runs
 from twinengine.workflows.inprocess import InProcessRunner
 from twinengine.workflows.runs import RunStore
+from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
 
 log = logging.getLogger(__name__)
 _TICK = 0.25
@@ -46,7 +47,11 @@ class RunDispatcher:
     """Queue runs and execute them in child processes, at most ``max_runs`` at once."""
 
     def __init__(
-        self, settings: Settings | None = None, db: Database | None = None, inprocess: bool = True
+        self,
+        settings: Settings | None = None,
+        db: Database | None = None,
+        inprocess: bool = True,
+        workers: int | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.db = db or get_database(self.settings)
@@ -54,6 +59,12 @@ class RunDispatcher:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.threads: set[str] = set()  # runs executing in this process
         self.runner = InProcessRunner(self.settings, self.max_runs) if inprocess else None
+        # native runs go to warm worker processes (one per core) unless told 0
+        count = self.settings.cores if workers is None else workers
+        self.pool = None
+        if inprocess and count > 0:
+            threads = max(1, -(-self.max_runs // count))
+            self.pool = RunWorkerPool(self.settings, count, threads, self._thread_done)
         self.started_total = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -186,6 +197,8 @@ class RunDispatcher:
                 pass  # it ended meanwhile
         if self.runner is not None:
             self.runner.shutdown()
+        if self.pool is not None:
+            self.pool.shutdown()
 
     def running(self) -> int:
         return len(self.children) + len(self.threads)
@@ -225,8 +238,11 @@ class RunDispatcher:
         run_dir = self.settings.runs_dir / row.id
         run_dir.mkdir(parents=True, exist_ok=True)
         options = row.options or {}
-        if row.started_at is None and self.runner is not None:
-            prepared = self.runner.prepare(row.workflow, str(run_dir / "job.json"))
+        if row.started_at is None and self.runner is not None and not options.get("no_worker"):
+            if self.pool is not None:  # the worker reads the job; it says if it cannot
+                prepared = (None, None) if self.runner.load(row.workflow) is not None else None
+            else:
+                prepared = self.runner.prepare(row.workflow, str(run_dir / "job.json"))
             if prepared is not None:
                 self._launch_here(row, prepared, run_dir, options)
                 return
@@ -289,6 +305,12 @@ class RunDispatcher:
             return  # another dispatcher took it
         self.threads.add(row.id)
         self.started_total += 1
+        if self.pool is not None:
+            job = str(run_dir / "job.json")
+            self.pool.submit(
+                row.id, row.workflow, job, str(run_dir / "outputs"), bool(options.get("cache"))
+            )
+            return
         self.runner.submit(
             row.id,
             prepared,
@@ -301,7 +323,17 @@ class RunDispatcher:
     def _thread_done(self, run_id: str, code: int, message: str) -> None:
         with self._lock:
             self.threads.discard(run_id)
-            if message:  # it raised: the run may not have recorded its end
+            if code == NOT_NATIVE:  # a worker could not take it: a child process will
+                with self.db.engine.begin() as conn:
+                    row = conn.execute(select(runs.c.options).where(runs.c.id == run_id)).first()
+                    options = {**((row.options if row else None) or {}), "no_worker": True}
+                    options.pop("inprocess", None)
+                    conn.execute(
+                        update(runs)
+                        .where(runs.c.id == run_id, runs.c.state == "queued")
+                        .values(pid=None, host=None, options=options)
+                    )
+            elif message:  # it raised: the run may not have recorded its end
                 self._reaped(run_id, code, message)
         self._wake.set()
 
