@@ -38,7 +38,8 @@ def test_sources_triggers_events_approvals_and_retry(tmp_path: Path) -> None:
     trigger = DefinitionStore().trigger("ask")
     spec = {"name": "ask", "spec": trigger["definition"], "paused": False, "project": "default"}
     queue = EventQueue()
-    event_id, (delivery,) = queue.ingest(Event("hook", "obs-7", version="1"), "default", [spec])
+    event_id, (row,) = queue.ingest(Event("hook", "obs-7", version="1"), "default", [spec])
+    delivery = row["id"]
     assert queue.ingest(Event("hook", "obs-7", version="1"), "default", [spec]) == (None, [])
     assert delivery in twin("events", "approvals")
     assert "approved" in twin("events", "approve", delivery, "--user", "ops")

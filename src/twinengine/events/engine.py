@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 from twinengine.core import NotFoundError, TwinError, new_id
@@ -63,10 +63,12 @@ class EventEngine:
         self._reload_lock = threading.Lock()
         self._workflows: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._backlog_checked = (0.0, 0)
+        self._ready: deque[dict[str, Any]] = deque()  # leased at ingest, handed over here
         self.processed = 0
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
+        self.queue.reclaim()  # what an earlier server leased and did not finish is due
         self.reload()
         self._thread = threading.Thread(target=self._loop, name="twin-triggers", daemon=True)
         self._thread.start()
@@ -129,10 +131,12 @@ class EventEngine:
             candidates = list(self.triggers.get(event.source, []))
         if project is not None:
             candidates = [t for t in candidates if t["project"] == project]
-        event_id, made = self.queue.ingest(event, project, candidates)
-        if made:
-            for delivery_id in made:
-                self._maybe_ask_approval(delivery_id)
+        event_id, rows = self.queue.ingest(event, project, candidates, claim=True)
+        if rows:
+            self._ready.extend(r for r in rows if r["state"] == "running")
+            for row in rows:
+                if row["state"] == "approval":
+                    self._ask_approval(row)
             self._wake.set()
         return event_id
 
@@ -144,18 +148,15 @@ class EventEngine:
             self._backlog_checked = (time.monotonic(), count)
         return count
 
-    def _maybe_ask_approval(self, delivery_id: str) -> None:
-        if self.notify is None:
-            return
-        delivery = self.queue.delivery(delivery_id)
-        if delivery["state"] == "approval":
-            self._note(
-                "approval_needed",
-                delivery["trigger"],
-                f"trigger {delivery['trigger']} waits for approval",
-                f"event {delivery['key']}",
-                {"delivery": delivery_id},
-            )
+    def _ask_approval(self, delivery: dict[str, Any]) -> None:
+        key = delivery["body"].get("key")
+        self._note(
+            "approval_needed",
+            delivery["trigger"],
+            f"trigger {delivery['trigger']} waits for approval",
+            f"event {key}",
+            {"delivery": delivery["id"]},
+        )
 
     def _note(self, kind: str, trigger: str, title: str, body: str, data: dict) -> None:
         if self.notify is None:
@@ -188,8 +189,13 @@ class EventEngine:
                 self._wake.clear()
 
     def work(self, limit: int = 200) -> bool:
-        """Turn due deliveries into runs; whether there was anything to do."""
-        claimed = self.queue.claim(limit)
+        """Turn due deliveries into runs — first those ``ingest`` leased and handed over
+        in memory, then those due in the queue; whether there was anything to do."""
+        claimed: list[dict[str, Any]] = []
+        while self._ready and len(claimed) < limit:
+            claimed.append(self._ready.popleft())
+        if not claimed:
+            claimed = self.queue.claim(limit)
         by_trigger: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for delivery in claimed:
             by_trigger[delivery["trigger"]].append(delivery)

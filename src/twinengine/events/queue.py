@@ -26,6 +26,12 @@ from twinengine.events.base import Event
 from twinengine.events.triggers import matches
 
 LEASE = dt.timedelta(seconds=120)
+
+
+class LostLease(RuntimeError):
+    """A delivery this worker leased was finished by another one."""
+
+
 DUE_STATES = ("pending", "retrying")
 
 
@@ -44,10 +50,16 @@ class EventQueue:
         self.db = db or get_database()
 
     def ingest(
-        self, event: Event, project: str | None, triggers: list[dict[str, Any]]
-    ) -> tuple[str | None, list[str]]:
-        """Store ``event`` and a delivery per matching trigger (``{name, spec, paused}``);
-        ``(event id, delivery ids)``, or ``(None, [])`` for a duplicate."""
+        self,
+        event: Event,
+        project: str | None,
+        triggers: list[dict[str, Any]],
+        claim: bool = False,
+    ) -> tuple[str | None, list[dict[str, Any]]]:
+        """Store ``event`` and a delivery per matching trigger (``{name, spec, paused}``)
+        in one transaction; ``(event id, delivery rows with the event's body)``, or
+        ``(None, [])`` for a repeat. ``claim``: deliveries due at once are stored leased
+        (``running``) to the caller, who hands them to its worker in memory."""
         body = event.as_dict()
         event_id, now = new_id(), utcnow()
         rows = []
@@ -58,6 +70,9 @@ class EventQueue:
             state = "approval" if spec.get("approval") else "pending"
             if spec.get("batch"):
                 state = "batched"
+            lease = None
+            if claim and state == "pending":
+                state, lease = "running", now + LEASE
             rows.append(
                 {
                     "id": new_id(),
@@ -66,6 +81,7 @@ class EventQueue:
                     "state": state,
                     "attempts": 0,
                     "next_attempt_at": now,
+                    "lease_until": lease,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -89,7 +105,17 @@ class EventQueue:
                     conn.execute(insert(deliveries), rows)
         except IntegrityError:
             return None, []  # seen before: the first copy's deliveries stand
-        return event_id, [r["id"] for r in rows]
+        return event_id, [{**r, "body": body, "project": project} for r in rows]
+
+    def reclaim(self) -> int:
+        """Make every leased delivery due now (a restarted server takes back its own)."""
+        with self.db.engine.begin() as conn:
+            done = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.state == "running")
+                .values(state="pending", lease_until=None, next_attempt_at=utcnow())
+            )
+        return done.rowcount
 
     # -- the engine's side -------------------------------------------------------------
     def claim(self, limit: int = 100, trigger: str | None = None) -> list[dict[str, Any]]:
@@ -130,14 +156,21 @@ class EventQueue:
             return [dict(r._mapping) for r in rows]
 
     def mark(self, ids: list[str], conn: Any = None, **values: Any) -> None:
-        """Set fields of deliveries (inside ``conn``'s transaction when given)."""
+        """Set fields of deliveries (inside ``conn``'s transaction when given). Marking
+        them ``done`` requires that they are still ``running`` (leased): when another
+        worker finished one meanwhile, :class:`LostLease` is raised and the caller's
+        transaction — with the run it queued — rolls back: never two runs for one."""
         statement = (
             update(deliveries)
             .where(deliveries.c.id.in_(ids))
             .values(updated_at=utcnow(), lease_until=None, **values)
         )
+        if values.get("state") == "done":
+            statement = statement.where(deliveries.c.state == "running")
         if conn is not None:
-            conn.execute(statement)
+            done = conn.execute(statement)
+            if values.get("state") == "done" and done.rowcount != len(ids):
+                raise LostLease(f"deliveries {ids} were taken by another worker")
             return
         with self.db.engine.begin() as own:
             own.execute(statement)
