@@ -232,17 +232,22 @@ class EventEngine:
                 self._failed(trigger, [delivery], exc)
         if not ready:
             return
+        run_ids: list[str] = []
         try:
             with self.db.engine.begin() as conn:
                 for delivery, workflow, job, given in ready:
-                    self._queue_run(conn, trigger, workflow, job, given, [delivery["id"]])
+                    run_ids.append(
+                        self._queue_run(conn, trigger, workflow, job, given, [delivery["id"]])
+                    )
         except Exception as exc:  # the batch failed as a whole: each delivery on its own
+            self.dispatcher.start_direct(run_ids, committed=False)
             log.warning(
                 "queueing %d runs of %s together failed: %s", len(ready), trigger["name"], exc
             )
             for delivery, *_ in ready:
                 self._deliver(trigger, [delivery])
             return
+        self.dispatcher.start_direct(run_ids)
         self.dispatcher.wake()
         self.processed += len(ready)
 
@@ -283,6 +288,7 @@ class EventEngine:
             name=f"{workflow['name']} ← {trigger['name']}",
             given=given,
             conn=conn,
+            direct=True,
         )
         batch_id = new_id() if len(ids) > 1 else None
         self.queue.mark(ids, conn=conn, state="done", run_id=run_id, batch_id=batch_id, error=None)
@@ -330,8 +336,15 @@ class EventEngine:
             if spec.get("function"):
                 result = self._preprocess(spec["function"], bodies)
             workflow, job, given = self._job(trigger, bodies, result)
-            with self.db.engine.begin() as conn:
-                self._queue_run(conn, trigger, workflow, job, given, ids)
+            run_id = None
+            try:
+                with self.db.engine.begin() as conn:
+                    run_id = self._queue_run(conn, trigger, workflow, job, given, ids)
+            except BaseException:
+                if run_id:
+                    self.dispatcher.start_direct([run_id], committed=False)
+                raise
+            self.dispatcher.start_direct([run_id])
             self.dispatcher.wake()
             self.processed += len(group)
         except Exception as exc:  # every failure is the delivery's, not the worker's

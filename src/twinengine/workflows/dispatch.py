@@ -66,6 +66,7 @@ class RunDispatcher:
             threads = max(1, -(-self.max_runs // count))
             self.pool = RunWorkerPool(self.settings, count, threads, self._thread_done)
         self.started_total = 0
+        self._direct: dict[str, tuple[str, str, bool]] = {}  # queued with direct=True
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,60 +83,64 @@ class RunDispatcher:
         cache: bool = False,
         given: dict[str, Any] | None = None,
         conn: Any = None,
+        direct: bool = False,
     ) -> str:
         """Queue a run of the registered ``workflow`` with the resolved ``job``; its id.
-        ``given`` is the input object as the user wrote it (kept as the run's job order)."""
+        ``given`` is the input object as the user wrote it (kept as the run's job order).
+        ``conn``: insert inside the caller's transaction. ``direct``: a native-path run
+        is recorded as taken by this server at once; after committing, the caller hands
+        it to a run worker with :meth:`start_direct` (no trip through the queue)."""
         run_id = new_id()
         run_dir = self.settings.runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
         main = str(Path(workflow["folder"]) / workflow["main"])
+        options: dict[str, Any] = {"cache": cache, "dispatch": "serve"}
+        values: dict[str, Any] = {}
+        native = self.runner is not None and self.runner.load(main) is not None
+        if direct and self.pool is not None and native:
+            options["inprocess"] = True
+            values = {"pid": os.getpid(), "host": socket.gethostname()}
+            self._direct[run_id] = (main, str(run_dir), cache)
+        values.update(
+            id=run_id,
+            name=name or workflow["name"],
+            workflow=main,
+            job_order=job if given is None else given,
+            state=State.QUEUED.value,
+            created_at=dt.datetime.now(dt.UTC),
+            outdir=str(run_dir / "outputs"),
+            work_dir=str(run_dir),
+            options=options,
+            cancel_requested=False,
+            attempt=1,
+            project=workflow["project"],
+            workflow_id=workflow["id"],
+            created_by=created_by,
+        )
         if conn is None:  # else: inside the caller's transaction (with what queued it)
             with self.db.engine.begin() as own:
-                self._insert_run(
-                    own, run_id, run_dir, main, workflow, job, created_by, name, cache, given
-                )
+                own.execute(insert(runs).values(**values))
         else:
-            self._insert_run(
-                conn, run_id, run_dir, main, workflow, job, created_by, name, cache, given
-            )
+            conn.execute(insert(runs).values(**values))
         self._wake.set()
         return run_id
 
+    def start_direct(self, run_ids: list[str], committed: bool = True) -> None:
+        """Hand runs queued with ``direct=True`` to the run workers (after the commit);
+        ``committed=False``: the transaction rolled back, forget them."""
+        for run_id in run_ids:
+            entry = self._direct.pop(run_id, None)
+            if entry is None or not committed or self.pool is None:
+                continue
+            main, run_dir, cache = entry
+            with self._lock:
+                self.threads.add(run_id)
+                self.started_total += 1
+            self.pool.submit(run_id, main, f"{run_dir}/job.json", f"{run_dir}/outputs", cache)
+
     def wake(self) -> None:
         self._wake.set()
-
-    @staticmethod
-    def _insert_run(
-        conn: Any,
-        run_id: str,
-        run_dir: Path,
-        main: str,
-        workflow: dict[str, Any],
-        job: dict[str, Any],
-        created_by: str | None,
-        name: str | None,
-        cache: bool,
-        given: dict[str, Any] | None,
-    ) -> None:
-        conn.execute(
-            insert(runs).values(
-                id=run_id,
-                name=name or workflow["name"],
-                workflow=main,
-                job_order=job if given is None else given,
-                state=State.QUEUED.value,
-                created_at=dt.datetime.now(dt.UTC),
-                outdir=str(run_dir / "outputs"),
-                work_dir=str(run_dir),
-                options={"cache": cache, "dispatch": "serve"},
-                cancel_requested=False,
-                attempt=1,
-                project=workflow["project"],
-                workflow_id=workflow["id"],
-                created_by=created_by,
-            )
-        )
 
     def requeue(self, run_id: str) -> None:
         """Queue a resumable (interrupted, failed, cancelled) run to continue."""
