@@ -95,8 +95,10 @@ class RunRecorder:
     def update_run(self, bump_attempt: bool = False, **values: Any) -> None:
         self.store.update_run(self.run_id, values, bump_attempt)
 
-    def run_started(self, inputs: Any, resumed: bool) -> None:
+    def run_started(self, inputs: Any, resumed: bool, **more: Any) -> None:
+        """The run is running (``more``: other run fields to write in the same update)."""
         values: dict[str, Any] = {
+            **more,
             "state": State.RUNNING.value,
             "inputs": jsonable(inputs),
             "host": socket.gethostname(),

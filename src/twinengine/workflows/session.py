@@ -76,6 +76,7 @@ class RunSession:
         """Create (or adopt, on resume) the run record and the run's folders."""
         records = open_record_store(self.settings)
         opts = self.options
+        adopted: dict[str, Any] = {}
         if self.resumed:
             self.recorder = RunRecorder(records, self.run_id)
             self.recorder.adopt_existing_steps()
@@ -83,14 +84,14 @@ class RunSession:
             self.recorder = RunRecorder(records, self.run_id)
             if records.run_row(self.run_id) is None:
                 raise StateError(f"no queued run {self.run_id} to start")
-            self.recorder.update_run(
-                workflow=self.workflow,
-                workflow_hash=file_hash(self.workflow),
-                outdir=self.outdir,
-                work_dir=str(self.run_dir),
-                executor=opts.executor or self.settings.executor,
-                options=opts.record(),
-            )
+            adopted = {  # written with the start, in one update
+                "workflow": self.workflow,
+                "workflow_hash": file_hash(self.workflow),
+                "outdir": self.outdir,
+                "work_dir": str(self.run_dir),
+                "executor": opts.executor or self.settings.executor,
+                "options": opts.record(),
+            }
         else:
             self.recorder = RunRecorder.create_run(
                 records,
@@ -108,7 +109,7 @@ class RunSession:
             opts.on_run(self.run_id)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.recorder.run_started(self.job_order, self.resumed)
+        self.recorder.run_started(self.job_order, self.resumed, **adopted)
         return self.recorder
 
     def make_scheduler(self) -> Scheduler:
