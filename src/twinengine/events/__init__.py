@@ -1,7 +1,15 @@
 """Events: detect new data, queue events durably, trigger workflows.
 
-Public interface (growing with issue #5): :class:`Event`, :class:`EventSource`,
-:class:`SourceState`, :func:`make_source`, :func:`source_class`.
+Public interface:
+
+- :class:`Event`, :class:`EventSource`, :class:`SourceState`, :func:`make_source`,
+  :func:`source_class` — sources (entry-point group ``twinengine.event_sources``).
+- :class:`EventQueue` — the durable queue (events, deliveries, retries, dead letters).
+- :class:`DefinitionStore` — sources and triggers as stored definitions;
+  :func:`parse_trigger`, :func:`parse_condition`, :func:`ks_test`, :func:`psi`.
+- :class:`EventEngine` — sources → queue → triggers → runs, inside ``twin serve``.
+- :class:`FunctionRegistry`, :class:`FunctionService`, :func:`run_function` — serverless
+  functions.
 """
 
 from __future__ import annotations
@@ -14,6 +22,16 @@ _EXPORTS = {
     "SourceState": "twinengine.events.base",
     "make_source": "twinengine.events.base",
     "source_class": "twinengine.events.base",
+    "EventQueue": "twinengine.events.queue",
+    "DefinitionStore": "twinengine.events.store",
+    "parse_trigger": "twinengine.events.triggers",
+    "parse_condition": "twinengine.events.conditions",
+    "ks_test": "twinengine.events.conditions",
+    "psi": "twinengine.events.conditions",
+    "EventEngine": "twinengine.events.engine",
+    "FunctionRegistry": "twinengine.events.functions",
+    "FunctionService": "twinengine.events.function_service",
+    "run_function": "twinengine.events.function_service",
 }
 
 __all__ = sorted(_EXPORTS)
