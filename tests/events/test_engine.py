@@ -213,3 +213,26 @@ def test_a_drift_condition_fires_once_the_data_move(live: Live) -> None:
         client.post("/api/v1/events/gauge", json=moved)
         fired = until(lambda: [d for d in runs_of(client, "retrain") if d["run_id"]])
         assert len(fired) == 1
+
+
+def test_a_source_that_is_down_is_retried_and_shown(live: Live) -> None:
+    with live.client() as client:
+        made = post_yaml(
+            client,
+            "/api/v1/sources",
+            "name: far-bucket\nkind: s3\nbucket: data\n"
+            "endpoint_url: http://127.0.0.1:9\naccess_key: a\nsecret_key: b\n"
+            "interval: 0.2\n",
+        )
+        assert made.status_code == 201, made.text
+        down = until(
+            lambda: (
+                (s := client.get("/api/v1/sources/far-bucket").json())["status"]
+                in ("retrying", "down")
+                and s
+            )
+        )
+        assert down["error"]
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.post("/api/v1/sources/far-bucket/pause").json()["paused"] is True
+        assert client.delete("/api/v1/sources/far-bucket").status_code == 204
