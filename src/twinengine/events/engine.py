@@ -68,7 +68,8 @@ class EventEngine:
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
-        self.queue.reclaim()  # what an earlier server leased and did not finish is due
+        if self.db.is_sqlite:  # one machine: what the server before us leased is ours again
+            self.queue.reclaim()  # (servers sharing PostgreSQL wait for leases to expire)
         self.reload()
         self._thread = threading.Thread(target=self._loop, name="twin-triggers", daemon=True)
         self._thread.start()
