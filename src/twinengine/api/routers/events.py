@@ -64,45 +64,6 @@ async def add_source(
     return made
 
 
-@router.get("/sources/{name}")
-def show_source(
-    name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
-) -> dict:
-    source = engine(ctx).store.source(name)
-    _visible(ctx, who, source["project"])
-    return source
-
-
-@router.post("/sources/{name}/pause")
-def pause_source(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
-) -> dict:
-    _visible(ctx, who, engine(ctx).store.source(name)["project"], "editor")
-    changed = engine(ctx).store.pause_source(name, True)
-    engine(ctx).reload(True)
-    return changed
-
-
-@router.post("/sources/{name}/resume")
-def resume_source(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
-) -> dict:
-    _visible(ctx, who, engine(ctx).store.source(name)["project"], "editor")
-    changed = engine(ctx).store.pause_source(name, False)
-    engine(ctx).reload(True)
-    return changed
-
-
-@router.delete("/sources/{name}", status_code=204)
-def delete_source(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
-) -> Response:
-    _visible(ctx, who, engine(ctx).store.source(name)["project"], "editor")
-    engine(ctx).store.delete_source(name)
-    engine(ctx).reload(True)
-    return Response(status_code=204)
-
-
 # -- triggers -----------------------------------------------------------------------------
 @router.get("/triggers", response_model=schemas.Items)
 def list_triggers(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
@@ -132,43 +93,51 @@ async def add_trigger(
     return made
 
 
-@router.get("/triggers/{name}")
-def show_trigger(
-    name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
-) -> dict:
-    trigger = engine(ctx).store.trigger(name)
-    _visible(ctx, who, trigger["project"])
-    return trigger
+def _named_routes(kind: str) -> None:
+    """GET / pause / resume / DELETE of one source or trigger (``kind``) by name."""
+    plural = f"{kind}s"
+
+    def get(ctx: ServerContext, name: str) -> dict[str, Any]:
+        return getattr(engine(ctx).store, kind)(name)
+
+    def pause(ctx: ServerContext, who: Principal, name: str, paused: bool) -> dict[str, Any]:
+        _visible(ctx, who, get(ctx, name)["project"], "editor")
+        changed = getattr(engine(ctx).store, f"pause_{kind}")(name, paused)
+        engine(ctx).reload(True)
+        return changed
+
+    @router.get(f"/{plural}/{{name}}", name=f"show_{kind}")
+    def show(
+        name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+    ) -> dict:
+        found = get(ctx, name)
+        _visible(ctx, who, found["project"])
+        return found
+
+    @router.post(f"/{plural}/{{name}}/pause", name=f"pause_{kind}")
+    def pause_it(
+        name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+    ) -> dict:
+        return pause(ctx, who, name, True)
+
+    @router.post(f"/{plural}/{{name}}/resume", name=f"resume_{kind}")
+    def resume_it(
+        name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+    ) -> dict:
+        return pause(ctx, who, name, False)
+
+    @router.delete(f"/{plural}/{{name}}", status_code=204, name=f"delete_{kind}")
+    def delete_it(
+        name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+    ) -> Response:
+        _visible(ctx, who, get(ctx, name)["project"], "editor")
+        getattr(engine(ctx).store, f"delete_{kind}")(name)
+        engine(ctx).reload(True)
+        return Response(status_code=204)
 
 
-@router.post("/triggers/{name}/pause")
-def pause_trigger(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
-) -> dict:
-    _visible(ctx, who, engine(ctx).store.trigger(name)["project"], "editor")
-    changed = engine(ctx).store.pause_trigger(name, True)
-    engine(ctx).reload(True)
-    return changed
-
-
-@router.post("/triggers/{name}/resume")
-def resume_trigger(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
-) -> dict:
-    _visible(ctx, who, engine(ctx).store.trigger(name)["project"], "editor")
-    changed = engine(ctx).store.pause_trigger(name, False)
-    engine(ctx).reload(True)
-    return changed
-
-
-@router.delete("/triggers/{name}", status_code=204)
-def delete_trigger(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
-) -> Response:
-    _visible(ctx, who, engine(ctx).store.trigger(name)["project"], "editor")
-    engine(ctx).store.delete_trigger(name)
-    engine(ctx).reload(True)
-    return Response(status_code=204)
+_named_routes("source")
+_named_routes("trigger")
 
 
 # -- the queue ----------------------------------------------------------------------------
