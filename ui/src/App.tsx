@@ -11,6 +11,44 @@ import { WorkflowDetail } from "./pages/WorkflowDetail";
 import { Composer } from "./pages/Composer";
 import { Runs } from "./pages/Runs";
 import { RunDetail } from "./pages/RunDetail";
+import { Events, EventDetail } from "./pages/Events";
+import { Approvals } from "./pages/Approvals";
+import { Triggers, TriggerDetail } from "./pages/Triggers";
+import { Sources } from "./pages/Sources";
+import { Notifications } from "./pages/Notifications";
+import { Functions } from "./pages/Functions";
+import { LiveProvider, useLive } from "./live";
+import { Bell } from "./components/Bell";
+
+const NAV: [string, string][] = [
+  ["workflows", "Workflows"],
+  ["composer", "Composer"],
+  ["runs", "Runs"],
+  ["events", "Events"],
+  ["approvals", "Approvals"],
+  ["triggers", "Triggers"],
+  ["sources", "Sources"],
+  ["functions", "Functions"],
+];
+
+function Nav({ section }: { section: string }) {
+  const { approvals } = useLive();
+  const waiting = approvals?.length ?? 0;
+  return (
+    <nav className="nav" data-testid="nav">
+      {NAV.map(([key, label]) => (
+        <a key={key} href={href(key)} className={section === key ? "active" : ""} data-testid={`nav-${key}`}>
+          {label}
+          {key === "approvals" && waiting > 0 && (
+            <span className="count" data-testid="approvals-count" title={`${waiting} waiting for approval`}>
+              {waiting}
+            </span>
+          )}
+        </a>
+      ))}
+    </nav>
+  );
+}
 
 export function App() {
   const { report, clear } = useErrors();
@@ -68,46 +106,69 @@ export function App() {
     page = <RunDetail id={route.path[1]} tab={route.query.get("tab") ?? "overview"} />;
   } else if (section === "runs") {
     page = <Runs />;
+  } else if (section === "events" && route.path[1]) {
+    page = <EventDetail id={route.path[1]} />;
+  } else if (section === "events") {
+    page = <Events initialSource={route.query.get("source") ?? ""} initialState={route.query.get("state") ?? ""} />;
+  } else if (section === "approvals") {
+    page = <Approvals />;
+  } else if (section === "triggers" && route.path[1]) {
+    page = <TriggerDetail name={route.path[1]} />;
+  } else if (section === "triggers") {
+    page = <Triggers />;
+  } else if (section === "sources") {
+    page = <Sources />;
+  } else if (section === "notifications") {
+    page = <Notifications />;
+  } else if (section === "functions") {
+    page = <Functions selected={route.path[1] ?? null} />;
   } else {
     page = <Workflows />;
   }
 
+  if (!me) {
+    return (
+      <div className="app">
+        <header className="topbar">
+          <a className="brand" href={href("workflows")}>
+            TwinEngine
+          </a>
+        </header>
+        <ErrorBanner />
+        <main className="content">{page}</main>
+      </div>
+    );
+  }
+
+  // the events page is keyed by its query so that a link with ?source=… re-applies it
+  const pageKey = section === "events" ? route.query.toString() : "";
   return (
-    <div className="app">
-      <header className="topbar">
-        <a className="brand" href={href("workflows")}>
-          TwinEngine
-        </a>
-        {me && (
-          <nav className="nav" data-testid="nav">
-            <a href={href("workflows")} className={section === "workflows" ? "active" : ""} data-testid="nav-workflows">
-              Workflows
+    <SessionContext.Provider value={{ me, signOut }}>
+      <LiveProvider>
+        <div className="app">
+          <header className="topbar">
+            <a className="brand" href={href("workflows")}>
+              TwinEngine
             </a>
-            <a href={href("composer")} className={section === "composer" ? "active" : ""} data-testid="nav-composer">
-              Composer
-            </a>
-            <a href={href("runs")} className={section === "runs" ? "active" : ""} data-testid="nav-runs">
-              Runs
-            </a>
-          </nav>
-        )}
-        <div className="spacer" />
-        {me && (
-          <div className="who">
-            <span data-testid="current-user" title={`token ${me.token.id}: ${me.token.scopes.join(", ")}`}>
-              {me.user.name}
-              {me.user.admin ? " (admin)" : ""}
-            </span>
-            <button className="secondary" onClick={signOut} data-testid="sign-out">
-              Sign out
-            </button>
-          </div>
-        )}
-      </header>
-      <ErrorBanner />
-      <main className="content">
-        {me ? <SessionContext.Provider value={{ me, signOut }}>{page}</SessionContext.Provider> : page}
-      </main>
-    </div>
+            <Nav section={section} />
+            <div className="spacer" />
+            <div className="who">
+              <Bell />
+              <span data-testid="current-user" title={`token ${me.token.id}: ${me.token.scopes.join(", ")}`}>
+                {me.user.name}
+                {me.user.admin ? " (admin)" : ""}
+              </span>
+              <button className="secondary" onClick={signOut} data-testid="sign-out">
+                Sign out
+              </button>
+            </div>
+          </header>
+          <ErrorBanner />
+          <main className="content" key={pageKey}>
+            {page}
+          </main>
+        </div>
+      </LiveProvider>
+    </SessionContext.Provider>
   );
 }

@@ -155,6 +155,138 @@ export interface ProvGraph {
   edges: { kind: string; source: string; target: string }[];
 }
 
+// -- events, triggers, sources (docs/events.md) -----------------------------------------
+
+export const DELIVERY_STATES = [
+  "pending",
+  "running",
+  "batched",
+  "approval",
+  "done",
+  "retrying",
+  "dead",
+  "skipped",
+] as const;
+
+export interface Delivery {
+  id: string;
+  event_id: string;
+  trigger: string;
+  state: string;
+  attempts: number;
+  run_id?: string | null;
+  batch_id?: string | null;
+  error?: string | null;
+  next_attempt_at?: string | null;
+  approved_by?: string | null;
+  created_at?: string | null;
+  updated_at?: string | null;
+  /** approvals only: the event's project and key */
+  project?: string;
+  key?: string;
+}
+
+export interface TwinEvent {
+  id: string;
+  source: string;
+  project: string;
+  key: string;
+  kind: string;
+  version?: string | null;
+  body?: Record<string, unknown> | null;
+  received_at?: string | null;
+  deliveries: Delivery[];
+}
+
+export interface TwinSource {
+  name: string;
+  kind: string;
+  project: string;
+  config?: Record<string, unknown> | null;
+  paused: boolean;
+  status?: string | null;
+  error?: string | null;
+  status_at?: string | null;
+  created_at?: string | null;
+  created_by?: string | null;
+}
+
+export interface Trigger {
+  name: string;
+  project: string;
+  source: string;
+  definition: Record<string, unknown> & { workflow?: string; approval?: boolean; function?: string };
+  paused: boolean;
+  state?: Record<string, unknown> | null;
+  created_at?: string | null;
+  updated_at?: string | null;
+  created_by?: string | null;
+}
+
+// -- notifications (docs/notify.md) --------------------------------------------------------
+
+export interface Note {
+  id: string;
+  kind: string;
+  title: string;
+  body?: string;
+  project?: string | null;
+  trigger?: string | null;
+  user?: string | null;
+  data?: Record<string, unknown>;
+  link?: string | null;
+  url?: string | null;
+  created_at: string;
+  read?: boolean;
+  read_at?: string | null;
+}
+
+export interface Subscription {
+  id: string;
+  user: string;
+  channel: string;
+  target: string | null;
+  project: string | null;
+  trigger: string | null;
+  kinds: string[];
+  active: boolean;
+  created_at: string;
+}
+
+export const CHANNELS = ["ui", "webhook", "email", "apprise"] as const;
+
+// -- functions (docs/functions.md) ---------------------------------------------------------
+
+export interface TwinFunction {
+  name: string;
+  project: string;
+  kind: string;
+  target: string;
+  min_workers: number;
+  max_workers: number;
+  timeout: number;
+  env: string[];
+  created_at?: string | null;
+  created_by?: string | null;
+  workers: number;
+  busy: number;
+  queued: number;
+}
+
+export interface FunctionCall {
+  id: string;
+  function: string;
+  state: string;
+  input?: unknown;
+  result?: unknown;
+  error?: string | null;
+  logs?: string;
+  created_at?: string | null;
+  started_at?: string | null;
+  ended_at?: string | null;
+  duration?: number | null;
+}
+
 export class ApiError extends Error {
   status: number;
   code: string;
@@ -225,6 +357,9 @@ export interface RequestOptions {
   method?: string;
   json?: unknown;
   form?: FormData;
+  /** a raw text body (YAML definitions), sent with `contentType` */
+  text?: string;
+  contentType?: string;
   token?: string | null;
   signal?: AbortSignal;
   query?: Record<string, string | number | boolean | null | undefined>;
@@ -248,11 +383,14 @@ export async function rawRequest(path: string, options: RequestOptions = {}): Pr
     body = JSON.stringify(options.json);
   } else if (options.form) {
     body = options.form;
+  } else if (options.text !== undefined) {
+    headers["Content-Type"] = options.contentType ?? "text/plain";
+    body = options.text;
   }
   let response: Response;
   try {
     response = await fetch(url(path, options.query), {
-      method: options.method ?? (body ? "POST" : "GET"),
+      method: options.method ?? (body !== undefined ? "POST" : "GET"),
       headers,
       body,
       signal: options.signal,
@@ -300,6 +438,8 @@ export async function download(path: string, filename: string): Promise<void> {
   setTimeout(() => URL.revokeObjectURL(objectUrl), 10_000);
 }
 
+const enc = encodeURIComponent;
+
 export const api = {
   me: (token?: string) => request<Me>("/api/v1/me", { token }),
   workflows: (query: RequestOptions["query"]) => request<Page<Workflow>>("/api/v1/workflows", { query }),
@@ -331,6 +471,59 @@ export const api = {
     request<ProvGraph>(`/api/v1/runs/${encodeURIComponent(id)}/prov`, { query: { format: "graph" } }),
   lineage: (target: string, direction: string, depth?: number) =>
     request<ProvGraph>("/api/v1/prov/lineage", { query: { target, direction, depth } }),
+
+  // events
+  events: (query: RequestOptions["query"]) => request<{ items: TwinEvent[]; total?: number }>("/api/v1/events", { query }),
+  event: (id: string) => request<TwinEvent>(`/api/v1/events/${enc(id)}`),
+  retryEvent: (id: string) => request<{ retried: number }>(`/api/v1/events/${enc(id)}/retry`, { method: "POST" }),
+  approvals: () => request<{ items: Delivery[] }>("/api/v1/events/approvals"),
+  decide: (delivery: string, approve: boolean) =>
+    request<Delivery>(`/api/v1/events/approvals/${enc(delivery)}`, { method: "POST", query: { approve } }),
+  sources: () => request<{ items: TwinSource[] }>("/api/v1/sources"),
+  addSource: (yaml: string, replace: boolean) =>
+    request<TwinSource>("/api/v1/sources", { text: yaml, contentType: "application/yaml", query: { replace: replace || undefined } }),
+  pauseSource: (name: string, pause: boolean) =>
+    request<TwinSource>(`/api/v1/sources/${enc(name)}/${pause ? "pause" : "resume"}`, { method: "POST" }),
+  deleteSource: (name: string) => request<void>(`/api/v1/sources/${enc(name)}`, { method: "DELETE" }),
+  triggers: () => request<{ items: Trigger[] }>("/api/v1/triggers"),
+  trigger: (name: string) => request<Trigger>(`/api/v1/triggers/${enc(name)}`),
+  addTrigger: (yaml: string, replace: boolean) =>
+    request<Trigger>("/api/v1/triggers", { text: yaml, contentType: "application/yaml", query: { replace: replace || undefined } }),
+  pauseTrigger: (name: string, pause: boolean) =>
+    request<Trigger>(`/api/v1/triggers/${enc(name)}/${pause ? "pause" : "resume"}`, { method: "POST" }),
+  deleteTrigger: (name: string) => request<void>(`/api/v1/triggers/${enc(name)}`, { method: "DELETE" }),
+
+  // notifications
+  notifications: (query: RequestOptions["query"]) =>
+    request<{ items: Note[]; unread: number }>("/api/v1/notifications", { query }),
+  markRead: (body: { ids: string[] } | { all: true }) =>
+    request<{ marked: number }>("/api/v1/notifications/read", { json: body }),
+  subscriptions: () => request<{ items: Subscription[] }>("/api/v1/subscriptions"),
+  subscribe: (body: { channel: string; target?: string | null; project?: string | null; trigger?: string | null; kinds?: string[] }) =>
+    request<Subscription>("/api/v1/subscriptions", { json: body }),
+  unsubscribe: (id: string) => request<void>(`/api/v1/subscriptions/${enc(id)}`, { method: "DELETE" }),
+  testSubscription: (id: string) =>
+    request<{ ok: boolean; channel: string; target: string | null; note: string | null }>(
+      `/api/v1/subscriptions/${enc(id)}/test`,
+      { method: "POST" },
+    ),
+
+  // functions
+  functions: () => request<{ items: TwinFunction[] }>("/api/v1/functions"),
+  deployFunction: (body: {
+    name: string;
+    kind: string;
+    target: string;
+    project?: string;
+    min_workers?: number;
+    max_workers?: number;
+    timeout?: number;
+  }) => request<TwinFunction>("/api/v1/functions", { json: body }),
+  deleteFunction: (name: string) => request<void>(`/api/v1/functions/${enc(name)}`, { method: "DELETE" }),
+  invokeFunction: (name: string, input: unknown) =>
+    request<FunctionCall>(`/api/v1/functions/${enc(name)}/invoke`, { json: input }),
+  functionCalls: (name: string, limit = 20) =>
+    request<{ items: FunctionCall[] }>(`/api/v1/functions/${enc(name)}/calls`, { query: { limit } }),
 };
 
 export function errorText(err: unknown): { message: string; hint: string | null } {

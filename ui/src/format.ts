@@ -1,10 +1,29 @@
 // Small display helpers.
 
+// a timestamp without a zone (some API rows) is UTC, as everything the server writes
+const NAIVE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+
+export function parseTime(value: string): Date {
+  return new Date(NAIVE.test(value) ? `${value.replace(" ", "T")}Z` : value);
+}
+
 export function when(value: string | null | undefined): string {
   if (!value) return "—";
-  const d = new Date(value);
+  const d = parseTime(value);
   if (Number.isNaN(d.getTime())) return value;
   return d.toLocaleString();
+}
+
+/** "12 s ago", "5 min ago", … (the full time is for a title attribute). */
+export function ago(value: string | null | undefined): string {
+  if (!value) return "—";
+  const d = parseTime(value);
+  if (Number.isNaN(d.getTime())) return value;
+  const s = Math.max(0, (Date.now() - d.getTime()) / 1000);
+  if (s < 60) return `${Math.floor(s)} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  return d.toLocaleDateString();
 }
 
 export function seconds(value: number | null | undefined): string {

@@ -105,6 +105,11 @@ class Items(BaseModel):
     items: list[Any]
 
 
+class Page(BaseModel):
+    items: list[Any]
+    total: int
+
+
 # -- workflows -----------------------------------------------------------------------------
 class Port(BaseModel):
     model_config = ConfigDict(extra="allow")

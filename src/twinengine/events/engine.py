@@ -157,9 +157,12 @@ class EventEngine:
             f"trigger {delivery['trigger']} waits for approval",
             f"event {key}",
             {"delivery": delivery["id"]},
+            link="/#/approvals",
         )
 
-    def _note(self, kind: str, trigger: str, title: str, body: str, data: dict) -> None:
+    def _note(
+        self, kind: str, trigger: str, title: str, body: str, data: dict, link: str | None = None
+    ) -> None:
         if self.notify is None:
             return
         try:
@@ -167,7 +170,15 @@ class EventEngine:
 
             project = (self.by_name.get(trigger) or {}).get("project")
             self.notify.publish(
-                Note(kind=kind, title=title, body=body, project=project, trigger=trigger, data=data)
+                Note(
+                    kind=kind,
+                    title=title,
+                    body=body,
+                    project=project,
+                    trigger=trigger,
+                    data=data,
+                    link=link,
+                )
             )
         except Exception:
             log.warning("notification %s for %s failed", kind, trigger, exc_info=True)

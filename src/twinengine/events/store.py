@@ -32,6 +32,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _row(row: Any) -> dict[str, Any]:
+    """A stored definition as a dict, its times in UTC (SQLite gives them back naive)."""
+    item = dict(row._mapping)
+    for key, value in item.items():
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            item[key] = value.replace(tzinfo=dt.UTC)
+    return item
+
+
 class DefinitionStore:
     """Sources and triggers in the metadata database."""
 
@@ -80,14 +89,14 @@ class DefinitionStore:
             row = conn.execute(select(event_sources).where(event_sources.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no event source {name!r}", hint="`twin sources list`")
-        return dict(row._mapping)
+        return _row(row)
 
     def sources(self, projects: list[str] | None = None) -> list[dict[str, Any]]:
         query = select(event_sources).order_by(event_sources.c.name)
         if projects is not None:
             query = query.where(event_sources.c.project.in_(projects))
         with self.db.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [_row(r) for r in conn.execute(query)]
 
     def set_source_status(self, name: str, status: str, error: str | None = None) -> None:
         with self.db.engine.begin() as conn:
@@ -164,7 +173,7 @@ class DefinitionStore:
             row = conn.execute(select(triggers).where(triggers.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no trigger {name!r}", hint="`twin triggers list`")
-        return dict(row._mapping)
+        return _row(row)
 
     def triggers(
         self, projects: list[str] | None = None, source: str | None = None
@@ -175,7 +184,7 @@ class DefinitionStore:
         if source is not None:
             query = query.where(triggers.c.source == source)
         with self.db.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [_row(r) for r in conn.execute(query)]
 
     def pause_trigger(self, name: str, paused: bool = True) -> dict[str, Any]:
         self.trigger(name)

@@ -141,7 +141,7 @@ _named_routes("trigger")
 
 
 # -- the queue ----------------------------------------------------------------------------
-@router.get("/events", response_model=schemas.Items)
+@router.get("/events", response_model=schemas.Page)
 def list_events(
     source: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[str | None, Query(max_length=16)] = None,

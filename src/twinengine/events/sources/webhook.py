@@ -35,6 +35,7 @@ class WebhookSource(EventSource):
     """Events POSTed to the API; :meth:`run` only waits, :meth:`parse` does the work."""
 
     kind = "webhook"
+    passive = True  # nothing to watch: the API receives its events
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)
