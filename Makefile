@@ -44,6 +44,7 @@ bench: install-test
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/provenance.py
 	$(BIN)/python benchmarks/api.py
+	$(BIN)/python benchmarks/events.py
 
 conformance: install-test
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python scripts/conformance.py
