@@ -32,6 +32,7 @@ _TOML_KEYS = {
     "oidc_jwks_url": str,
     "oidc_scopes": str,
     "input_roots": str,
+    "event_queue": str,
 }
 
 
@@ -54,6 +55,7 @@ class Settings:
     oidc_jwks_url: str | None = None  # default: from the issuer's discovery document
     oidc_scopes: tuple[str, ...] = ("read", "run")  # what an OIDC user's token may do
     input_roots: tuple[Path, ...] = ()  # server folders API users may name as inputs
+    event_queue: str | None = None  # nats:// or redis:// URL backing the event queue
 
     @property
     def runs_dir(self) -> Path:
@@ -174,4 +176,5 @@ def load_settings() -> Settings:
         oidc_jwks_url=text("oidc_jwks_url"),
         oidc_scopes=scopes,
         input_roots=roots,
+        event_queue=text("event_queue"),
     )

@@ -21,9 +21,10 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
-from twinengine.core import NotFoundError, TwinError, new_id
+from twinengine.core import TwinError, new_id
 from twinengine.events.base import Event
 from twinengine.events.conditions import evaluate, numbers
+from twinengine.events.lookup import WorkflowLookup, publish_note
 from twinengine.events.queue import EventQueue
 from twinengine.events.runners import RunsRunner, SourceRunner
 from twinengine.events.store import DefinitionStore
@@ -61,9 +62,15 @@ class EventEngine:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._workflows: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.workflows = WorkflowLookup(registry)
         self._backlog_checked = (0.0, 0)
         self._ready: deque[dict[str, Any]] = deque()  # leased at ingest, handed over here
+        self.transport: Any = None
+        if getattr(settings, "event_queue", None):
+            from twinengine.events.transport import StreamTransport
+
+            folder = settings.home / "events" / "state"
+            self.transport = StreamTransport(settings.event_queue, self.ingest_local, folder)
         self.processed = 0
 
     # -- life cycle ------------------------------------------------------------------
@@ -71,12 +78,16 @@ class EventEngine:
         if self.db.is_sqlite:  # one machine: what the server before us leased is ours again
             self.queue.reclaim()  # (servers sharing PostgreSQL wait for leases to expire)
         self.reload()
+        if self.transport is not None:
+            self.transport.start()
         self._thread = threading.Thread(target=self._loop, name="twin-triggers", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        if self.transport is not None:
+            self.transport.stop()
         for runner in self.runners.values():
             runner.stop_event.set()
         for runner in self.runners.values():
@@ -92,7 +103,7 @@ class EventEngine:
             if version == self._version and not force:
                 return
             self._version = version
-            self._workflows.clear()
+            self.workflows.clear()
             self._apply()
 
     def _apply(self) -> None:
@@ -125,7 +136,15 @@ class EventEngine:
 
     # -- the queue's input -----------------------------------------------------------
     def ingest(self, event: Event, project: str | None) -> str | None:
-        """Store an event durably (and wake the trigger worker); its id, None if a repeat."""
+        """Store an event durably; its id (None: a repeat, or handed to the broker that
+        backs the queue — see :mod:`twinengine.events.transport`)."""
+        if self.transport is not None:
+            self.transport.publish(event, project)
+            return None
+        return self.ingest_local(event, project)
+
+    def ingest_local(self, event: Event, project: str | None) -> str | None:
+        """Store an event in the database (and wake the trigger worker)."""
         while self._backlog() > self.max_backlog and not self._stop.is_set():
             time.sleep(0.2)  # back-pressure: the source waits, its peer keeps the data
         with self._lock:
@@ -163,25 +182,17 @@ class EventEngine:
     def _note(
         self, kind: str, trigger: str, title: str, body: str, data: dict, link: str | None = None
     ) -> None:
-        if self.notify is None:
-            return
-        try:
-            from twinengine.notify import Note
-
-            project = (self.by_name.get(trigger) or {}).get("project")
-            self.notify.publish(
-                Note(
-                    kind=kind,
-                    title=title,
-                    body=body,
-                    project=project,
-                    trigger=trigger,
-                    data=data,
-                    link=link,
-                )
-            )
-        except Exception:
-            log.warning("notification %s for %s failed", kind, trigger, exc_info=True)
+        project = (self.by_name.get(trigger) or {}).get("project")
+        publish_note(
+            self.notify,
+            kind=kind,
+            title=title,
+            body=body,
+            project=project,
+            trigger=trigger,
+            data=data,
+            link=link,
+        )
 
     # -- the worker ------------------------------------------------------------------
     def _loop(self) -> None:
@@ -363,21 +374,14 @@ class EventEngine:
             self._failed(trigger, group, exc)
 
     def _condition_holds(self, trigger: dict[str, Any], bodies: list[dict[str, Any]]) -> bool:
-        condition = trigger["definition"]["condition"]
+        name, condition = trigger["name"], trigger["definition"]["condition"]
         reference = next(iter(condition.values()))["value"]
         values = numbers([resolve(reference, [body]) for body in bodies])
-        row = self.store.trigger(trigger["name"])
-        fire, state, detail = evaluate(condition, values, row.get("state") or {})
-        self.store.save_state(trigger["name"], state)
+        fire, state, detail = evaluate(condition, values, self.store.trigger(name)["state"] or {})
+        self.store.save_state(name, state)
         if fire:
             kind = "drift" if "drift" in condition else "threshold"
-            self._note(
-                kind,
-                trigger["name"],
-                f"trigger {trigger['name']}: {kind} detected",
-                str(detail),
-                detail,
-            )
+            self._note(kind, name, f"trigger {name}: {kind} detected", str(detail), detail)
         return fire
 
     def _preprocess(self, function: str, bodies: list[dict[str, Any]]) -> Any:
@@ -389,30 +393,8 @@ class EventEngine:
         return run_function(self.functions, function, payload)
 
     def find_workflow(self, ref: str, project: str) -> dict[str, Any]:
-        """A registered workflow by id, or by name (its latest version) in ``project``
-        (remembered for a couple of seconds: a burst resolves it once)."""
-        key = (ref, project)
-        cached = self._workflows.get(key)
-        if cached is not None and time.monotonic() - cached[0] < 2.0:
-            return cached[1]
-        row = self._find_workflow(ref, project)
-        self._workflows[key] = (time.monotonic(), row)
-        return row
-
-    def _find_workflow(self, ref: str, project: str) -> dict[str, Any]:
-        try:
-            row = self.registry.row(ref)
-            if row["project"] == project:
-                return row
-        except NotFoundError:
-            pass
-        items, _ = self.registry.list(projects=[project], name=ref, limit=1)
-        if not items:
-            raise NotFoundError(
-                f"no workflow {ref!r} in project {project!r}",
-                hint="register it first (POST /api/v1/workflows)",
-            )
-        return self.registry.row(items[0]["id"])
+        """A registered workflow by id, or by name (latest version), in ``project``."""
+        return self.workflows.find(ref, project)
 
     # -- people ------------------------------------------------------------------------
     def approve(self, delivery_id: str, user: str, approve: bool = True) -> dict[str, Any]:

@@ -1,0 +1,59 @@
+"""What the event engine looks up outside itself: which registered workflow a trigger
+names (an id, or a name — its latest version — in the trigger's project; remembered for
+two seconds, so a burst of events resolves it once, forgotten when the definitions
+change), and the notification centre it tells about approvals, drift and dead events."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from twinengine.core import NotFoundError
+
+log = logging.getLogger(__name__)
+
+
+class WorkflowLookup:
+    def __init__(self, registry: Any, keep: float = 2.0) -> None:
+        self.registry, self.keep = registry, keep
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+    def find(self, ref: str, project: str) -> dict[str, Any]:
+        key = (ref, project)
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.keep:
+            return cached[1]
+        row = self._find(ref, project)
+        self._cache[key] = (time.monotonic(), row)
+        return row
+
+    def _find(self, ref: str, project: str) -> dict[str, Any]:
+        try:
+            row = self.registry.row(ref)
+            if row["project"] == project:
+                return row
+        except NotFoundError:
+            pass
+        items, _ = self.registry.list(projects=[project], name=ref, limit=1)
+        if not items:
+            raise NotFoundError(
+                f"no workflow {ref!r} in project {project!r}",
+                hint="register it first (POST /api/v1/workflows)",
+            )
+        return self.registry.row(items[0]["id"])
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+def publish_note(center: Any, **note: Any) -> None:
+    """Publish a notification through ``center`` (if any); a failure is only logged."""
+    if center is None:
+        return
+    try:
+        from twinengine.notify import Note
+
+        center.publish(Note(**note))
+    except Exception:
+        log.warning("notification %s failed", note.get("kind"), exc_info=True)
