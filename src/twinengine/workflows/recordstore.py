@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -374,8 +375,21 @@ def sqlite_file(url: str) -> str | None:
     return None if not path or path == ":memory:" else path
 
 
-def open_record_store(settings: Settings) -> RecordStore:
-    """The fastest store that can write the run records of ``settings``' database."""
+_KEPT = threading.local()
+
+
+def open_record_store(settings: Settings, keep: bool = False) -> RecordStore:
+    """The fastest store that can write the run records of ``settings``' database.
+
+    ``keep``: a long-lived process running many runs (a run worker) gets this thread's
+    store again instead of a new connection each run (it must not close it)."""
+    if keep:
+        kept = getattr(_KEPT, "stores", {}).get(settings.database_url)
+        if kept is not None:
+            return kept
+        store = open_record_store(settings)
+        _KEPT.__dict__.setdefault("stores", {})[settings.database_url] = store
+        return store
     path = sqlite_file(settings.database_url)
     if path and os.path.exists(path):
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)

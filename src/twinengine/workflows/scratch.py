@@ -144,7 +144,10 @@ class _Tidier:
                     rooms[spare] = MAX_SPARE - len(os.listdir(spare))
                 rooms[spare] -= recycle(spare, folders, room=max(0, rooms[spare]))
                 for folder in folders:
-                    shutil.rmtree(folder, ignore_errors=True)
+                    try:
+                        os.rmdir(folder)  # emptied by recycle: one system call
+                    except OSError:
+                        shutil.rmtree(folder, ignore_errors=True)
             except Exception:  # never let one folder stop the tidying of the next
                 continue
             finally:

@@ -74,7 +74,7 @@ class RunSession:
 
     def begin(self) -> RunRecorder:
         """Create (or adopt, on resume) the run record and the run's folders."""
-        records = open_record_store(self.settings)
+        records = open_record_store(self.settings, keep=self.options.inprocess)
         opts = self.options
         adopted: dict[str, Any] = {}
         if self.resumed:
@@ -152,6 +152,10 @@ class RunSession:
         if self.recorder is not None:
             self.recorder.run_finished(state, error=error, exit_code=exit_code)
             self._provenance_now()
+            self._close_records()
+
+    def _close_records(self) -> None:
+        if self.recorder is not None and not self.options.inprocess:  # kept: see begin()
             self.recorder.store.close()
 
     def _provenance_now(self) -> None:
@@ -187,7 +191,7 @@ class RunSession:
             exit_code=0 if state == State.SUCCEEDED else 1,
         )
         self._provenance_now()
-        self.recorder.store.close()
+        self._close_records()
         if state == State.SUCCEEDED and not self.keep_work:
             folders: list[Path | str] = [self.work_dir, self.tmp_dir]
             (tidy_later if self.options.inprocess else tidy)(self.settings.home / "spare", folders)
