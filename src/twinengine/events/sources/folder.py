@@ -25,6 +25,7 @@ from twinengine.events.base import Emit, Event, EventSource, SourceState
 from twinengine.events.sources.options import choice, needs, number, text
 
 _IDLE_WAIT = 0.1  # seconds between checks when nothing is pending
+_SAVE_EVERY = 1.0  # seconds between saves of the cursor
 
 
 @dataclass
@@ -154,7 +155,7 @@ class FolderSource(EventSource):
             )
         saved = self.state.load()
         cursor: dict[str, str] = dict(saved.get("files", {}))
-        acknowledged = dict(cursor)
+        self._emitted = 0
         changes: queue.SimpleQueue[tuple[str, str, bool]] = queue.SimpleQueue()
         watching = self._start_observer(changes)  # before the scan: nothing slips between
         pending: dict[str, _Pending] = {}
@@ -181,6 +182,10 @@ class FolderSource(EventSource):
 
         full_scan()
         next_scan = time.monotonic() + self.interval
+        # the cursor is saved at most once a second (it maps every file: rewriting it per
+        # event would cost O(files) each time); files emitted since the last save are
+        # emitted again after a crash — the same idempotency key, so nothing runs twice
+        dirty, saved_at = False, time.monotonic()
         try:
             while not stop.is_set():
                 self._drain(changes, pending, gone, note)
@@ -188,19 +193,23 @@ class FolderSource(EventSource):
                     full_scan()
                     next_scan = time.monotonic() + self.interval
                 if pending or gone:
+                    before = self._emitted
                     try:
                         self._emit_ready(emit, stop, cursor, pending, gone)
-                    finally:  # what was emitted is acknowledged, even if a later emit failed
-                        if cursor != acknowledged:
-                            self.state.save({**saved, "files": cursor})
-                            acknowledged = dict(cursor)
+                    finally:
+                        dirty = dirty or self._emitted != before
+                if dirty and time.monotonic() - saved_at >= _SAVE_EVERY:
+                    self.state.save({**saved, "files": cursor})
+                    dirty, saved_at = False, time.monotonic()
                 if not self.root.is_dir():
                     raise RuntimeError(f"source {self.name!r}: {str(self.root)!r} disappeared")
                 if watching and not self._observer.is_alive():
                     raise RuntimeError(f"source {self.name!r}: the folder watch stopped")
                 wait = max(0.02, min(_IDLE_WAIT, self.settle / 2)) if pending else _IDLE_WAIT
                 stop.wait(wait)
-        finally:
+        finally:  # what was emitted is acknowledged, even when a later emit failed
+            if dirty or self._emitted:
+                self.state.save({**saved, "files": cursor})
             self._stop_observer()
 
     def _drain(
@@ -252,6 +261,7 @@ class FolderSource(EventSource):
             if self.deletes:
                 emit(self._event(key, "deleted", f"deleted:{cursor[key]}", None))
             del cursor[key]
+            self._emitted += 1
         now = time.monotonic()
         for key in sorted(pending):
             if stop.is_set():
@@ -274,6 +284,7 @@ class FolderSource(EventSource):
                 continue
             emit(self._event(key, "modified" if key in cursor else "created", version, info))
             cursor[key] = version
+            self._emitted += 1
 
     def close(self) -> None:
         self._stop_observer()
