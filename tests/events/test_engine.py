@@ -236,3 +236,26 @@ def test_a_source_that_is_down_is_retried_and_shown(live: Live) -> None:
         assert client.get("/health").json()["status"] == "ok"
         assert client.post("/api/v1/sources/far-bucket/pause").json()["paused"] is True
         assert client.delete("/api/v1/sources/far-bucket").status_code == 204
+
+
+def test_a_pre_processing_function_feeds_the_run(live: Live) -> None:
+    script = "import json,sys; e=json.load(sys.stdin); print(json.dumps({'up': e['key'].upper()}))"
+    with live.client() as client:
+        deployed = client.post(
+            "/api/v1/functions",
+            json={"name": "shout", "kind": "command", "target": ["python3", "-c", script]},
+        )
+        assert deployed.status_code in (200, 201), deployed.text
+        post_yaml(client, "/api/v1/sources", "name: hook4\nkind: webhook\n")
+        made = post_yaml(
+            client,
+            "/api/v1/triggers",
+            "name: loud\nsource: hook4\nfunction: shout\nworkflow: echo\n"
+            "inputs: {message: $result.up}\n",
+        )
+        assert made.status_code == 201, made.text
+        client.post("/api/v1/events/hook4", json={"key": "quiet please"})
+        delivery = until(lambda: [d for d in runs_of(client, "loud") if d["run_id"]])[0]
+        run = wait_run(client, delivery["run_id"])
+        said = client.get(f"/api/v1/runs/{run['id']}/outputs").json()["outputs"]["output"]
+        assert client.get(said["download"]).text == "QUIET PLEASE\n"

@@ -92,9 +92,11 @@ def build_context(settings: Settings) -> ServerContext:
         extras={"metrics": Metrics.create()},
     )
     from twinengine.events.engine import EventEngine
+    from twinengine.events.function_service import FunctionService
     from twinengine.notify import NotificationCenter
 
     ctx.extras["notify"] = NotificationCenter(db)
+    ctx.extras["functions"] = FunctionService(db, settings)
     ctx.extras["events"] = EventEngine(
         settings,
         db,
@@ -102,6 +104,7 @@ def build_context(settings: Settings) -> ServerContext:
         ctx.registry,
         uploads=ctx.uploads,
         notify=ctx.extras["notify"],
+        functions=ctx.extras["functions"],
     )
     return ctx
 
