@@ -36,7 +36,7 @@ from twinengine.core import (
 )
 from twinengine.core.models import runs
 from twinengine.workflows.inprocess import InProcessRunner
-from twinengine.workflows.runs import RunStore
+from twinengine.workflows.runs import WATCHED, RunStore
 from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
 
 log = logging.getLogger(__name__)
@@ -221,9 +221,12 @@ class RunDispatcher:
         """Reap finished children and start queued runs while there is room."""
         with self._lock:
             for run_id, child in list(self.children.items()):
-                if child.poll() is not None:
+                code = _exit_code(child)
+                if code is not None:  # record the end first, then reap and unwatch
+                    self._reaped(run_id, code)
+                    child.poll()
                     del self.children[run_id]
-                    self._reaped(run_id, child.returncode)
+                    WATCHED.discard(run_id)
             room = self.max_runs - len(self.children) - len(self.threads)
             if room <= 0:
                 return
@@ -273,6 +276,7 @@ class RunDispatcher:
             TWIN_DATABASE_URL=self.settings.database_url,
             TWIN_STORE=self.settings.store,
         )
+        WATCHED.add(row.id)  # before its pid is written: see RunStore._reconcile
         with open(run_dir / "driver.log", "ab") as logfile:
             child = subprocess.Popen(
                 command,
@@ -370,6 +374,19 @@ class RunDispatcher:
                 .where(unfinished)
                 .values(state=State.FAILED.value, ended_at=now, exit_code=code or 1, error=message)
             )
+
+
+def _exit_code(child: subprocess.Popen[bytes]) -> int | None:
+    """A child's exit code once it ended, without reaping it (None while it runs)."""
+    if child.returncode is not None:
+        return child.returncode
+    try:
+        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped elsewhere
+        return child.poll() if child.poll() is not None else 1
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
 def _resume_main(run_id: str) -> int:

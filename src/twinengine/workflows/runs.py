@@ -28,6 +28,9 @@ from twinengine.core import (
 from twinengine.core.models import runs, steps
 
 _RESUMABLE = {State.INTERRUPTED.value, State.FAILED.value, State.CANCELLED.value}
+#: runs whose process a dispatcher of this process watches: it records their end itself
+#: (between a child's exit and that record, they must not be taken for interrupted)
+WATCHED: set[str] = set()
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -72,6 +75,7 @@ class RunStore:
             for item in items
             if item["state"] in (State.RUNNING.value, State.QUEUED.value)
             and item["host"] == host
+            and item["id"] not in WATCHED
             and not _pid_alive(item["pid"])
         ]
         if not stale:
