@@ -11,6 +11,7 @@ import typer
 
 from twinengine import __version__
 from twinengine.cli import access as access_cli
+from twinengine.cli import ai as ai_cli
 from twinengine.cli import events as events_cli
 from twinengine.cli import functions as functions_cli
 from twinengine.cli import prov as prov_cli
@@ -36,6 +37,7 @@ app.add_typer(functions_cli.app, name="functions")
 app.add_typer(events_cli.sources_app, name="sources")
 app.add_typer(events_cli.triggers_app, name="triggers")
 app.add_typer(events_cli.events_app, name="events")
+app.command("train")(ai_cli.train)
 app.command("serve")(access_cli.serve)
 
 

@@ -1,0 +1,286 @@
+"""The online model server: one ONNX model behind a lean ASGI app, and :func:`serve`.
+
+:class:`ModelServer` is a plain ASGI application (mountable in Starlette or FastAPI, run
+by uvicorn) that loads an ONNX file into an ``onnxruntime`` session and answers
+``POST /predict`` (JSON ``{"inputs": [[...]]}`` or ``{"inputs": {"name": [[...]]}}``, or a
+binary ``application/x-npy`` / ``application/x-npz`` body; JSON or npy answers, chosen by
+``Accept``), ``GET /health``, ``GET /metadata`` (the signature, dynamic dimensions as
+``null``) and ``GET /metrics`` (Prometheus text). Routing is a dictionary look-up rather
+than a framework router because the hot path is a few tens of microseconds. Concurrent
+predictions are merged by :class:`~twinengine.ai.serving.batching.MicroBatcher`. A
+request that does not fit the signature gets 422 and a message naming the signature.
+:func:`serve` runs uvicorn, with ``replicas > 1`` as N processes sharing one port through
+``SO_REUSEPORT``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinengine.ai.serving.batching import MicroBatcher, Signature, SignatureError
+from twinengine.ai.serving.metrics import ServingMetrics, Threshold
+from twinengine.core.errors import ConfigError, NotFoundError, TwinError
+
+log = logging.getLogger("twinengine.ai.serving")
+
+NPY = "application/x-npy"
+NPZ = "application/x-npz"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ConfigError(f"cannot load ONNX model {path}: {exc}") from None
+
+
+class ModelServer:
+    """ASGI app serving one ONNX model (see module docstring)."""
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        name: str | None = None,
+        max_batch: int = 256,
+        max_wait_ms: float = 2.0,
+        threads: int = 1,
+        threshold: Threshold | str | None = None,
+    ) -> None:
+        path = Path(model)
+        if not path.is_file():
+            raise NotFoundError(f"no ONNX model at {path}", hint="give the path of a .onnx file")
+        self.name = name or path.stem
+        self.session = _session(path, threads)
+        self.signature = Signature.from_session(self.session)
+        if isinstance(threshold, str):
+            threshold = Threshold.parse(threshold)
+        self.metrics = ServingMetrics(self.name, threshold)
+        self.batcher = MicroBatcher(
+            self.session,
+            self.signature,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            on_batch=self.metrics.batch,
+        )
+        meta = {"name": self.name, "model": str(path), **self.signature.as_dict()}
+        self._metadata = json.dumps(meta).encode()
+        self._routes = {
+            ("POST", "/predict"): self._predict,
+            ("GET", "/health"): self._health,
+            ("GET", "/metadata"): self._meta,
+            ("GET", "/metrics"): self._metrics,
+        }
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    self.batcher.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        handler = self._routes.get((scope["method"], scope["path"]))
+        if handler is None:
+            known = scope["path"] in {p for _, p in self._routes}
+            status = 405 if known else 404
+            await _send(send, status, _error("method not allowed" if known else "not found"))
+            return
+        await handler(scope, receive, send)
+
+    async def _health(self, scope: dict, receive: Any, send: Any) -> None:
+        await _send(send, 200, b'{"status":"ok"}')
+
+    async def _meta(self, scope: dict, receive: Any, send: Any) -> None:
+        await _send(send, 200, self._metadata)
+
+    async def _metrics(self, scope: dict, receive: Any, send: Any) -> None:
+        body = self.metrics.render().encode()
+        await _send(send, 200, body, [(b"content-type", b"text/plain; version=0.0.4")])
+
+    async def _predict(self, scope: dict, receive: Any, send: Any) -> None:
+        t0 = time.perf_counter()
+        self.batcher.begin()
+        message = await receive()
+        body = message.get("body", b"")
+        while message.get("more_body"):
+            message = await receive()
+            body += message.get("body", b"")
+        ctype, accept = b"", b""
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                ctype = value
+            elif key == b"accept":
+                accept = value
+        try:
+            try:
+                arrays = self.signature.check(_parse(body, ctype))
+            except BaseException:
+                self.batcher.abandon()
+                raise
+            outputs = await self.batcher.submit(arrays)
+        except TwinError as exc:
+            status = getattr(exc, "http_status", 400)
+            self.metrics.request(status, time.perf_counter() - t0)
+            await _send(send, status, _error(str(exc)))
+            return
+        except Exception as exc:  # a failure inside the model
+            log.exception("model %s failed", self.name)
+            self.metrics.request(500, time.perf_counter() - t0)
+            await _send(send, 500, _error(f"model failed: {exc}"))
+            return
+        if accept.startswith(NPY.encode()):
+            buf = io.BytesIO()
+            np.save(buf, outputs[0], allow_pickle=False)
+            await _send(send, 200, buf.getvalue(), [(b"content-type", NPY.encode())])
+        elif accept.startswith(NPZ.encode()):
+            buf = io.BytesIO()
+            names = [s.name for s in self.signature.outputs]
+            np.savez(buf, **dict(zip(names, outputs, strict=True)))
+            await _send(send, 200, buf.getvalue(), [(b"content-type", NPZ.encode())])
+        else:
+            if len(outputs) == 1:
+                payload: Any = outputs[0].tolist()
+            else:
+                names = [s.name for s in self.signature.outputs]
+                payload = {n: o.tolist() for n, o in zip(names, outputs, strict=True)}
+            await _send(send, 200, json.dumps({"outputs": payload}).encode())
+        self.metrics.request(200, time.perf_counter() - t0)
+
+
+def _parse(body: bytes, ctype: bytes) -> dict[str, Any] | list[Any]:
+    if ctype.startswith(NPY.encode()) or ctype.startswith(NPZ.encode()):
+        try:
+            loaded = np.load(io.BytesIO(body), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise SignatureError(f"the body is not a valid .npy/.npz file: {exc}") from None
+        if isinstance(loaded, np.ndarray):
+            return [loaded]
+        return {k: loaded[k] for k in loaded.files}
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise SignatureError(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict) or "inputs" not in doc:
+        raise SignatureError('the JSON body needs an "inputs" key: {"inputs": [[...], ...]}')
+    inputs = doc["inputs"]
+    return inputs if isinstance(inputs, dict) else [inputs]
+
+
+def _error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+async def _send(send: Any, status: int, body: bytes, headers: list | None = None) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*(headers or _JSON_HEADERS), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _bound_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets whose proto says TCP,
+    # and without it Nagle + delayed ACKs add 40 ms to every keep-alive request
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_one(
+    model: str, host: str, port: int, reuse_port: bool, server: str, options: dict
+) -> None:
+    app = ModelServer(model, **options)
+    sock = _bound_socket(host, port, reuse_port)
+    log.info("serving %s on http://%s:%d (%s)", model, host, port, server)
+    if server == "builtin":
+        import asyncio
+
+        from twinengine.ai.serving.http import run_asgi
+
+        asyncio.run(run_asgi(app, sock, app.batcher.close))
+        return
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", backlog=4096)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve(
+    model: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    replicas: int = 1,
+    server: str = "builtin",
+    **options: Any,
+) -> None:
+    """Serve ``model`` until interrupted; ``replicas`` processes share the port.
+
+    ``server`` is ``"builtin"`` (the lean HTTP/1.1 front-end of
+    :mod:`twinengine.ai.serving.http`, fastest) or ``"uvicorn"`` (complete HTTP support).
+
+    ``options`` go to :class:`ModelServer` (``max_batch``, ``max_wait_ms``, ``threads``,
+    ``threshold``, ``name``).
+    """
+    if replicas < 1:
+        raise ConfigError(f"replicas must be at least 1, got {replicas}")
+    if server not in ("builtin", "uvicorn"):
+        raise ConfigError(f"unknown server {server!r}", hint='use "builtin" or "uvicorn"')
+    if replicas == 1:
+        _run_one(str(model), host, port, False, server, options)
+        return
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("replicas > 1 needs SO_REUSEPORT (Linux, BSD, macOS)")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_run_one, args=(str(model), host, port, True, server, options), daemon=True
+        )
+        for _ in range(replicas)
+    ]
+    for proc in procs:
+        proc.start()
+
+    def _stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join(10)

@@ -1,0 +1,178 @@
+"""Experiment tracking: one MLflow run per training, TensorBoard event files beside it.
+
+MLflow is embedded by default: the tracking URI is ``tracking.uri``, else the
+``MLFLOW_TRACKING_URI`` environment variable, else ``sqlite:///$TWIN_HOME/mlflow.db``
+with artifacts under ``$TWIN_HOME/mlartifacts/<experiment>``. :class:`RunTracker` wraps
+an :class:`mlflow.MlflowClient` (no global "active run"): params, batched metrics, tags,
+artifacts, checkpoint download for ``--resume``, and a TensorBoard writer whose event
+files are uploaded into the run's ``tensorboard/`` artifact folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from twinengine.core.errors import ConfigError, NotFoundError
+
+log = logging.getLogger("twinengine.ai")
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def tracking_uri(uri: str | None = None) -> str:
+    """The MLflow tracking URI to use (config, environment, then the embedded default)."""
+    if uri:
+        return str(uri)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    from twinengine.core import get_settings
+
+    home = Path(get_settings().home)
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+def _artifact_root(uri: str, experiment: str) -> str | None:
+    """Where a new experiment keeps artifacts: under ``$TWIN_HOME`` for local stores."""
+    if not (uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri):
+        return None  # a tracking server decides itself
+    from twinengine.core import get_settings
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment) or "default"
+    root = Path(get_settings().home) / "mlartifacts" / safe
+    root.mkdir(parents=True, exist_ok=True)
+    return root.as_uri()
+
+
+class RunTracker:
+    """One MLflow run: a new one in ``experiment``, or ``resume`` (an existing run id)."""
+
+    def __init__(
+        self,
+        experiment: str = "default",
+        uri: str | None = None,
+        resume: str | None = None,
+        run_name: str | None = None,
+        tensorboard: bool = True,
+    ) -> None:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        self.uri = tracking_uri(uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self._metrics: list[Any] = []
+        if resume:
+            try:
+                run = self.client.get_run(resume)
+            except MlflowException as exc:
+                raise NotFoundError(f"--resume {resume}: no such MLflow run at {self.uri}") from exc
+            self.run_id = run.info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            found = self.client.get_experiment_by_name(str(experiment))
+            if found is None:
+                exp_id = self.client.create_experiment(
+                    str(experiment), artifact_location=_artifact_root(self.uri, str(experiment))
+                )
+            else:
+                exp_id = found.experiment_id
+            run = self.client.create_run(exp_id, run_name=run_name or None)
+            self.run_id = run.info.run_id
+        self.artifact_uri = run.info.artifact_uri
+        self.tensorboard_dir: Path | None = None
+        self.writer: Any = None
+        if tensorboard:
+            self._open_tensorboard()
+
+    # -- TensorBoard --------------------------------------------------------------
+    def _open_tensorboard(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: MLflow still has every metric
+            log.warning("tensorboard is not installed: no TensorBoard event files")
+            return
+        self.tensorboard_dir = Path(tempfile.mkdtemp(prefix=f"twin-tb-{self.run_id[:8]}-"))
+        self.writer = SummaryWriter(log_dir=str(self.tensorboard_dir))
+
+    # -- logging --------------------------------------------------------------------
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Queue metrics (written by :meth:`flush`) and write them to TensorBoard now."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        for key, value in metrics.items():
+            self._metrics.append(Metric(key, float(value), now, int(step)))
+            if self.writer is not None:
+                self.writer.add_scalar(key, float(value), int(step))
+
+    def flush(self) -> None:
+        for start in range(0, len(self._metrics), 1000):
+            self.client.log_batch(self.run_id, metrics=self._metrics[start : start + 1000])
+        self._metrics = []
+        if self.writer is not None:
+            self.writer.flush()
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+    def download(self, artifact: str, dest: str | Path) -> Path:
+        """Download ``artifact`` of this run into ``dest``; :class:`NotFoundError` if absent."""
+        quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        try:
+            with _environ(quiet):
+                return Path(self.client.download_artifacts(self.run_id, artifact, str(dest)))
+        except Exception as exc:
+            raise NotFoundError(
+                f"--resume {self.run_id}: the run has no {artifact} to resume from",
+                hint="set trainer.checkpoint_every so that runs write checkpoints",
+            ) from exc
+
+    def params(self) -> dict[str, str]:
+        return dict(self.client.get_run(self.run_id).data.params)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Flush, upload the TensorBoard files and mark the run ended."""
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+            files = [p for p in self.tensorboard_dir.rglob("*") if p.is_file()]  # type: ignore[union-attr]
+            for file in files:
+                self.log_artifact(file, "tensorboard")
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def check_tracking(spec: dict[str, Any]) -> None:
+    """Reject tracking settings MLflow would fail on later, naming the key."""
+    if not isinstance(spec.get("experiment"), str) or not spec["experiment"].strip():
+        raise ConfigError(f"tracking.experiment: {spec.get('experiment')!r} must be a name")

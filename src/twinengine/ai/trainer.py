@@ -1,0 +1,305 @@
+"""The training loop: build everything from the config, train, guard, checkpoint, track.
+
+:func:`train` turns a checked config (:func:`twinengine.ai.config.load_config`) into a
+seeded PyTorch run on the CPU: per-step training loss and per-epoch training/validation
+loss and metrics go to MLflow and TensorBoard; a checkpoint is uploaded every
+``trainer.checkpoint_every`` epochs so that ``resume=RUN_ID`` continues after the last
+saved epoch; the :class:`LossGuard` stops a run whose validation loss exceeds
+``trainer.guard.max_loss``, turns NaN/inf, or whose sliding-window average has not
+improved for ``trainer.patience`` epochs. The final model is logged as a ``state_dict``
+(and ONNX when export works), and the run is recorded as a PROV activity.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from twinengine.ai.config import build, flatten
+from twinengine.ai.data import PreparedData, load_data
+from twinengine.ai.models import LOSSES, METRICS, MODELS, OPTIMIZERS
+from twinengine.ai.tracking import RunTracker, check_tracking
+from twinengine.core.errors import ConfigError
+
+log = logging.getLogger("twinengine.ai")
+
+
+class LossGuard:
+    """Decides, epoch by epoch, whether the validation loss left its envelope."""
+
+    def __init__(self, max_loss: float | None, window: int, patience: int | None) -> None:
+        self.max_loss, self.window, self.patience = max_loss, max(int(window), 1), patience
+        self.losses: list[float] = []
+        self.best = math.inf
+        self.stale = 0
+
+    def check(self, loss: float) -> str | None:
+        """The reason to stop after this epoch's ``loss``, or ``None`` to go on."""
+        self.losses.append(loss)
+        if not math.isfinite(loss):
+            return f"validation loss is {loss}"
+        if self.max_loss is not None and loss > self.max_loss:
+            return f"validation loss {loss:.4g} exceeds trainer.guard.max_loss={self.max_loss}"
+        average = sum(self.losses[-self.window :]) / len(self.losses[-self.window :])
+        if average < self.best:
+            self.best, self.stale = average, 0
+        else:
+            self.stale += 1
+        if self.patience is not None and self.stale >= self.patience:
+            return (
+                f"the {self.window}-epoch average validation loss has not improved for "
+                f"{self.stale} epochs (trainer.patience={self.patience})"
+            )
+        return None
+
+    def state(self) -> dict[str, Any]:
+        return {"losses": self.losses, "best": self.best, "stale": self.stale}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.losses, self.best, self.stale = state["losses"], state["best"], state["stale"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    tracking_uri: str
+    epochs_done: int
+    start_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped: str | None = None
+    model_path: Path | None = None
+    onnx_path: Path | None = None
+
+
+def _tensors(data: PreparedData, classes: bool) -> tuple[torch.Tensor, ...]:
+    out = [torch.from_numpy(a) for a in (data.x_train, data.y_train, data.x_val, data.y_val)]
+    if classes:  # cross entropy wants class indices
+        out[1], out[3] = out[1].reshape(-1).long(), out[3].reshape(-1).long()
+    return tuple(out)
+
+
+@contextlib.contextmanager
+def _provenance(enabled: bool, config: dict[str, Any]) -> Iterator[Any]:
+    """A PROV activity for the run, or ``None`` when disabled or unavailable."""
+    if not enabled:
+        yield None
+        return
+    try:
+        from twinengine.provenance import activity
+
+        manager = activity("train", twin_experiment=config["tracking"]["experiment"])
+        act = manager.__enter__()
+    except Exception as exc:  # provenance is a record, never a reason to fail training
+        log.warning("provenance not recorded: %s", exc)
+        yield None
+        return
+    try:
+        yield act
+    finally:
+        with contextlib.suppress(Exception):
+            manager.__exit__(None, None, None)
+
+
+def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            )
+        return True
+    except Exception as exc:  # export is a bonus: the state_dict is always there
+        log.warning("ONNX export failed: %s", exc)
+        return False
+
+
+def train(config: dict[str, Any], resume: str | None = None) -> TrainResult:
+    """Train the model ``config`` describes; ``resume`` continues an MLflow run id."""
+    trainer, tracking = config["trainer"], config["tracking"]
+    check_tracking(tracking)
+    seed = int(trainer["seed"])
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    data = load_data(config["data"], config.get("_config_dir", "."), seed=seed)
+    loss_fn = build(config["loss"], "loss", LOSSES)
+    classes = isinstance(loss_fn, torch.nn.CrossEntropyLoss)
+    x_train, y_train, x_val, y_val = _tensors(data, classes)
+    out_features = int(y_train.max()) + 1 if classes else data.out_features
+    model = build(
+        config["model"],
+        "model",
+        MODELS,
+        in_features=data.input_shape[-1],
+        out_features=out_features,
+        input_shape=data.input_shape,
+    )
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"model: built a {type(model).__name__}, not a torch.nn.Module")
+    optimizer = build(config["optimizer"], "optimizer", OPTIMIZERS, model.parameters())
+    for name in config["metrics"]:
+        if name not in METRICS:
+            raise ConfigError(
+                f"metrics: {name!r} is not a built-in metric; built-ins: {', '.join(METRICS)}"
+            )
+    with torch.no_grad():
+        probe = model(x_train[:2])
+    if not classes and tuple(probe.shape[1:]) != tuple(y_train.reshape(len(y_train), -1).shape[1:]):
+        raise ConfigError(
+            f"model: output shape {tuple(probe.shape[1:])} does not match the target shape "
+            f"{tuple(y_train.shape[1:])} of data.target {data.targets}"
+        )
+    if not classes:
+        y_train, y_val = y_train.reshape(len(y_train), -1), y_val.reshape(len(y_val), -1)
+    guard = LossGuard(trainer["guard"]["max_loss"], trainer["guard"]["window"], trainer["patience"])
+    tracker = RunTracker(
+        tracking["experiment"],
+        tracking["uri"],
+        resume,
+        tracking["run_name"],
+        tracking["tensorboard"],
+    )
+    work = Path(tempfile.mkdtemp(prefix=f"twin-train-{tracker.run_id[:8]}-"))
+    start_epoch, step = 1, 0
+    if resume:
+        checkpoint = torch.load(tracker.download("checkpoints/last.pt", work), weights_only=False)
+        try:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"model: the checkpoint of run {resume} does not fit ({exc})"
+            ) from exc
+        guard.load(checkpoint["guard"])
+        torch.set_rng_state(checkpoint["rng"])
+        start_epoch, step = checkpoint["epoch"] + 1, checkpoint["step"]
+        tracker.set_tags({"twin.resumed_from_epoch": checkpoint["epoch"]})
+    else:
+        tracker.log_params(flatten(config))
+        tracker.set_tags(
+            {"twin.data": data.path, "twin.features": data.features, "twin.target": data.targets}
+        )
+    config_file = work / "config.yaml"
+    config_file.write_text(yaml.safe_dump({k: v for k, v in config.items() if k[0] != "_"}))
+    tracker.log_artifact(config_file)
+    result = TrainResult(tracker.run_id, tracker.uri, start_epoch - 1, start_epoch)
+    status = "FAILED"
+    try:
+        with _provenance(tracking["provenance"], config) as act:
+            if act is not None:
+                act.used(str(data.path), role="dataset")
+            for epoch in range(start_epoch, trainer["epochs"] + 1):
+                step = _epoch(
+                    model, optimizer, loss_fn, x_train, y_train, trainer, epoch, step, tracker
+                )
+                row = _evaluate(model, loss_fn, x_train, y_train, x_val, y_val, config["metrics"])
+                row["epoch"] = epoch
+                result.history.append(row)
+                result.epochs_done = epoch
+                tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, epoch)
+                reason = guard.check(row["val_loss"] if len(x_val) else row["train_loss"])
+                last = reason is not None or epoch == trainer["epochs"]
+                if epoch % trainer["checkpoint_every"] == 0 or last:
+                    path = work / "last.pt"
+                    torch.save(
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "epoch": epoch,
+                            "step": step,
+                            "guard": guard.state(),
+                            "rng": torch.get_rng_state(),
+                        },
+                        path,
+                    )
+                    tracker.log_artifact(path, "checkpoints")
+                tracker.flush()
+                if reason is not None:
+                    result.stopped = reason
+                    log.warning("training stopped by the loss guard at epoch %d: %s", epoch, reason)
+                    tracker.set_tags({"twin.guard": "stopped", "twin.guard_reason": reason})
+                    tracker.log_metrics({"guard_stopped": 1.0}, epoch)
+                    break
+            result.model_path = work / "model.pt"
+            torch.save(model.state_dict(), result.model_path)
+            tracker.log_artifact(result.model_path, "model")
+            if data.mean is not None and data.std is not None:
+                scaling = work / "standardize.json"
+                stats = {"mean": data.mean.tolist(), "std": data.std.tolist()}
+                scaling.write_text(json.dumps(stats))
+                tracker.log_artifact(scaling, "model")
+            if trainer["onnx"] and _export_onnx(model.eval(), x_train[:1], work / "model.onnx"):
+                result.onnx_path = work / "model.onnx"
+                tracker.log_artifact(result.onnx_path, "model")
+            if act is not None:
+                act.generated(str(result.model_path), role="model")
+        status = "FINISHED"
+    finally:
+        tracker.end(status)
+    return result
+
+
+def _epoch(
+    model: torch.nn.Module,
+    optimizer: Any,
+    loss_fn: Any,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    trainer: dict[str, Any],
+    epoch: int,
+    step: int,
+    tracker: RunTracker,
+) -> int:
+    model.train()
+    generator = torch.Generator().manual_seed(int(trainer["seed"]) * 100_003 + epoch)
+    order = torch.randperm(len(x), generator=generator)
+    size, every = trainer["batch_size"], trainer["log_every_n_steps"]
+    for start in range(0, len(x), size):
+        batch = order[start : start + size]
+        optimizer.zero_grad()
+        loss = loss_fn(model(x[batch]), y[batch])
+        loss.backward()
+        optimizer.step()
+        step += 1
+        if step % every == 0:
+            tracker.log_metrics({"train_loss_step": loss.item()}, step)
+    return step
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    loss_fn: Any,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    x_val: torch.Tensor,
+    y_val: torch.Tensor,
+    metrics: list[str],
+) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        row = {"train_loss": float(loss_fn(model(x_train), y_train))}
+        if len(x_val):
+            pred = model(x_val)
+            row["val_loss"] = float(loss_fn(pred, y_val))
+            for name in metrics:
+                row[f"val_{name}"] = METRICS[name](pred, y_val)
+    return row
