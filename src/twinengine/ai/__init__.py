@@ -36,6 +36,8 @@ _EXPORTS = {
     "LossGuard": "twinengine.ai.trainer",
     "TrainResult": "twinengine.ai.trainer",
     "train": "twinengine.ai.trainer",
+    "ModelRegistry": "twinengine.ai.registry",
+    "ModelServer": "twinengine.ai.serving",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,6 +14,7 @@ from twinengine.cli import access as access_cli
 from twinengine.cli import ai as ai_cli
 from twinengine.cli import events as events_cli
 from twinengine.cli import functions as functions_cli
+from twinengine.cli import models as models_cli
 from twinengine.cli import prov as prov_cli
 from twinengine.cli import runs as runs_cli
 from twinengine.cli.errors import err_console, handle_errors
@@ -38,6 +39,7 @@ app.add_typer(events_cli.sources_app, name="sources")
 app.add_typer(events_cli.triggers_app, name="triggers")
 app.add_typer(events_cli.events_app, name="events")
 app.command("train")(ai_cli.train)
+app.add_typer(models_cli.app, name="models")
 app.command("serve")(access_cli.serve)
 
 
