@@ -18,7 +18,7 @@ import logging
 import math
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +133,19 @@ def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> b
         return False
 
 
-def train(config: dict[str, Any], resume: str | None = None) -> TrainResult:
-    """Train the model ``config`` describes; ``resume`` continues an MLflow run id."""
+def train(
+    config: dict[str, Any],
+    resume: str | None = None,
+    *,
+    tags: dict[str, Any] | None = None,
+    on_run: Callable[[str], None] | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train the model ``config`` describes; ``resume`` continues an MLflow run id.
+
+    ``tags`` are set on the run as it starts, ``on_run`` is told its id, and
+    ``on_epoch(epoch, metrics)`` is called after each epoch's metrics are logged (an HPO
+    search reports them and may raise to stop the run — e.g. a pruned trial)."""
     trainer, tracking = config["trainer"], config["tracking"]
     check_tracking(tracking)
     seed = int(trainer["seed"])
@@ -178,6 +189,10 @@ def train(config: dict[str, Any], resume: str | None = None) -> TrainResult:
         tracking["run_name"],
         tracking["tensorboard"],
     )
+    if tags:
+        tracker.set_tags(tags)
+    if on_run is not None:
+        on_run(tracker.run_id)
     work = Path(tempfile.mkdtemp(prefix=f"twin-train-{tracker.run_id[:8]}-"))
     start_epoch, step = 1, 0
     if resume:
@@ -216,6 +231,8 @@ def train(config: dict[str, Any], resume: str | None = None) -> TrainResult:
                 result.history.append(row)
                 result.epochs_done = epoch
                 tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, epoch)
+                if on_epoch is not None:
+                    on_epoch(epoch, row)
                 reason = guard.check(row["val_loss"] if len(x_val) else row["train_loss"])
                 last = reason is not None or epoch == trainer["epochs"]
                 if epoch % trainer["checkpoint_every"] == 0 or last:

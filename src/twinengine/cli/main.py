@@ -17,6 +17,7 @@ from twinengine.cli import functions as functions_cli
 from twinengine.cli import models as models_cli
 from twinengine.cli import prov as prov_cli
 from twinengine.cli import runs as runs_cli
+from twinengine.cli import tune as tune_cli
 from twinengine.cli.errors import err_console, handle_errors
 
 if TYPE_CHECKING:  # the workflows module (cwltool) is imported only by commands that run
@@ -39,6 +40,7 @@ app.add_typer(events_cli.sources_app, name="sources")
 app.add_typer(events_cli.triggers_app, name="triggers")
 app.add_typer(events_cli.events_app, name="events")
 app.command("train")(ai_cli.train)
+app.command("tune")(tune_cli.tune)
 app.add_typer(models_cli.app, name="models")
 app.command("serve")(access_cli.serve)
 

@@ -1,0 +1,377 @@
+"""Hyper-parameter search: Optuna trials over a training config, each an MLflow child run.
+
+A tuning config is a training config (see :mod:`twinengine.ai.config`) plus a ``search``
+section: ``space`` (dotted config keys to ``float``/``int``/``categorical`` ranges),
+``trials``, ``sampler`` (tpe, random, grid), ``pruner`` (none, hyperband, asha, median),
+``metric``, ``direction``, ``storage`` (an Optuna RDB URL shared by workers), ``study``,
+``workers``, ``seed`` and ``register`` (see ``docs/ai-tune.md``).
+
+Every trial sets its sampled values as dotted-path overrides on the base config and
+calls :func:`twinengine.ai.trainer.train`; each epoch's metric is reported to Optuna so
+the pruner can stop a trial early. All trials are MLflow child runs (tag
+``mlflow.parentRunId``) of one parent run that gets the best params, the best value and
+the best configuration as ``best_config.yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from twinengine.ai import trainer as _trainer
+from twinengine.ai.config import SECTIONS, _yaml, apply_overrides, check_config
+from twinengine.ai.tracking import RunTracker
+from twinengine.core.errors import ConfigError
+
+SEARCH_DEFAULTS: dict[str, Any] = {
+    "space": None,
+    "trials": 10,
+    "sampler": "tpe",
+    "pruner": "none",
+    "metric": "val_loss",
+    "direction": "minimize",
+    "storage": None,
+    "study": None,
+    "workers": 1,
+    "seed": None,
+    "register": None,
+}
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("asha", "hyperband", "median", "none")
+TYPES = ("categorical", "float", "int")
+DIRECTIONS = ("maximize", "minimize")
+
+
+@dataclass
+class TuneResult:
+    """What a search produced: the best trial and its configuration."""
+
+    study: str
+    parent_run_id: str
+    tracking_uri: str
+    best_params: dict[str, Any]
+    best_value: float
+    best_run_id: str | None
+    best_config: dict[str, Any]
+    trials: int
+    pruned: int
+    registered: Any = None
+
+    @property
+    def best_yaml(self) -> str:
+        return yaml.safe_dump(self.best_config, sort_keys=False)
+
+
+def load_search(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checked training config and ``search`` section in ``path``, overrides applied.
+
+    Overrides may set search keys too (``search.trials=4``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: no such file")
+    try:
+        raw = _yaml(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
+    raw = apply_overrides(raw, overrides or [])
+    if "search" not in raw:
+        raise ConfigError("search: missing; twin tune needs a search section with a space")
+    search = raw.pop("search")
+    config = check_config(raw)
+    config["_config_dir"] = str(path.resolve().parent)
+    return config, check_search(search, config)
+
+
+def check_search(search: Any, config: dict[str, Any]) -> dict[str, Any]:
+    """Validate the ``search`` section against the (checked) training ``config``."""
+    if not isinstance(search, dict):
+        raise ConfigError(f"search: must be a mapping; keys: {', '.join(SEARCH_DEFAULTS)}")
+    unknown = sorted(set(search) - set(SEARCH_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"search.{unknown[0]}: not a known key; accepted: {', '.join(SEARCH_DEFAULTS)}"
+        )
+    result = {**SEARCH_DEFAULTS, **search}
+    for key, accepted in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("direction", DIRECTIONS)):
+        value = result[key]
+        value = "none" if value is None and key == "pruner" else str(value).lower()
+        if value not in accepted:
+            raise ConfigError(f"search.{key}: {result[key]!r}; accepted: {', '.join(accepted)}")
+        result[key] = value
+    for key in ("trials", "workers"):
+        value = result[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"search.{key}: {value!r} is not a positive integer")
+    metrics = ["train_loss", "val_loss"] + [f"val_{m}" for m in config["metrics"]]
+    if result["metric"] not in metrics:
+        raise ConfigError(f"search.metric: {result['metric']!r}; accepted: {', '.join(metrics)}")
+    space = result["space"]
+    if not isinstance(space, dict) or not space:
+        raise ConfigError(
+            "search.space: must map dotted config keys to ranges, e.g. "
+            "optimizer.lr: {type: float, low: 1.0e-4, high: 0.1, log: true}"
+        )
+    flat = _flatten_space(space)
+    result["space"] = {k: _check_param(k, v, result["sampler"]) for k, v in flat.items()}
+    if result["study"] is None:
+        result["study"] = f"{config['tracking']['experiment']}-tune"
+    return result
+
+
+def _flatten_space(space: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{optimizer: {lr: {type: ...}}}`` → ``{'optimizer.lr': {type: ...}}``.
+
+    Nested keys are what ``search.space.optimizer.lr=...`` overrides create; a later
+    entry for the same dotted key wins, so an override replaces the file's entry.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in space.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value and "type" not in value:
+            flat.update(_flatten_space(value, dotted + "."))
+        else:
+            flat.pop(dotted, None)
+            flat[dotted] = value
+    return flat
+
+
+def _check_param(key: str, spec: Any, sampler: str) -> dict[str, Any]:
+    where = f"search.space.{key}"
+    if key.split(".")[0] not in SECTIONS or any(not p for p in key.split(".")):
+        raise ConfigError(f"{where}: not a dotted config key; sections: {', '.join(SECTIONS)}")
+    if not isinstance(spec, dict) or spec.get("type") not in TYPES:
+        got = spec.get("type") if isinstance(spec, dict) else spec
+        raise ConfigError(f"{where}.type: {got!r}; accepted: {', '.join(TYPES)}")
+    kind = spec["type"]
+    allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"}}
+    allowed["int"] = allowed["float"]
+    extra = sorted(set(spec) - allowed[kind] - {"type"})
+    if extra:
+        raise ConfigError(
+            f"{where}.{extra[0]}: not a key of a {kind} range; "
+            f"accepted: type, {', '.join(sorted(allowed[kind]))}"
+        )
+    if kind == "categorical":
+        choices = spec.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}.choices: must be a non-empty list of values")
+        return {"type": kind, "choices": choices}
+    number = float if kind == "float" else int
+    for bound in ("low", "high"):
+        value = spec.get(bound)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}.{bound}: {value!r} is not a number ({kind} range)")
+        if kind == "int" and not isinstance(value, int):
+            raise ConfigError(f"{where}.{bound}: {value!r} is not an integer (int range)")
+    low, high, log = number(spec["low"]), number(spec["high"]), bool(spec.get("log", False))
+    if low > high:
+        raise ConfigError(f"{where}: low {low} is above high {high}")
+    if log and low <= 0:
+        raise ConfigError(f"{where}.low: {low} must be > 0 with log: true")
+    step = spec.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))):
+        raise ConfigError(f"{where}.step: {step!r} is not a number")
+    if step is not None and log:
+        raise ConfigError(f"{where}: give step or log: true, not both")
+    if sampler == "grid" and kind == "float" and step is None:
+        raise ConfigError(f"{where}: sampler grid needs step or type: categorical here")
+    return {"type": kind, "low": low, "high": high, "log": log, "step": step}
+
+
+def _token(value: Any) -> Any:
+    """A value Optuna can store as a categorical choice (lists/mappings as JSON text)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value)
+
+
+def _grid(spec: dict[str, Any]) -> list[Any]:
+    if spec["type"] == "categorical":
+        return [_token(c) for c in spec["choices"]]
+    step = spec["step"] or 1
+    count = math.floor((spec["high"] - spec["low"]) / step + 1e-9) + 1
+    return [spec["low"] + i * step for i in range(count)]
+
+
+def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sample one value per space entry; returns the config values (lists decoded)."""
+    values: dict[str, Any] = {}
+    for key, spec in space.items():
+        if spec["type"] == "categorical":
+            tokens = [_token(c) for c in spec["choices"]]
+            picked = trial.suggest_categorical(key, tokens)
+            values[key] = spec["choices"][tokens.index(picked)]
+        elif spec["type"] == "int":
+            step = int(spec["step"] or 1)
+            values[key] = trial.suggest_int(
+                key, spec["low"], spec["high"], step=step, log=spec["log"]
+            )
+        else:
+            values[key] = trial.suggest_float(
+                key, spec["low"], spec["high"], step=spec["step"], log=spec["log"]
+            )
+    return values
+
+
+def with_params(config: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every ``dotted.key: value`` set through the override machinery."""
+    base = {k: v for k, v in config.items() if not k.startswith("_")}
+    overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    result = check_config(apply_overrides(base, overrides))
+    for key, value in config.items():
+        if key.startswith("_"):
+            result[key] = value
+    return result
+
+
+def _sampler(search: dict[str, Any]) -> Any:
+    import optuna
+
+    seed = search["seed"]
+    if search["sampler"] == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search["sampler"] == "grid":
+        grid = {key: _grid(spec) for key, spec in search["space"].items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(search: dict[str, Any], epochs: int) -> Any:
+    import optuna
+
+    name = search["pruner"]
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    return optuna.pruners.NopPruner()
+
+
+def tune(config: dict[str, Any], search: dict[str, Any]) -> TuneResult:
+    """Run ``search['trials']`` new trials of ``config`` and return the best one."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tracking = config["tracking"]
+    name = search["study"]
+    study = optuna.create_study(
+        study_name=name,
+        storage=search["storage"],
+        sampler=_sampler(search),
+        pruner=_pruner(search, config["trainer"]["epochs"]),
+        direction=search["direction"],
+        load_if_exists=True,
+    )
+    parent = RunTracker(
+        tracking["experiment"], tracking["uri"], run_name=f"tune-{name}", tensorboard=False
+    )
+    parent.set_tags({"twin.tune.study": name, "twin.tune.storage": search["storage"] or "memory"})
+    parent.log_params({f"search.{k}": json.dumps(v) for k, v in search.items() if v is not None})
+
+    def objective(trial: Any) -> float:
+        values = _suggest(trial, search["space"])
+        run_config = with_params(config, values)
+        run_config["tracking"]["run_name"] = f"{name}-trial-{trial.number}"
+        seen: dict[str, Any] = {"run_id": None, "last": None}
+
+        def started(run_id: str) -> None:
+            seen["run_id"] = run_id
+            trial.set_user_attr("mlflow_run_id", run_id)
+
+        def report(epoch: int, metrics: dict[str, float]) -> None:
+            if search["metric"] not in metrics:
+                return
+            value = float(metrics[search["metric"]])
+            seen["last"] = value
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"pruned at epoch {epoch} ({search['metric']}={value:.4g})"
+                )
+
+        tags = {"mlflow.parentRunId": parent.run_id, "twin.tune.trial": trial.number}
+        try:
+            result = _trainer.train(run_config, tags=tags, on_run=started, on_epoch=report)
+        except optuna.TrialPruned as exc:
+            if seen["run_id"]:
+                parent.client.set_tag(seen["run_id"], "twin.tune.pruned", str(exc))
+                parent.client.set_terminated(seen["run_id"], status="KILLED")
+            raise
+        if seen["last"] is None:
+            raise ConfigError(
+                f"search.metric: {search['metric']!r} was never logged by the trainer",
+                hint="val_* metrics need a validation split (data.val_fraction > 0)",
+            )
+        trial.set_user_attr("epochs", result.epochs_done)
+        trial.set_user_attr("values", values)
+        return float(seen["last"])
+
+    status = "FAILED"
+    try:
+        study.optimize(objective, n_trials=search["trials"], n_jobs=search["workers"])
+        result = _finish(study, search, config, parent)
+        status = "FINISHED"
+    finally:
+        parent.end(status)
+    return result
+
+
+def _finish(study: Any, search: dict[str, Any], config: dict[str, Any], parent: Any) -> TuneResult:
+    import optuna
+
+    states = [t.state for t in study.trials]
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise ConfigError(
+            f"search: no trial of study {study.study_name} completed",
+            hint="see the trials' MLflow runs; a pruner or NaN losses may stop them all",
+        ) from None
+    params = best.user_attrs.get("values") or dict(best.params)
+    best_config = with_params(config, params)
+    best_config = {k: v for k, v in best_config.items() if not k.startswith("_")}
+    best_config["tracking"]["run_name"] = None
+    run_id = best.user_attrs.get("mlflow_run_id")
+    parent.log_params({f"best.{k}": json.dumps(v) for k, v in params.items()})
+    parent.log_metrics({f"best_{search['metric']}": best.value}, 0)
+    parent.set_tags({"twin.tune.best_run_id": run_id or "", "twin.tune.best_trial": best.number})
+    work = Path(tempfile.mkdtemp(prefix="twin-tune-"))
+    out = work / "best_config.yaml"
+    out.write_text(yaml.safe_dump(best_config, sort_keys=False))
+    parent.log_artifact(out)
+    registered = None
+    if search["register"] and run_id:
+        about = f"best trial {best.number} of study {study.study_name}"
+        registered = _register(run_id, str(search["register"]), parent.uri, about)
+    return TuneResult(
+        study=study.study_name,
+        parent_run_id=parent.run_id,
+        tracking_uri=parent.uri,
+        best_params=params,
+        best_value=float(best.value),
+        best_run_id=run_id,
+        best_config=copy.deepcopy(best_config),
+        trials=len(states),
+        pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
+        registered=registered,
+    )
+
+
+def _register(run_id: str, name: str, uri: str, description: str) -> Any:
+    from twinengine.ai.registry import ModelRegistry
+
+    return ModelRegistry(tracking_uri=uri).register(run_id, name, description=description)
