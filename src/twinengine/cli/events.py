@@ -44,26 +44,11 @@ def _read(path: Path) -> str:
 
 
 def _workflows() -> Any:
-    """Find a registered workflow the way the server does (name or id, in a project)."""
+    """Find a registered workflow the way the server's event engine does."""
+    from twinengine.events.lookup import WorkflowLookup
     from twinengine.workflows.registry import WorkflowRegistry
 
-    registry = WorkflowRegistry()
-
-    def find(ref: str, project: str) -> dict[str, Any]:
-        from twinengine.core import NotFoundError
-
-        try:
-            row = registry.row(ref)
-            if row["project"] == project:
-                return row
-        except NotFoundError:
-            pass
-        items, _ = registry.list(projects=[project], name=ref, limit=1)
-        if not items:
-            raise NotFoundError(f"no workflow {ref!r} in project {project!r}")
-        return registry.row(items[0]["id"])
-
-    return find
+    return WorkflowLookup(WorkflowRegistry()).find
 
 
 # -- sources ----------------------------------------------------------------------------

@@ -135,9 +135,7 @@ class RunDispatcher:
                 continue
             main, run_dir, cache = entry
             with self._lock:
-                self.threads.add(run_id)
-                self.started_total += 1
-            self.pool.submit(run_id, main, f"{run_dir}/job.json", f"{run_dir}/outputs", cache)
+                self._to_worker(run_id, main, Path(run_dir), cache)
 
     def wake(self) -> None:
         self._wake.set()
@@ -312,14 +310,11 @@ class RunDispatcher:
             )
         if not claimed.rowcount:
             return  # another dispatcher took it
+        if self.pool is not None:
+            self._to_worker(row.id, row.workflow, run_dir, bool(options.get("cache")))
+            return
         self.threads.add(row.id)
         self.started_total += 1
-        if self.pool is not None:
-            job = str(run_dir / "job.json")
-            self.pool.submit(
-                row.id, row.workflow, job, str(run_dir / "outputs"), bool(options.get("cache"))
-            )
-            return
         self.runner.submit(
             row.id,
             prepared,
@@ -327,6 +322,15 @@ class RunDispatcher:
             outdir=str(run_dir / "outputs"),
             cache=bool(options.get("cache")),
             done=self._thread_done,
+        )
+
+    def _to_worker(self, run_id: str, document: str, run_dir: Path, cache: bool) -> None:
+        """Count a run as executing here and send it to a run worker."""
+        assert self.pool is not None
+        self.threads.add(run_id)
+        self.started_total += 1
+        self.pool.submit(
+            run_id, document, str(run_dir / "job.json"), str(run_dir / "outputs"), cache
         )
 
     def _thread_done(self, run_id: str, code: int, message: str) -> None:
@@ -383,7 +387,8 @@ def _exit_code(child: subprocess.Popen[bytes]) -> int | None:
     try:
         info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
     except ChildProcessError:  # reaped elsewhere
-        return child.poll() if child.poll() is not None else 1
+        code = child.poll()
+        return 1 if code is None else code
     if info is None:
         return None
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status

@@ -26,7 +26,7 @@ def engine(ctx: ServerContext) -> Any:
     return found
 
 
-def _definition(text: bytes, content_type: str) -> Any:
+def _definition(text: bytes) -> Any:
     try:
         return yaml.safe_load(text.decode("utf-8"))
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -54,7 +54,7 @@ async def add_source(
 ) -> dict:
     """Add a source from its YAML/JSON definition (name, kind, settings)."""
     body = await request.body()
-    doc = _definition(body, request.headers.get("content-type", ""))
+    doc = _definition(body)
     if not isinstance(doc, dict):
         raise ConfigError("a source is a mapping with name, kind and its settings")
     project = ctx.project_for(who, doc.get("project") or project, "editor")
@@ -79,7 +79,7 @@ async def add_trigger(
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """Add a trigger from its YAML/JSON definition (see docs/events.md)."""
-    doc = _definition(await request.body(), request.headers.get("content-type", ""))
+    doc = _definition(await request.body())
     if not isinstance(doc, dict):
         raise ConfigError("a trigger is a mapping with at least name, source and workflow")
     project = ctx.project_for(who, doc.get("project") or project, "editor")
