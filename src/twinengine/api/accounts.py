@@ -30,6 +30,8 @@ from twinengine.core import (
     new_id,
 )
 from twinengine.core.models import memberships, projects, tokens, users
+from twinengine.core.times import as_utc as _aware
+from twinengine.core.times import utcnow
 
 SCOPES = ("read", "run", "admin")
 ROLES = ("viewer", "editor", "owner")
@@ -39,18 +41,8 @@ _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LAST_USED_EVERY = dt.timedelta(seconds=60)  # write last_used_at at most this often
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite gives naive UTC back
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twinengine.core import ConfigError
+from twinengine.core.times import utcnow
 
 Emit = Callable[["Event"], None]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -38,6 +38,8 @@ from twinengine.core import (
 )
 from twinengine.core.lazy import lazy_exports
 from twinengine.core.models import function_calls, functions
+from twinengine.core.times import as_utc as aware
+from twinengine.core.times import utcnow
 
 KINDS = ("python", "command")
 MAX_WORKERS = 64  # the most workers one function may ask for
@@ -77,17 +79,6 @@ class FunctionFailedError(TwinError):
     def __init__(self, message: str, *, hint: str | None = None, call: dict | None = None):
         super().__init__(message, hint=hint)
         self.call = call or {}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives naive UTC datetimes back; make them aware."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 @dataclass(frozen=True)

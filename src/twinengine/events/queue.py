@@ -22,6 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from twinengine.core import Database, NotFoundError, StateError, get_database, new_id
 from twinengine.core.models import deliveries, events
+from twinengine.core.times import as_utc as _aware
+from twinengine.core.times import utcnow
 from twinengine.events.base import Event
 from twinengine.events.triggers import matches
 
@@ -33,14 +35,6 @@ class LostLease(RuntimeError):
 
 
 DUE_STATES = ("pending", "retrying")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
 
 
 class EventQueue:

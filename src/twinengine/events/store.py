@@ -11,7 +11,6 @@ does, so the engine reloads only then.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from twinengine.core import ConfigError, Database, NotFoundError, StateError, get_database
 from twinengine.core.models import event_sources, triggers
+from twinengine.core.times import as_utc, utcnow
 from twinengine.events.base import source_class
 from twinengine.events.triggers import parse_trigger
 
@@ -28,17 +28,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RESERVED_SOURCES = {"runs"}  # run completions, built in
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _row(row: Any) -> dict[str, Any]:
     """A stored definition as a dict, its times in UTC (SQLite gives them back naive)."""
-    item = dict(row._mapping)
-    for key, value in item.items():
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            item[key] = value.replace(tzinfo=dt.UTC)
-    return item
+    return {key: as_utc(value) for key, value in row._mapping.items()}
 
 
 class DefinitionStore:

@@ -23,9 +23,10 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, true, upd
 
 from twinengine.core import Database, NotFoundError, TwinError, get_database, new_id
 from twinengine.core.models import memberships, notifications, users
+from twinengine.core.times import utcnow
 from twinengine.notify.base import DeliveryError, Notifier, make_notifier
 from twinengine.notify.delivery import RETRY_DELAYS, DeliveryPool
-from twinengine.notify.note import Note, check_kind, check_link, iso, utcnow
+from twinengine.notify.note import Note, check_kind, check_link, iso
 from twinengine.notify.subscriptions import SubscriptionStore
 
 log = logging.getLogger("twinengine.notify")

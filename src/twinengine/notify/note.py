@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twinengine.core import TwinError
+from twinengine.core.times import as_utc as aware
 
 #: kinds TwinEngine itself publishes; plug-ins and scripts may use other names
 KINDS = (
@@ -32,17 +33,6 @@ KINDS = (
 )
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
 LINK_KEY = "_link"  # where the link is kept inside the stored ``data`` column
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives naive UTC datetimes back; make them aware."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def iso(value: dt.datetime | None) -> str | None:

@@ -21,8 +21,9 @@ from sqlalchemy import delete as sql_delete
 
 from twinengine.core import Database, NotFoundError, StateError, TwinError, new_id
 from twinengine.core.models import memberships, projects, subscriptions, users
+from twinengine.core.times import utcnow
 from twinengine.notify.base import Notifier
-from twinengine.notify.note import Note, check_kind, iso, utcnow
+from twinengine.notify.note import Note, check_kind, iso
 
 _TRIGGER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

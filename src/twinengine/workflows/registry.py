@@ -32,6 +32,7 @@ from twinengine.core import (
     new_id,
 )
 from twinengine.core.models import runs, workflows
+from twinengine.core.times import as_utc
 from twinengine.workflows.archive import is_archive, unpack
 from twinengine.workflows.describe import describe, validation_errors
 
@@ -249,9 +250,7 @@ def _located(error: dict[str, Any]) -> str:
 
 def _public(row: dict[str, Any], graph: bool = True) -> dict[str, Any]:
     interface = row.get("interface") or {}
-    created = row["created_at"]
-    if created is not None and created.tzinfo is None:
-        created = created.replace(tzinfo=dt.UTC)
+    created = as_utc(row["created_at"])
     item = {
         "id": row["id"],
         "name": row["name"],
