@@ -217,3 +217,51 @@ def test_native_runs_execute_in_the_server_and_cancel_by_flag(api: Live) -> None
         assert wait_run(client, run["id"], 20)["state"] == "cancelled"
         assert time.monotonic() - started < 10
         assert client.get("/health").json()["status"] == "ok"  # the server was not signalled
+
+
+def test_a_run_resumed_before_its_last_process_is_reaped_is_not_failed(tmp_path: Path) -> None:
+    """The dispatcher reaps a child only after it recorded its end; a run resumed in
+    between is queued again and must start, not be marked failed by the late reap."""
+    from twinengine.workflows.dispatch import RunDispatcher, _exit_code
+
+    live = start_server(tmp_path / "home")
+    live.app.state.twin.dispatcher.stop()  # this test ticks its own dispatcher
+    dispatcher = RunDispatcher(live.settings, inprocess=False)
+
+    def state(client: httpx.Client, run_id: str) -> dict:
+        return client.get(f"/api/v1/runs/{run_id}").json()
+
+    def until(check, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    try:
+        with live.client() as client:
+            sleepy = register(client, SLEEPY, "sleepy")
+            run_id = client.post(
+                "/api/v1/runs", json={"workflow": sleepy["id"], "inputs": {"seconds": 30}}
+            ).json()["id"]
+            dispatcher.tick()
+            first = dispatcher.children[run_id]
+            until(lambda: state(client, run_id)["state"] == "running")
+            assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
+            until(lambda: state(client, run_id)["state"] == "cancelled")
+            until(lambda: _exit_code(first) is not None)  # ended, not reaped yet
+            assert client.post(f"/api/v1/runs/{run_id}/resume").json()["state"] == "queued"
+            dispatcher.tick()  # reaps the first child, starts the resumed run
+            assert state(client, run_id)["state"] in ("queued", "running")
+            second = dispatcher.children[run_id]
+            assert second.pid != first.pid
+            until(lambda: state(client, run_id)["state"] == "running")
+            assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
+            until(lambda: _exit_code(second) is not None)
+            dispatcher.tick()
+            final = state(client, run_id)
+            assert final["state"] == "cancelled" and final["attempt"] == 2, final
+    finally:
+        for child in dispatcher.children.values():
+            child.kill()
+            child.wait()
+        live.stop()

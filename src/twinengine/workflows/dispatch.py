@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -221,7 +222,7 @@ class RunDispatcher:
             for run_id, child in list(self.children.items()):
                 code = _exit_code(child)
                 if code is not None:  # record the end first, then reap and unwatch
-                    self._reaped(run_id, code)
+                    self._reaped(run_id, code, pid=child.pid)
                     child.poll()
                     del self.children[run_id]
                     WATCHED.discard(run_id)
@@ -238,7 +239,8 @@ class RunDispatcher:
                     )
                 )
             for row in queued:
-                self._launch(row)
+                if row.id not in self.children and row.id not in self.threads:
+                    self._launch(row)  # else: resumed before its last process was reaped
 
     def _launch(self, row: Any) -> None:
         run_dir = self.settings.runs_dir / row.id
@@ -286,11 +288,15 @@ class RunDispatcher:
                 start_new_session=True,
             )
         with self.db.engine.begin() as conn:
-            conn.execute(
+            claimed = conn.execute(
                 update(runs)
-                .where(runs.c.id == row.id, runs.c.pid.is_(None))
+                .where(runs.c.id == row.id, runs.c.pid.is_(None), runs.c.state == "queued")
                 .values(pid=child.pid, host=socket.gethostname())
-            )
+            ).rowcount
+        if not claimed:  # cancelled (or taken) since it was read: the child never begins
+            _kill_group(child)
+            WATCHED.discard(row.id)
+            return
         self.children[row.id] = child
         self.started_total += 1
 
@@ -301,7 +307,7 @@ class RunDispatcher:
         with self.db.engine.begin() as conn:
             claimed = conn.execute(
                 update(runs)
-                .where(runs.c.id == row.id, runs.c.pid.is_(None))
+                .where(runs.c.id == row.id, runs.c.pid.is_(None), runs.c.state == "queued")
                 .values(
                     pid=os.getpid(),
                     host=socket.gethostname(),
@@ -350,10 +356,13 @@ class RunDispatcher:
                 self._reaped(run_id, code, message)
         self._wake.set()
 
-    def _reaped(self, run_id: str, code: int, message: str | None = None) -> None:
+    def _reaped(
+        self, run_id: str, code: int, message: str | None = None, pid: int | None = None
+    ) -> None:
         """A child ended without recording the end of its run (killed early, or failed
         before the run began): the run is cancelled if that was asked, else failed with
-        the tail of the child's log as the reason."""
+        the tail of the child's log as the reason. ``pid``: the child's; a run resumed
+        since (queued again, or taken by a new process) is left alone."""
         if not message:
             try:
                 tail = (self.settings.runs_dir / run_id / "driver.log").read_bytes()[-2000:]
@@ -365,6 +374,7 @@ class RunDispatcher:
             runs.c.id == run_id,
             runs.c.state.in_(["queued", "running", "interrupted"]),
             runs.c.ended_at.is_(None),
+            *([runs.c.pid == pid] if pid is not None else []),
         )
         now = dt.datetime.now(dt.UTC)
         with self.db.engine.begin() as conn:
@@ -378,6 +388,15 @@ class RunDispatcher:
                 .where(unfinished)
                 .values(state=State.FAILED.value, ended_at=now, exit_code=code or 1, error=message)
             )
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """Stop a child just started (in its own session) and everything it began."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
 
 
 def _exit_code(child: subprocess.Popen[bytes]) -> int | None:
