@@ -66,7 +66,7 @@ def _names(value: Any, key: str) -> list[Any]:
     raise ConfigError(f"{key}: {value!r} must be a name or a non-empty list of names")
 
 
-def _reader(path: Path, fmt: str) -> tuple[Any, list[str]]:
+def read_arrays(path: Path, fmt: str) -> tuple[Any, list[str]]:
     """``(lookup(name) -> array, available names)`` for the file."""
     if fmt == "csv":
         import pandas as pd
@@ -95,7 +95,7 @@ def _reader(path: Path, fmt: str) -> tuple[Any, list[str]]:
     return arrays.__getitem__, sorted(arrays)
 
 
-def _stack(lookup: Any, names: list[Any], available: list[str], key: str) -> np.ndarray:
+def stack_columns(lookup: Any, names: list[Any], available: list[str], key: str) -> np.ndarray:
     arrays = []
     for name in names:
         if str(name) not in available:
@@ -135,15 +135,15 @@ def load_data(spec: dict[str, Any], base: str | Path = ".", seed: int = 0) -> Pr
             f"{', '.join(FORMATS)} (or a file ending in {', '.join(sorted(SUFFIXES))})"
         )
     try:
-        lookup, available = _reader(path, fmt)
+        lookup, available = read_arrays(path, fmt)
     except ConfigError:
         raise
     except Exception as exc:  # a corrupt file or wrong format: say which file and why
         raise ConfigError(f"data.path: cannot read {path} as {fmt} ({exc})") from exc
     features = _names(spec["features"], "data.features")
     targets = _names(spec["target"], "data.target")
-    x = _stack(lookup, features, available, "data.features").astype(np.float32)
-    y = _stack(lookup, targets, available, "data.target").astype(np.float32)
+    x = stack_columns(lookup, features, available, "data.features").astype(np.float32)
+    y = stack_columns(lookup, targets, available, "data.target").astype(np.float32)
     if x.shape[0] != y.shape[0]:
         raise ConfigError(
             f"data.target: {y.shape[0]} samples but data.features has {x.shape[0]}; "

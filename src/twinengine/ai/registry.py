@@ -302,7 +302,7 @@ class ModelRegistry:
             log.warning("provenance of the %s not recorded: %s", entry["action"], exc)
 
     # -- files ----------------------------------------------------------------------------
-    def _folder(self, version: Any) -> Path:
+    def folder(self, version: Any) -> Path:
         """A local directory holding the version's model files (downloaded when remote)."""
         local = _local_path(version.source)
         if local is not None and local.is_dir():
@@ -318,7 +318,7 @@ class ModelRegistry:
     def resolve(self, ref: str) -> Path:
         """The local path of the ONNX file of ``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``."""
         version = self.version_of(ref)
-        onnx = self._folder(version) / ONNX_FILE
+        onnx = self.folder(version) / ONNX_FILE
         if not onnx.is_file():
             raise NotFoundError(
                 f"{ref} (version {version.version}) has no {ONNX_FILE}",
@@ -332,7 +332,7 @@ class ModelRegistry:
         target = Path(target_dir)
         target.mkdir(parents=True, exist_ok=True)
         copied = []
-        for file in sorted(self._folder(version).iterdir()):
+        for file in sorted(self.folder(version).iterdir()):
             if file.is_file():
                 copied.append(Path(shutil.copy2(file, target / file.name)))
         return copied

@@ -134,3 +134,138 @@ def resolve(
 ) -> None:
     """Print the local path of a version's ONNX file."""
     print(_registry(tracking_uri).resolve(ref))
+
+
+def _source(model: str, tracking_uri: str | None) -> Any:
+    """An ONNX path stays a path; anything else is a registry reference."""
+    from pathlib import Path
+
+    from twinengine.ai.serving.deploy import RegistryRef
+
+    return model if Path(model).exists() else RegistryRef(model, tracking_uri)
+
+
+@app.command("serve")
+@handle_errors
+def serve(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    replicas: Annotated[int, typer.Option(help="Processes sharing the port.")] = 1,
+    max_batch: Annotated[int, typer.Option(help="Most rows in one model call.")] = 256,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest wait to fill a batch.")] = 2.0,
+    threads: Annotated[int, typer.Option(help="ONNX Runtime threads per replica.")] = 1,
+    poll: Annotated[float, typer.Option(help="Seconds between alias checks.")] = 2.0,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option(help='Alert threshold, e.g. "p99_latency_ms>10" (repeat).'),
+    ] = None,
+    alert_webhook: Annotated[
+        list[str] | None, typer.Option(help="POST alerts as JSON to this URL (repeat).")
+    ] = None,
+    alert_secret: Annotated[
+        str | None,
+        typer.Option(envvar="TWIN_ALERT_SECRET", help="Sign alert webhooks (X-Twin-Signature)."),
+    ] = None,
+    alert_token: Annotated[
+        str | None, typer.Option(envvar="TWIN_ALERT_TOKEN", help="Bearer token for webhooks.")
+    ] = None,
+    notify: Annotated[
+        str | None, typer.Option(help="Publish alerts as notifications to this project.")
+    ] = None,
+    server: Annotated[str, typer.Option(help="builtin (fastest) or uvicorn.")] = "builtin",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Serve a model over HTTP; an alias is followed and swapped hot when it moves."""
+    from twinengine.ai.serving import serve as run_server
+    from twinengine.ai.serving.deploy import AlertSink
+    from twinengine.ai.serving.metrics import Threshold
+
+    source = _source(model, tracking_uri)
+    thresholds = [Threshold.parse(t) for t in threshold or []]
+    sink = None
+    if alert_webhook or notify:
+        sink = AlertSink(list(alert_webhook or []), alert_secret, alert_token, notify)
+    if not isinstance(source, str):
+        source.open()  # fail here, with the reason, rather than in each replica
+    console.print(f"serving {model} on http://{host}:{port} ({replicas} replica(s))")
+    run_server(
+        source,
+        host,
+        port,
+        replicas,
+        server,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        threads=threads,
+        threshold=thresholds,
+        on_alert=sink,
+        poll_s=poll,
+    )
+
+
+@app.command("predict")
+@handle_errors
+def predict(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")],
+    input_file: Annotated[str, typer.Argument(help="CSV, NPY, NPZ, NetCDF or HDF5 rows.")],
+    output_file: Annotated[str, typer.Argument(help="Predictions: .npy, .npz or .csv.")],
+    features: Annotated[
+        str | None, typer.Option(help="Comma-separated input columns (default: as trained).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per model call.")] = 4096,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Batch inference over a file (usable as a CWL step)."""
+    from twinengine.ai.serving.batch import predict_file
+
+    names = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    summary = predict_file(
+        model,
+        input_file,
+        output_file,
+        features=names,
+        batch_size=batch_size,
+        tracking_uri=tracking_uri,
+    )
+    print(json.dumps(summary))
+
+
+@app.command("stream")
+@handle_errors
+def stream(
+    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")],
+    source: Annotated[str, typer.Option(help="nats://, mqtt:// or kafka://HOST:PORT/SUBJECT.")],
+    sink: Annotated[str, typer.Option(help="Where predictions go (same broker kind).")],
+    max_batch: Annotated[int, typer.Option(help="Most messages in one model call.")] = 256,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest wait to fill a batch.")] = 5.0,
+    poll: Annotated[float, typer.Option(help="Seconds between alias checks.")] = 2.0,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Predict every message of a subject and publish the answers to another."""
+    import signal
+
+    from twinengine.ai.serving.bundle import load_bundle
+    from twinengine.ai.serving.stream import StreamPredictor
+
+    found = _source(model, tracking_uri)
+    watch = None
+    if isinstance(found, str):
+        bundle = load_bundle(found)
+    else:
+        bundle, watch = found.open()
+        watch = None if found.pinned else watch
+    predictor = StreamPredictor(
+        bundle, source, sink, watch=watch, poll_s=poll, max_batch=max_batch, max_wait_ms=max_wait_ms
+    )
+    predictor.connect()
+    signal.signal(signal.SIGTERM, lambda *_: predictor.stop())
+    console.print(f"predicting {source} -> {sink} with {model} (version {bundle.version})")
+    try:
+        stats = predictor.run()
+    except KeyboardInterrupt:
+        stats = predictor.stats
+    console.print(
+        f"{stats.messages} message(s), {stats.errors} error(s), {stats.batches} batch(es), "
+        f"{stats.swaps} swap(s)"
+    )

@@ -180,6 +180,10 @@ class MicroBatcher:
     def close(self) -> None:
         self._executor.shutdown(wait=False)
 
+    def idle(self) -> bool:
+        """Nothing queued, running or being read: safe to close."""
+        return not self._pending and not self._running and self.reading <= 0
+
     def submit(self, arrays: list[np.ndarray]) -> asyncio.Future:
         """Queue validated input arrays; the future resolves to the list of outputs."""
         loop = self._loop

@@ -182,6 +182,9 @@ async def run_asgi(app: ASGIApp, sock: socket.socket, on_stop: Callable[[], None
     loop = asyncio.get_running_loop()
     host, port = sock.getsockname()[:2]
     sock.listen(4096)
+    startup = getattr(app, "startup", None)  # background work of the app (no lifespan here)
+    if startup is not None:
+        await startup()
     server = await loop.create_server(lambda: _Protocol(app, (host, port)), sock=sock, backlog=4096)
     stop = loop.create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):

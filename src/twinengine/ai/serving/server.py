@@ -15,6 +15,7 @@ request that does not fit the signature gets 422 and a message naming the signat
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -22,14 +23,16 @@ import multiprocessing
 import signal
 import socket
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from twinengine.ai.serving.batching import MicroBatcher, Signature, SignatureError
+from twinengine.ai.serving.bundle import ModelBundle, load_bundle
 from twinengine.ai.serving.metrics import ServingMetrics, Threshold
-from twinengine.core.errors import ConfigError, NotFoundError, TwinError
+from twinengine.core.errors import ConfigError, TwinError
 
 log = logging.getLogger("twinengine.ai.serving")
 
@@ -38,49 +41,43 @@ NPZ = "application/x-npz"
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
+class _Loaded:
+    """One model being served: its bundle, batcher and ``/metadata`` answer."""
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ConfigError(f"cannot load ONNX model {path}: {exc}") from None
+    def __init__(self, bundle: ModelBundle, metrics: ServingMetrics, options: dict) -> None:
+        self.bundle = bundle
+        self.signature = bundle.signature
+        self.batcher = MicroBatcher(bundle.session, bundle.signature, **options)
+        self.batcher.on_batch = metrics.batch
+        self.metadata = json.dumps(bundle.describe()).encode()
+        version = b"" if bundle.version is None else str(bundle.version).encode()
+        self.headers = [*_JSON_HEADERS, *([(b"x-model-version", version)] if version else [])]
 
 
 class ModelServer:
-    """ASGI app serving one ONNX model (see module docstring)."""
+    """ASGI app serving one ONNX model, swappable while it serves (see module docstring)."""
 
     def __init__(
         self,
-        model: str | Path,
+        model: str | Path | ModelBundle,
         *,
         name: str | None = None,
         max_batch: int = 256,
         max_wait_ms: float = 2.0,
         threads: int = 1,
-        threshold: Threshold | str | None = None,
+        threshold: Threshold | str | Sequence[Threshold | str] | None = None,
+        on_alert: Callable[[dict[str, Any]], None] | None = None,
+        watch: Callable[[], ModelBundle | None] | None = None,
+        poll_s: float = 2.0,
     ) -> None:
-        path = Path(model)
-        if not path.is_file():
-            raise NotFoundError(f"no ONNX model at {path}", hint="give the path of a .onnx file")
-        self.name = name or path.stem
-        self.session = _session(path, threads)
-        self.signature = Signature.from_session(self.session)
-        if isinstance(threshold, str):
-            threshold = Threshold.parse(threshold)
-        self.metrics = ServingMetrics(self.name, threshold)
-        self.batcher = MicroBatcher(
-            self.session,
-            self.signature,
-            max_batch=max_batch,
-            max_wait_ms=max_wait_ms,
-            on_batch=self.metrics.batch,
-        )
-        meta = {"name": self.name, "model": str(path), **self.signature.as_dict()}
-        self._metadata = json.dumps(meta).encode()
+        bundle = model if isinstance(model, ModelBundle) else load_bundle(model, threads=threads)
+        self.name = name or bundle.name
+        self.metrics = ServingMetrics(self.name, threshold, on_alert)
+        self._options = {"max_batch": max_batch, "max_wait_ms": max_wait_ms}
+        self.active = _Loaded(bundle, self.metrics, self._options)
+        self.metrics.version = bundle.version
+        self.watch, self.poll_s = watch, poll_s
+        self._tasks: list[asyncio.Task] = []
         self._routes = {
             ("POST", "/predict"): self._predict,
             ("GET", "/health"): self._health,
@@ -88,14 +85,74 @@ class ModelServer:
             ("GET", "/metrics"): self._metrics,
         }
 
+    @property
+    def signature(self) -> Signature:
+        return self.active.signature
+
+    @property
+    def batcher(self) -> MicroBatcher:
+        return self.active.batcher
+
+    def swap(self, bundle: ModelBundle) -> None:
+        """Serve ``bundle`` from now on (call on the server's loop). Requests already
+        begun finish on the model they started with; its batcher closes once idle."""
+        old, self.active = self.active, _Loaded(bundle, self.metrics, self._options)
+        self.metrics.version = bundle.version
+        self.metrics.swaps += 1
+        log.warning(
+            "deployment %s: now serving %s (version %s, was %s)",
+            self.name,
+            bundle.path,
+            bundle.version,
+            old.bundle.version,
+        )
+        self._retire(old.batcher)
+
+    def _retire(self, batcher: MicroBatcher) -> None:
+        if batcher.idle():
+            batcher.close()
+        else:
+            asyncio.get_running_loop().call_later(0.5, self._retire, batcher)
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self.active.batcher.close()
+
+    async def startup(self) -> None:
+        """Start the background work: the model watcher and the threshold ticker."""
+        if self.watch is not None:
+            self._tasks.append(asyncio.create_task(self._watching()))
+        if self.metrics.thresholds:
+            self._tasks.append(asyncio.create_task(self._ticking()))
+
+    async def _watching(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.watch is not None
+        while True:
+            await asyncio.sleep(self.poll_s)
+            try:  # the registry look-up and the model load run off the loop
+                bundle = await loop.run_in_executor(None, self.watch)
+            except Exception as exc:  # the registry being away never stops serving
+                log.warning("deployment %s: cannot check for a new version: %s", self.name, exc)
+                continue
+            if bundle is not None:
+                self.swap(bundle)
+
+    async def _ticking(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.metrics.check()
+
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    await self.startup()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
-                    self.batcher.close()
+                    self.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -112,7 +169,7 @@ class ModelServer:
         await _send(send, 200, b'{"status":"ok"}')
 
     async def _meta(self, scope: dict, receive: Any, send: Any) -> None:
-        await _send(send, 200, self._metadata)
+        await _send(send, 200, self.active.metadata)
 
     async def _metrics(self, scope: dict, receive: Any, send: Any) -> None:
         body = self.metrics.render().encode()
@@ -120,7 +177,8 @@ class ModelServer:
 
     async def _predict(self, scope: dict, receive: Any, send: Any) -> None:
         t0 = time.perf_counter()
-        self.batcher.begin()
+        active = self.active  # the request finishes on this model, even across a swap
+        active.batcher.begin()
         message = await receive()
         body = message.get("body", b"")
         while message.get("more_body"):
@@ -134,11 +192,11 @@ class ModelServer:
                 accept = value
         try:
             try:
-                arrays = self.signature.check(_parse(body, ctype))
+                arrays = active.signature.check(_parse(body, ctype))
             except BaseException:
-                self.batcher.abandon()
+                active.batcher.abandon()
                 raise
-            outputs = await self.batcher.submit(arrays)
+            outputs = await active.batcher.submit(arrays)
         except TwinError as exc:
             status = getattr(exc, "http_status", 400)
             self.metrics.request(status, time.perf_counter() - t0)
@@ -149,23 +207,28 @@ class ModelServer:
             self.metrics.request(500, time.perf_counter() - t0)
             await _send(send, 500, _error(f"model failed: {exc}"))
             return
-        if accept.startswith(NPY.encode()):
-            buf = io.BytesIO()
-            np.save(buf, outputs[0], allow_pickle=False)
-            await _send(send, 200, buf.getvalue(), [(b"content-type", NPY.encode())])
-        elif accept.startswith(NPZ.encode()):
-            buf = io.BytesIO()
-            names = [s.name for s in self.signature.outputs]
-            np.savez(buf, **dict(zip(names, outputs, strict=True)))
-            await _send(send, 200, buf.getvalue(), [(b"content-type", NPZ.encode())])
-        else:
-            if len(outputs) == 1:
-                payload: Any = outputs[0].tolist()
-            else:
-                names = [s.name for s in self.signature.outputs]
-                payload = {n: o.tolist() for n, o in zip(names, outputs, strict=True)}
-            await _send(send, 200, json.dumps({"outputs": payload}).encode())
+        body, headers = _encode(outputs, active, accept)
+        await _send(send, 200, body, headers)
         self.metrics.request(200, time.perf_counter() - t0)
+
+
+def _encode(outputs: list[np.ndarray], active: _Loaded, accept: bytes) -> tuple[bytes, list]:
+    """The answer body and headers, in the format ``accept`` asks for."""
+    names = [s.name for s in active.signature.outputs]
+    extra = active.headers[1:]  # the model version
+    if accept.startswith(NPY.encode()):
+        buf = io.BytesIO()
+        np.save(buf, outputs[0], allow_pickle=False)
+        return buf.getvalue(), [(b"content-type", NPY.encode()), *extra]
+    if accept.startswith(NPZ.encode()):
+        buf = io.BytesIO()
+        np.savez(buf, **dict(zip(names, outputs, strict=True)))
+        return buf.getvalue(), [(b"content-type", NPZ.encode()), *extra]
+    if len(outputs) == 1:
+        payload: Any = outputs[0].tolist()
+    else:
+        payload = {n: o.tolist() for n, o in zip(names, outputs, strict=True)}
+    return json.dumps({"outputs": payload}).encode(), active.headers
 
 
 def _parse(body: bytes, ctype: bytes) -> dict[str, Any] | list[Any]:
@@ -216,17 +279,17 @@ def _bound_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 
 def _run_one(
-    model: str, host: str, port: int, reuse_port: bool, server: str, options: dict
+    model: str | Any, host: str, port: int, reuse_port: bool, server: str, options: dict
 ) -> None:
-    app = ModelServer(model, **options)
+    from twinengine.ai.serving.deploy import make_app
+
+    app = make_app(model, options)
     sock = _bound_socket(host, port, reuse_port)
     log.info("serving %s on http://%s:%d (%s)", model, host, port, server)
     if server == "builtin":
-        import asyncio
-
         from twinengine.ai.serving.http import run_asgi
 
-        asyncio.run(run_asgi(app, sock, app.batcher.close))
+        asyncio.run(run_asgi(app, sock, app.close))
         return
     import uvicorn
 
@@ -235,34 +298,35 @@ def _run_one(
 
 
 def serve(
-    model: str | Path,
+    model: str | Path | Any,
     host: str = "127.0.0.1",
     port: int = 8080,
     replicas: int = 1,
     server: str = "builtin",
     **options: Any,
 ) -> None:
-    """Serve ``model`` until interrupted; ``replicas`` processes share the port.
+    """Serve ``model`` (an ONNX file or a :class:`~twinengine.ai.serving.deploy.RegistryRef`)
+    until interrupted; ``replicas`` processes share the port.
 
     ``server`` is ``"builtin"`` (the lean HTTP/1.1 front-end of
     :mod:`twinengine.ai.serving.http`, fastest) or ``"uvicorn"`` (complete HTTP support).
 
     ``options`` go to :class:`ModelServer` (``max_batch``, ``max_wait_ms``, ``threads``,
-    ``threshold``, ``name``).
+    ``threshold``, ``name``, ``poll_s``, ``on_alert`` — picklable when ``replicas > 1``).
     """
     if replicas < 1:
         raise ConfigError(f"replicas must be at least 1, got {replicas}")
     if server not in ("builtin", "uvicorn"):
         raise ConfigError(f"unknown server {server!r}", hint='use "builtin" or "uvicorn"')
     if replicas == 1:
-        _run_one(str(model), host, port, False, server, options)
+        _run_one(_plain(model), host, port, False, server, options)
         return
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ConfigError("replicas > 1 needs SO_REUSEPORT (Linux, BSD, macOS)")
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
-            target=_run_one, args=(str(model), host, port, True, server, options), daemon=True
+            target=_run_one, args=(_plain(model), host, port, True, server, options), daemon=True
         )
         for _ in range(replicas)
     ]
@@ -284,3 +348,7 @@ def serve(
             proc.terminate()
         for proc in procs:
             proc.join(10)
+
+
+def _plain(model: Any) -> Any:
+    return str(model) if isinstance(model, Path) else model

@@ -1,0 +1,151 @@
+"""What a deployment serves: a model file or a registry version, loaded and ready to run.
+
+:func:`load_bundle` opens an ONNX file (or a folder holding ``model.onnx``) with ONNX
+Runtime and, when a ``standardize.json`` lies beside it (written by ``twin train`` for
+``data.standardize: true``), scales the first input with the training mean and standard
+deviation before the model sees it — so clients send raw feature values, as they would
+to the twin. :func:`registry_bundle` does the same for a registry reference
+(``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``) and remembers which version it got, so a
+deployment can tell when an alias has moved (:func:`current_version`). A version
+without an ONNX file is refused with a hint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twinengine.ai.serving.batching import Signature
+from twinengine.core.errors import ConfigError, NotFoundError
+
+SCALING_FILE = "standardize.json"
+
+
+def open_session(path: Path, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session on ``path`` (a clear error when it is not a model)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ConfigError(f"cannot load ONNX model {path}: {exc}") from None
+
+
+class ScaledSession:
+    """An ONNX session whose first input is standardized before each run."""
+
+    def __init__(self, session: Any, mean: np.ndarray, std: np.ndarray) -> None:
+        self.session = session
+        self.first = session.get_inputs()[0].name
+        self.mean = mean.astype(np.float32)
+        self.scale = (1.0 / np.where(std == 0, 1.0, std)).astype(np.float32)
+
+    def get_inputs(self) -> Any:
+        return self.session.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self.session.get_outputs()
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        x = feeds[self.first]
+        scaled = ((x - self.mean) * self.scale).astype(x.dtype, copy=False)
+        return self.session.run(names, {**feeds, self.first: scaled})
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model: its session, signature and where it came from."""
+
+    name: str
+    path: Path
+    session: Any
+    signature: Signature
+    ref: str | None = None
+    version: int | None = None
+    scaled: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "model": str(self.path),
+            "ref": self.ref,
+            "version": self.version,
+            "standardized_inputs": self.scaled,
+            **self.signature.as_dict(),
+        }
+
+    def predict(self, arrays: dict[str, Any] | list[Any]) -> list[np.ndarray]:
+        """Check ``arrays`` against the signature and run the model once (no batching)."""
+        feeds = self.signature.check(arrays)
+        names = [s.name for s in self.signature.outputs]
+        return self.session.run(names, dict(zip(self._inputs, feeds, strict=True)))
+
+    @property
+    def _inputs(self) -> list[str]:
+        return [s.name for s in self.signature.inputs]
+
+
+def _scaling(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    path = folder / SCALING_FILE
+    if not path.is_file():
+        return None
+    try:
+        stats = json.loads(path.read_text())
+        return np.asarray(stats["mean"], np.float64), np.asarray(stats["std"], np.float64)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a valid scaling file ({exc})") from None
+
+
+def load_bundle(
+    model: str | Path,
+    *,
+    threads: int = 1,
+    name: str | None = None,
+    ref: str | None = None,
+    version: int | None = None,
+) -> ModelBundle:
+    """Load an ``.onnx`` file, or the ``model.onnx`` of a folder, with its input scaling."""
+    path = Path(model)
+    if path.is_dir():
+        path = path / "model.onnx"
+    if not path.is_file():
+        raise NotFoundError(f"no ONNX model at {path}", hint="give the path of a .onnx file")
+    session = open_session(path, threads)
+    scaling = _scaling(path.parent)
+    if scaling is not None:
+        width = session.get_inputs()[0].shape[-1]
+        if isinstance(width, int) and width != scaling[0].size:
+            raise ConfigError(
+                f"{path.parent / SCALING_FILE}: {scaling[0].size} feature(s), the model's "
+                f"first input has {width}"
+            )
+        session = ScaledSession(session, *scaling)
+    signature = Signature.from_session(session)
+    return ModelBundle(
+        name or path.stem, path, session, signature, ref, version, scaling is not None
+    )
+
+
+def current_version(registry: Any, ref: str) -> int:
+    """The version number ``ref`` designates in the registry now."""
+    return int(registry.version_of(ref).version)
+
+
+def registry_bundle(registry: Any, ref: str, *, threads: int = 1) -> ModelBundle:
+    """Load the version ``ref`` designates (``NAME@ALIAS``, ``NAME/VERSION``, ``NAME``)."""
+    found = registry.version_of(ref)
+    folder = registry.folder(found)
+    name = found.name
+    if not (folder / "model.onnx").is_file():
+        raise NotFoundError(
+            f"{name} version {found.version} has no ONNX file (model.onnx) to serve",
+            hint="retrain with trainer.onnx=true so that the model can be served",
+        )
+    return load_bundle(folder, threads=threads, name=name, ref=ref, version=int(found.version))
