@@ -1,7 +1,7 @@
 // The application shell: sign-in gate, navigation bar, error banner and page routing.
 
 import { useCallback, useEffect, useState, type ReactElement } from "react";
-import { api, getToken, setToken, setUnauthorizedHandler, type Me } from "./api";
+import { api, getToken, rawRequest, setToken, setUnauthorizedHandler, type Me } from "./api";
 import { SessionContext } from "./auth";
 import { ErrorBanner, useErrors } from "./errors";
 import { href, navigate, useRoute } from "./router";
@@ -46,8 +46,31 @@ function Nav({ section }: { section: string }) {
           )}
         </a>
       ))}
+      <a
+        href="/mlflow/"
+        target="_blank"
+        rel="noopener"
+        data-testid="nav-mlflow"
+        title="MLflow: training runs, metrics and registered models (opens a new tab)"
+        onClick={openMlflow}
+      >
+        MLflow ↗
+      </a>
     </nav>
   );
+}
+
+// A browser cannot send the bearer header to /mlflow: the server first stores the token in
+// an HTTP-only cookie scoped to /mlflow, then the tab opened synchronously goes there.
+function openMlflow(event: React.MouseEvent<HTMLAnchorElement>) {
+  event.preventDefault();
+  const tab = window.open("about:blank", "_blank");
+  rawRequest("/api/v1/session", { method: "POST" })
+    .then(() => {
+      if (tab) tab.location.href = "/mlflow/";
+      else window.location.href = "/mlflow/";
+    })
+    .catch(() => tab?.close());
 }
 
 export function App() {
@@ -57,6 +80,7 @@ export function App() {
   const [checking, setChecking] = useState<boolean>(() => Boolean(getToken()));
 
   const signOut = useCallback(() => {
+    rawRequest("/api/v1/session", { method: "DELETE" }).catch(() => undefined);
     setToken(null);
     setMe(null);
     navigate("/");

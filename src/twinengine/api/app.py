@@ -28,6 +28,7 @@ from twinengine.api.routers import (
     access,
     events,
     functions,
+    mlflow_ui,
     notify,
     ops,
     provenance,
@@ -124,6 +125,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         finally:
             ctx.extras["events"].stop()
             ctx.dispatcher.stop()
+            if "mlflow_ui" in ctx.extras:
+                ctx.extras["mlflow_ui"].stop()
             if "notify" in ctx.extras:
                 ctx.extras["notify"].close()
             functions.shutdown_functions(ctx)
@@ -140,7 +143,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     )
     app.state.twin = ctx
     errors.install(app)
-    for module in (ops, access, workflows, runs, provenance, events, notify, functions):
+    for module in (ops, access, workflows, runs, provenance, events, notify, functions, mlflow_ui):
         app.include_router(module.router)
     _count_requests(app, ctx.extras["metrics"])
     _limit_bodies(app, ctx.settings.max_upload_mb)
