@@ -1,24 +1,21 @@
 """Hyper-parameter search: Optuna trials over a training config, each an MLflow child run.
 
-A tuning config is a training config (see :mod:`twinengine.ai.config`) plus a ``search``
-section: ``space`` (dotted config keys to ``float``/``int``/``categorical`` ranges),
-``trials``, ``sampler`` (tpe, random, grid), ``pruner`` (none, hyperband, asha, median),
-``metric``, ``direction``, ``storage`` (an Optuna RDB URL shared by workers), ``study``,
-``workers``, ``seed`` and ``register`` (see ``docs/ai-tune.md``).
-
-Every trial sets its sampled values as dotted-path overrides on the base config and
-calls :func:`twinengine.ai.trainer.train`; each epoch's metric is reported to Optuna so
-the pruner can stop a trial early. All trials are MLflow child runs (tag
-``mlflow.parentRunId``) of one parent run that gets the best params, the best value and
-the best configuration as ``best_config.yaml``.
+A tuning config is a training config plus a ``search`` section (``space``: dotted keys to
+ranges; ``trials``, ``sampler``, ``pruner``, ``metric``, ``backend``…: docs/ai-tune.md).
+Each trial sets its sampled values as dotted-path overrides and runs the trainer as an
+MLflow child run of one parent run, reporting each epoch's metric so a pruner can stop
+it; the parent gets the best params, value and ``best_config.yaml``. ``backend: ray``
+(:mod:`twinengine.ai.tune_ray`) shares :func:`parent_run`, :func:`run_trial`, :func:`finish`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +24,7 @@ import yaml
 
 from twinengine.ai import trainer as _trainer
 from twinengine.ai.config import SECTIONS, _yaml, apply_overrides, check_config
-from twinengine.ai.tracking import RunTracker
+from twinengine.ai.tracking import RunTracker, tracking_uri
 from twinengine.core.errors import ConfigError
 
 SEARCH_DEFAULTS: dict[str, Any] = {
@@ -42,7 +39,9 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "workers": 1,
     "seed": None,
     "register": None,
+    "backend": "optuna",
 }
+BACKENDS = ("optuna", "ray")
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("asha", "hyperband", "median", "none")
 TYPES = ("categorical", "float", "int")
@@ -72,10 +71,8 @@ class TuneResult:
 def load_search(
     path: str | Path, overrides: list[str] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The checked training config and ``search`` section in ``path``, overrides applied.
-
-    Overrides may set search keys too (``search.trials=4``).
-    """
+    """The checked training config and ``search`` section in ``path``, overrides applied
+    (overrides may set search keys too: ``search.trials=4``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path}: no such file")
@@ -104,7 +101,8 @@ def check_search(search: Any, config: dict[str, Any]) -> dict[str, Any]:
             f"search.{unknown[0]}: not a known key; accepted: {', '.join(SEARCH_DEFAULTS)}"
         )
     result = {**SEARCH_DEFAULTS, **search}
-    for key, accepted in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("direction", DIRECTIONS)):
+    choices = {"sampler": SAMPLERS, "pruner": PRUNERS, "direction": DIRECTIONS, "backend": BACKENDS}
+    for key, accepted in choices.items():
         value = result[key]
         value = "none" if value is None and key == "pruner" else str(value).lower()
         if value not in accepted:
@@ -127,15 +125,16 @@ def check_search(search: Any, config: dict[str, Any]) -> dict[str, Any]:
     result["space"] = {k: _check_param(k, v, result["sampler"]) for k, v in flat.items()}
     if result["study"] is None:
         result["study"] = f"{config['tracking']['experiment']}-tune"
+    if result["backend"] == "ray":
+        from twinengine.ai.tune_ray import check_ray
+
+        check_ray(result)
     return result
 
 
 def _flatten_space(space: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{optimizer: {lr: {type: ...}}}`` → ``{'optimizer.lr': {type: ...}}``.
-
-    Nested keys are what ``search.space.optimizer.lr=...`` overrides create; a later
-    entry for the same dotted key wins, so an override replaces the file's entry.
-    """
+    """``{optimizer: {lr: {type: ...}}}`` → ``{'optimizer.lr': {type: ...}}``, as overrides
+    ``search.space.optimizer.lr=...`` create them; a later entry (an override) wins."""
     flat: dict[str, Any] = {}
     for key, value in space.items():
         dotted = f"{prefix}{key}"
@@ -155,8 +154,8 @@ def _check_param(key: str, spec: Any, sampler: str) -> dict[str, Any]:
         got = spec.get("type") if isinstance(spec, dict) else spec
         raise ConfigError(f"{where}.type: {got!r}; accepted: {', '.join(TYPES)}")
     kind = spec["type"]
-    allowed = {"categorical": {"choices"}, "float": {"low", "high", "log", "step"}}
-    allowed["int"] = allowed["float"]
+    ranges = {"low", "high", "log", "step"}
+    allowed = {"categorical": {"choices"}, "float": ranges, "int": ranges}
     extra = sorted(set(spec) - allowed[kind] - {"type"})
     if extra:
         raise ConfigError(
@@ -213,15 +212,11 @@ def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
             tokens = [_token(c) for c in spec["choices"]]
             picked = trial.suggest_categorical(key, tokens)
             values[key] = spec["choices"][tokens.index(picked)]
-        elif spec["type"] == "int":
-            step = int(spec["step"] or 1)
-            values[key] = trial.suggest_int(
-                key, spec["low"], spec["high"], step=step, log=spec["log"]
-            )
         else:
-            values[key] = trial.suggest_float(
-                key, spec["low"], spec["high"], step=spec["step"], log=spec["log"]
-            )
+            is_int = spec["type"] == "int"
+            suggest = trial.suggest_int if is_int else trial.suggest_float
+            step = int(spec["step"] or 1) if is_int else spec["step"]
+            values[key] = suggest(key, spec["low"], spec["high"], step=step, log=spec["log"])
     return values
 
 
@@ -230,9 +225,7 @@ def with_params(config: dict[str, Any], values: dict[str, Any]) -> dict[str, Any
     base = {k: v for k, v in config.items() if not k.startswith("_")}
     overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
     result = check_config(apply_overrides(base, overrides))
-    for key, value in config.items():
-        if key.startswith("_"):
-            result[key] = value
+    result.update({key: value for key, value in config.items() if key.startswith("_")})
     return result
 
 
@@ -261,117 +254,146 @@ def _pruner(search: dict[str, Any], epochs: int) -> Any:
     return optuna.pruners.NopPruner()
 
 
+@dataclass
+class Trial:
+    """One trial as either backend saw it; ``state`` as Optuna names it, in lower case."""
+
+    number: int
+    values: dict[str, Any]
+    value: float | None
+    run_id: str | None
+    state: str = "complete"
+
+
+@contextlib.contextmanager
+def parent_run(config: dict[str, Any], search: dict[str, Any]) -> Iterator[RunTracker]:
+    """The search's MLflow parent run, ended ``FINISHED`` or, on an error, ``FAILED``."""
+    tracking, name = config["tracking"], search["study"]
+    parent = RunTracker(
+        tracking["experiment"], tracking["uri"], run_name=f"tune-{name}", tensorboard=False
+    )
+    tags = {"study": name, "storage": search["storage"] or "memory", "backend": search["backend"]}
+    parent.set_tags({f"twin.tune.{key}": value for key, value in tags.items()})
+    parent.log_params({f"search.{k}": json.dumps(v) for k, v in search.items() if v is not None})
+    status = "FAILED"
+    try:
+        yield parent
+        status = "FINISHED"
+    finally:
+        parent.end(status)
+
+
+def run_trial(
+    config: dict[str, Any],
+    search: dict[str, Any],
+    values: dict[str, Any],
+    number: int,
+    parent: str,
+    report: Callable[[int, float, str], None],
+    stops: type[BaseException] | tuple[type[BaseException], ...] = (),
+) -> tuple[float, Any]:
+    """Train trial ``number`` as a child run of ``parent``: its last metric and result.
+    ``report(epoch, value, run_id)`` may raise one of ``stops`` to prune it (run KILLED)."""
+    run_config = with_params(config, values)
+    run_config["tracking"]["run_name"] = f"{search['study']}-trial-{number}"
+    tags = {"mlflow.parentRunId": parent, "twin.tune.trial": number}
+    seen: dict[str, Any] = {"run_id": None, "last": None, "epoch": 0}
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        if search["metric"] in metrics:
+            seen.update(last=float(metrics[search["metric"]]), epoch=epoch)
+            report(epoch, seen["last"], seen["run_id"])
+
+    try:
+        result = _trainer.train(
+            run_config, tags=tags, on_run=lambda run: seen.update(run_id=run), on_epoch=on_epoch
+        )
+    except stops:
+        if seen["run_id"]:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(tracking_uri(run_config["tracking"]["uri"]))
+            why = f"pruned at epoch {seen['epoch']} ({search['metric']}={seen['last']:.4g})"
+            client.set_tag(seen["run_id"], "twin.tune.pruned", why)
+            client.set_terminated(seen["run_id"], status="KILLED")
+        raise
+    if seen["last"] is None:
+        raise ConfigError(
+            f"search.metric: {search['metric']!r} was never logged by the trainer",
+            hint="val_* metrics need a validation split (data.val_fraction > 0)",
+        )
+    return seen["last"], result
+
+
 def tune(config: dict[str, Any], search: dict[str, Any]) -> TuneResult:
     """Run ``search['trials']`` new trials of ``config`` and return the best one."""
+    if search["backend"] == "ray":
+        from twinengine.ai.tune_ray import tune_ray
+
+        return tune_ray(config, search)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    tracking = config["tracking"]
-    name = search["study"]
     study = optuna.create_study(
-        study_name=name,
+        study_name=search["study"],
         storage=search["storage"],
         sampler=_sampler(search),
         pruner=_pruner(search, config["trainer"]["epochs"]),
         direction=search["direction"],
         load_if_exists=True,
     )
-    parent = RunTracker(
-        tracking["experiment"], tracking["uri"], run_name=f"tune-{name}", tensorboard=False
-    )
-    parent.set_tags({"twin.tune.study": name, "twin.tune.storage": search["storage"] or "memory"})
-    parent.log_params({f"search.{k}": json.dumps(v) for k, v in search.items() if v is not None})
 
     def objective(trial: Any) -> float:
-        values = _suggest(trial, search["space"])
-        run_config = with_params(config, values)
-        run_config["tracking"]["run_name"] = f"{name}-trial-{trial.number}"
-        seen: dict[str, Any] = {"run_id": None, "last": None}
-
-        def started(run_id: str) -> None:
-            seen["run_id"] = run_id
+        def report(epoch: int, value: float, run_id: str) -> None:
             trial.set_user_attr("mlflow_run_id", run_id)
-
-        def report(epoch: int, metrics: dict[str, float]) -> None:
-            if search["metric"] not in metrics:
-                return
-            value = float(metrics[search["metric"]])
-            seen["last"] = value
             trial.report(value, epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(
-                    f"pruned at epoch {epoch} ({search['metric']}={value:.4g})"
-                )
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
-        tags = {"mlflow.parentRunId": parent.run_id, "twin.tune.trial": trial.number}
-        try:
-            result = _trainer.train(run_config, tags=tags, on_run=started, on_epoch=report)
-        except optuna.TrialPruned as exc:
-            if seen["run_id"]:
-                parent.client.set_tag(seen["run_id"], "twin.tune.pruned", str(exc))
-                parent.client.set_terminated(seen["run_id"], status="KILLED")
-            raise
-        if seen["last"] is None:
-            raise ConfigError(
-                f"search.metric: {search['metric']!r} was never logged by the trainer",
-                hint="val_* metrics need a validation split (data.val_fraction > 0)",
-            )
+        values = _suggest(trial, search["space"])
+        number, stops = trial.number, optuna.TrialPruned
+        value, result = run_trial(config, search, values, number, parent.run_id, report, stops)
         trial.set_user_attr("epochs", result.epochs_done)
         trial.set_user_attr("values", values)
-        return float(seen["last"])
+        return value
 
-    status = "FAILED"
-    try:
+    with parent_run(config, search) as parent:
         study.optimize(objective, n_trials=search["trials"], n_jobs=search["workers"])
-        result = _finish(study, search, config, parent)
-        status = "FINISHED"
-    finally:
-        parent.end(status)
-    return result
+        trials = [
+            Trial(t.number, t.user_attrs.get("values") or dict(t.params), t.value,
+                  t.user_attrs.get("mlflow_run_id"), t.state.name.lower())
+            for t in study.trials
+        ]  # fmt: skip
+        return finish(parent, config, search, trials)
 
 
-def _finish(study: Any, search: dict[str, Any], config: dict[str, Any], parent: Any) -> TuneResult:
-    import optuna
-
-    states = [t.state for t in study.trials]
-    try:
-        best = study.best_trial
-    except ValueError:
+def finish(
+    parent: RunTracker, config: dict[str, Any], search: dict[str, Any], trials: list[Trial]
+) -> TuneResult:
+    """Record the best complete trial on the parent run, register its model if asked."""
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    if not done:
         raise ConfigError(
-            f"search: no trial of study {study.study_name} completed",
+            f"search: no trial of study {search['study']} completed",
             hint="see the trials' MLflow runs; a pruner or NaN losses may stop them all",
-        ) from None
-    params = best.user_attrs.get("values") or dict(best.params)
-    best_config = with_params(config, params)
-    best_config = {k: v for k, v in best_config.items() if not k.startswith("_")}
+        )
+    best = (min if search["direction"] == "minimize" else max)(done, key=lambda t: t.value or 0.0)
+    params, value, run_id = best.values, float(best.value or 0), best.run_id
+    best_config = {k: v for k, v in with_params(config, params).items() if k[0] != "_"}
     best_config["tracking"]["run_name"] = None
-    run_id = best.user_attrs.get("mlflow_run_id")
     parent.log_params({f"best.{k}": json.dumps(v) for k, v in params.items()})
-    parent.log_metrics({f"best_{search['metric']}": best.value}, 0)
+    parent.log_metrics({f"best_{search['metric']}": value}, 0)
     parent.set_tags({"twin.tune.best_run_id": run_id or "", "twin.tune.best_trial": best.number})
-    work = Path(tempfile.mkdtemp(prefix="twin-tune-"))
-    out = work / "best_config.yaml"
+    out = Path(tempfile.mkdtemp(prefix="twin-tune-")) / "best_config.yaml"
     out.write_text(yaml.safe_dump(best_config, sort_keys=False))
     parent.log_artifact(out)
     registered = None
     if search["register"] and run_id:
-        about = f"best trial {best.number} of study {study.study_name}"
-        registered = _register(run_id, str(search["register"]), parent.uri, about)
-    return TuneResult(
-        study=study.study_name,
-        parent_run_id=parent.run_id,
-        tracking_uri=parent.uri,
-        best_params=params,
-        best_value=float(best.value),
-        best_run_id=run_id,
-        best_config=copy.deepcopy(best_config),
-        trials=len(states),
-        pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
-        registered=registered,
-    )
+        from twinengine.ai.registry import ModelRegistry
 
-
-def _register(run_id: str, name: str, uri: str, description: str) -> Any:
-    from twinengine.ai.registry import ModelRegistry
-
-    return ModelRegistry(tracking_uri=uri).register(run_id, name, description=description)
+        about = f"best trial {best.number} of study {search['study']}"
+        registry = ModelRegistry(tracking_uri=parent.uri)
+        registered = registry.register(run_id, str(search["register"]), description=about)
+    pruned = sum(t.state == "pruned" for t in trials)
+    result = (params, value, run_id, copy.deepcopy(best_config), len(trials), pruned, registered)
+    return TuneResult(search["study"], parent.run_id, parent.uri, *result)
