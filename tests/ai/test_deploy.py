@@ -175,6 +175,17 @@ def test_thresholds_alert_by_webhook_and_notification(env: dict) -> None:
     from twinengine.ai.serving.deploy import AlertSink
     from twinengine.notify import NotificationCenter, verify_signature
 
+    from twinengine.events.queue import EventQueue
+    from twinengine.events.store import DefinitionStore
+
+    DefinitionStore().add_trigger(
+        {
+            "name": "retrain-on-drift",
+            "source": "ai",
+            "workflow": "retrain",
+            "filter": {"key": "line/*"},
+        }
+    )
     hook = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     try:
@@ -201,6 +212,11 @@ def test_thresholds_alert_by_webhook_and_notification(env: dict) -> None:
             Threshold.parse("p99_latency_ms=3")
         notes = NotificationCenter().inbox("admin", ["default"])
         assert any("p99_latency_ms" in n["title"] for n in notes)
+        found, _ = EventQueue().events(["default"], source="ai")
+        keys = sorted(e["key"] for e in found)
+        assert keys == ["line/input_mean[0]>3", "line/p99_latency_ms>5"]
+        assert all(e["kind"] == "threshold" for e in found)
+        assert all([d["trigger"] for d in e["deliveries"]] == ["retrain-on-drift"] for e in found)
     finally:
         hook.shutdown()
 

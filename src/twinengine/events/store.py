@@ -25,7 +25,7 @@ from twinengine.events.base import source_class
 from twinengine.events.triggers import parse_trigger
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-RESERVED_SOURCES = {"runs"}  # run completions, built in
+RESERVED_SOURCES = {"runs", "ai"}  # run completions; AI guard stops and alerts (built in)
 
 
 def _row(row: Any) -> dict[str, Any]:

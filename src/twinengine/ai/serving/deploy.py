@@ -10,7 +10,8 @@ models between requests, so none is dropped. A pinned ``NAME/VERSION`` has no wa
 :class:`AlertSink` turns threshold crossings (see
 :class:`~twinengine.ai.serving.metrics.ServingMetrics`) into JSON webhooks — signed
 like TwinEngine's own, so an event source of ``twin serve`` can receive them and
-trigger a retraining workflow — and notes in TwinEngine's notification centre.
+trigger a retraining workflow — and, for a project, an event of the built-in source
+``ai`` (for triggers) and a note in TwinEngine's notification centre.
 :func:`make_app` builds the :class:`~twinengine.ai.serving.server.ModelServer` of a
 file or a reference.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,24 +111,18 @@ class AlertSink:
             answer.read()
 
     def _notify(self, alert: dict[str, Any]) -> None:
-        from twinengine.notify import Note, NotificationCenter
+        from twinengine.ai.events import announce
 
         state = "crossed" if alert["crossed"] else "is back within"
-        center = NotificationCenter(workers=1)
-        try:
-            center.publish(
-                Note(
-                    kind="threshold",
-                    title=f"deployment {alert['deployment']}: {alert['metric']} {state} "
-                    f"{alert['threshold']}",
-                    body=f"{alert['metric']} = {alert['value']:.4g} (version {alert['version']})",
-                    project=self.project,
-                    data=alert,
-                )
-            )
-            center.flush()
-        finally:
-            center.close()
+        announce(
+            "threshold",
+            f"{alert['deployment']}/{alert['threshold']}",
+            f"deployment {alert['deployment']}: {alert['metric']} {state} {alert['threshold']}",
+            f"{alert['metric']} = {alert['value']:.4g} (version {alert['version']})",
+            alert,
+            self.project or "default",
+            version=f"{time.time():.6f}",
+        )
 
 
 def make_app(model: str | RegistryRef, options: dict[str, Any]) -> Any:
