@@ -173,10 +173,9 @@ class _Hook(BaseHTTPRequestHandler):
 def test_thresholds_alert_by_webhook_and_notification(env: dict) -> None:
     from twinengine.ai.serving import ServingMetrics, Threshold
     from twinengine.ai.serving.deploy import AlertSink
-    from twinengine.notify import NotificationCenter, verify_signature
-
     from twinengine.events.queue import EventQueue
     from twinengine.events.store import DefinitionStore
+    from twinengine.notify import NotificationCenter, verify_signature
 
     DefinitionStore().add_trigger(
         {

@@ -11,6 +11,11 @@ Public interface (what ``twin train`` calls, and the REST API will):
 - :data:`MODELS`, :data:`LOSSES`, :data:`OPTIMIZERS`, :data:`METRICS` — the built-ins a
   config names by a short ``name``; anything else is a ``_target_`` dotted path.
 - :class:`LossGuard`, :class:`RunTracker`, :func:`tracking_uri`.
+- :func:`launch` — train with N DDP processes (``twin train --nproc N``);
+  :func:`slurm_script` — a multi-node Slurm batch script.
+- :func:`announce` — an AI happening as an ``ai`` event and a notification.
+- :func:`tool_path` — the packaged CWL tools (train, tune, register, promote, predict,
+  serve).
 
 Names are imported on first use: ``twin --help`` never imports torch or MLflow.
 """
@@ -38,6 +43,10 @@ _EXPORTS = {
     "train": "twinengine.ai.trainer",
     "ModelRegistry": "twinengine.ai.registry",
     "ModelServer": "twinengine.ai.serving",
+    "launch": "twinengine.ai.distributed",
+    "slurm_script": "twinengine.ai.distributed",
+    "announce": "twinengine.ai.events",
+    "tool_path": "twinengine.ai.cwltools",
 }
 
 __all__ = sorted(_EXPORTS)

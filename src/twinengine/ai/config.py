@@ -48,6 +48,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "patience": None,
     "log_every_n_steps": 10,
     "onnx": True,
+    "strategy": "ddp",
     "guard": {"max_loss": None, "window": 3},
 }
 TRACKING_DEFAULTS: dict[str, Any] = {

@@ -30,6 +30,7 @@ import yaml
 from twinengine.ai.config import build, flatten
 from twinengine.ai.data import PreparedData, load_data
 from twinengine.ai.models import LOSSES, METRICS, MODELS, OPTIMIZERS
+from twinengine.ai.strategies import Strategy, check_trainer
 from twinengine.ai.tracking import RunTracker, check_tracking
 from twinengine.core.errors import ConfigError
 
@@ -84,9 +85,18 @@ class TrainResult:
     model_path: Path | None = None
     onnx_path: Path | None = None
 
+    def summary(self) -> list[str]:
+        """What ``twin train`` prints: a line per epoch, then the run id and tracking URI."""
+        lines = []
+        for row in self.history:
+            shown = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
+            lines.append(f"epoch {int(row['epoch'])}: {shown}")
+        return [*lines, f"run {self.run_id} ({self.epochs_done} epochs) at {self.tracking_uri}"]
 
-def _tensors(data: PreparedData, classes: bool) -> tuple[torch.Tensor, ...]:
-    out = [torch.from_numpy(a) for a in (data.x_train, data.y_train, data.x_val, data.y_val)]
+
+def _tensors(data: PreparedData, classes: bool, device: Any = "cpu") -> tuple[torch.Tensor, ...]:
+    arrays = (data.x_train, data.y_train, data.x_val, data.y_val)
+    out = [torch.from_numpy(a).to(device) for a in arrays]
     if classes:  # cross entropy wants class indices
         out[1], out[3] = out[1].reshape(-1).long(), out[3].reshape(-1).long()
     return tuple(out)
@@ -140,21 +150,26 @@ def train(
     tags: dict[str, Any] | None = None,
     on_run: Callable[[str], None] | None = None,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    strategy: Strategy | None = None,
 ) -> TrainResult:
     """Train the model ``config`` describes; ``resume`` continues an MLflow run id.
 
     ``tags`` are set on the run as it starts, ``on_run`` is told its id, and
     ``on_epoch(epoch, metrics)`` is called after each epoch's metrics are logged (an HPO
-    search reports them and may raise to stop the run — e.g. a pruned trial)."""
+    search reports them and may raise to stop the run — e.g. a pruned trial).
+    ``strategy`` is this process's share of a distributed run (one rank of
+    :mod:`twinengine.ai.distributed`); by default training runs in this one process."""
+    strategy = strategy or Strategy()
     trainer, tracking = config["trainer"], config["tracking"]
     check_tracking(tracking)
+    check_trainer(trainer, strategy.world_size)
     seed = int(trainer["seed"])
     torch.manual_seed(seed)
     np.random.seed(seed)
     data = load_data(config["data"], config.get("_config_dir", "."), seed=seed)
     loss_fn = build(config["loss"], "loss", LOSSES)
     classes = isinstance(loss_fn, torch.nn.CrossEntropyLoss)
-    x_train, y_train, x_val, y_val = _tensors(data, classes)
+    x_train, y_train, x_val, y_val = _tensors(data, classes, strategy.device)
     out_features = int(y_train.max()) + 1 if classes else data.out_features
     model = build(
         config["model"],
@@ -166,6 +181,7 @@ def train(
     )
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"model: built a {type(model).__name__}, not a torch.nn.Module")
+    model.to(strategy.device)
     optimizer = build(config["optimizer"], "optimizer", OPTIMIZERS, model.parameters())
     for name in config["metrics"]:
         if name not in METRICS:
@@ -182,12 +198,14 @@ def train(
     if not classes:
         y_train, y_val = y_train.reshape(len(y_train), -1), y_val.reshape(len(y_val), -1)
     guard = LossGuard(trainer["guard"]["max_loss"], trainer["guard"]["window"], trainer["patience"])
-    tracker = RunTracker(
-        tracking["experiment"],
-        tracking["uri"],
-        resume,
-        tracking["run_name"],
-        tracking["tensorboard"],
+    tracker = strategy.tracker(
+        lambda: RunTracker(
+            tracking["experiment"],
+            tracking["uri"],
+            resume,
+            tracking["run_name"],
+            tracking["tensorboard"],
+        )
     )
     if tags:
         tracker.set_tags(tags)
@@ -196,7 +214,13 @@ def train(
     work = Path(tempfile.mkdtemp(prefix=f"twin-train-{tracker.run_id[:8]}-"))
     start_epoch, step = 1, 0
     if resume:
-        checkpoint = torch.load(tracker.download("checkpoints/last.pt", work), weights_only=False)
+        checkpoint = strategy.share(
+            lambda: torch.load(
+                tracker.download("checkpoints/last.pt", work),
+                weights_only=False,
+                map_location="cpu",
+            )
+        )
         try:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
@@ -213,20 +237,35 @@ def train(
         tracker.set_tags(
             {"twin.data": data.path, "twin.features": data.features, "twin.target": data.targets}
         )
-    config_file = work / "config.yaml"
-    config_file.write_text(yaml.safe_dump({k: v for k, v in config.items() if k[0] != "_"}))
-    tracker.log_artifact(config_file)
+    trained = strategy.wrap(model, optimizer)
+    if strategy.is_main:
+        config_file = work / "config.yaml"
+        config_file.write_text(yaml.safe_dump({k: v for k, v in config.items() if k[0] != "_"}))
+        tracker.log_artifact(config_file)
     result = TrainResult(tracker.run_id, tracker.uri, start_epoch - 1, start_epoch)
     status = "FAILED"
     try:
-        with _provenance(tracking["provenance"], config) as act:
+        with _provenance(tracking["provenance"] and strategy.is_main, config) as act:
             if act is not None:
                 act.used(str(data.path), role="dataset")
             for epoch in range(start_epoch, trainer["epochs"] + 1):
                 step = _epoch(
-                    model, optimizer, loss_fn, x_train, y_train, trainer, epoch, step, tracker
+                    trained,
+                    optimizer,
+                    loss_fn,
+                    x_train,
+                    y_train,
+                    trainer,
+                    epoch,
+                    step,
+                    tracker,
+                    strategy,
                 )
-                row = _evaluate(model, loss_fn, x_train, y_train, x_val, y_val, config["metrics"])
+                row = strategy.share(
+                    lambda: _evaluate(
+                        model, loss_fn, x_train, y_train, x_val, y_val, config["metrics"]
+                    )
+                )
                 row["epoch"] = epoch
                 result.history.append(row)
                 result.epochs_done = epoch
@@ -235,7 +274,7 @@ def train(
                     on_epoch(epoch, row)
                 reason = guard.check(row["val_loss"] if len(x_val) else row["train_loss"])
                 last = reason is not None or epoch == trainer["epochs"]
-                if epoch % trainer["checkpoint_every"] == 0 or last:
+                if strategy.is_main and (epoch % trainer["checkpoint_every"] == 0 or last):
                     path = work / "last.pt"
                     torch.save(
                         {
@@ -252,27 +291,44 @@ def train(
                 tracker.flush()
                 if reason is not None:
                     result.stopped = reason
-                    log.warning("training stopped by the loss guard at epoch %d: %s", epoch, reason)
+                    if strategy.is_main:
+                        log.warning(
+                            "training stopped by the loss guard at epoch %d: %s", epoch, reason
+                        )
                     tracker.set_tags({"twin.guard": "stopped", "twin.guard_reason": reason})
                     tracker.log_metrics({"guard_stopped": 1.0}, epoch)
                     break
-            result.model_path = work / "model.pt"
-            torch.save(model.state_dict(), result.model_path)
-            tracker.log_artifact(result.model_path, "model")
-            if data.mean is not None and data.std is not None:
-                scaling = work / "standardize.json"
-                stats = {"mean": data.mean.tolist(), "std": data.std.tolist()}
-                scaling.write_text(json.dumps(stats))
-                tracker.log_artifact(scaling, "model")
-            if trainer["onnx"] and _export_onnx(model.eval(), x_train[:1], work / "model.onnx"):
-                result.onnx_path = work / "model.onnx"
-                tracker.log_artifact(result.onnx_path, "model")
+            if strategy.is_main:
+                _save_model(model.cpu(), data, trainer, x_train[:1].cpu(), work, tracker, result)
             if act is not None:
                 act.generated(str(result.model_path), role="model")
         status = "FINISHED"
     finally:
         tracker.end(status)
     return result
+
+
+def _save_model(
+    model: torch.nn.Module,
+    data: PreparedData,
+    trainer: dict[str, Any],
+    example: torch.Tensor,
+    work: Path,
+    tracker: RunTracker,
+    result: TrainResult,
+) -> None:
+    """Log the final ``state_dict``, the scaling statistics and the ONNX export."""
+    result.model_path = work / "model.pt"
+    torch.save(model.state_dict(), result.model_path)
+    tracker.log_artifact(result.model_path, "model")
+    if data.mean is not None and data.std is not None:
+        scaling = work / "standardize.json"
+        stats = {"mean": data.mean.tolist(), "std": data.std.tolist()}
+        scaling.write_text(json.dumps(stats))
+        tracker.log_artifact(scaling, "model")
+    if trainer["onnx"] and _export_onnx(model.eval(), example, work / "model.onnx"):
+        result.onnx_path = work / "model.onnx"
+        tracker.log_artifact(result.onnx_path, "model")
 
 
 def _epoch(
@@ -285,20 +341,25 @@ def _epoch(
     epoch: int,
     step: int,
     tracker: RunTracker,
+    strategy: Strategy | None = None,
 ) -> int:
+    """One pass over the seeded permutation of the training set, a global batch a step.
+
+    Under a distributed ``strategy`` each rank takes its shard of every global batch and
+    the gradients are averaged, so the weights follow single-process training."""
+    strategy = strategy or Strategy()
     model.train()
     generator = torch.Generator().manual_seed(int(trainer["seed"]) * 100_003 + epoch)
     order = torch.randperm(len(x), generator=generator)
     size, every = trainer["batch_size"], trainer["log_every_n_steps"]
     for start in range(0, len(x), size):
-        batch = order[start : start + size]
         optimizer.zero_grad()
-        loss = loss_fn(model(x[batch]), y[batch])
-        loss.backward()
-        optimizer.step()
+        loss = strategy.batch_loss(model, loss_fn, x, y, order[start : start + size])
+        strategy.backward(loss)
+        strategy.step(optimizer)
         step += 1
         if step % every == 0:
-            tracker.log_metrics({"train_loss_step": loss.item()}, step)
+            tracker.log_metrics({"train_loss_step": strategy.global_loss(loss)}, step)
     return step
 
 

@@ -13,6 +13,7 @@ from twinengine.core.errors import InvalidInputError
 app = typer.Typer(help="Registered models: versions, aliases, promotion.", no_args_is_help=True)
 console = LazyConsole(highlight=False)
 
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TrackingUri = Annotated[
     str | None,
     typer.Option("--tracking-uri", help="MLflow tracking URI (default: $TWIN_HOME/mlflow.db)."),
@@ -42,10 +43,14 @@ def register(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     description: Annotated[str | None, typer.Option(help="What this version is.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE version tag (repeat).")] = None,
+    as_json: AsJson = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Register a run's model (native and ONNX files) as a new version."""
     version = _registry(tracking_uri).register(run_id, name, description, _tags(tag))
+    if as_json:
+        print(json.dumps({"name": name, "version": version, "run_id": run_id}))
+        return
     console.print(f"{name} version {version} registered from run {run_id}")
 
 
@@ -95,10 +100,14 @@ def promote(
     require_quality: Annotated[
         bool, typer.Option("--require-quality", help="Refuse unless twin.quality=passed.")
     ] = False,
+    as_json: AsJson = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Point an alias at a version (the old production version becomes `previous`)."""
     entry = _registry(tracking_uri).promote(name, version, alias, require_quality)
+    if as_json:
+        print(json.dumps({"name": name, **entry}))
+        return
     was = f" (was v{entry['from']})" if entry["from"] is not None else ""
     console.print(f"{name} {alias} -> v{entry['to']}{was}")
 
@@ -174,6 +183,9 @@ def serve(
         str | None, typer.Option(help="Publish alerts as notifications to this project.")
     ] = None,
     server: Annotated[str, typer.Option(help="builtin (fastest) or uvicorn.")] = "builtin",
+    duration: Annotated[
+        float, typer.Option(help="Stop after this many seconds (0: until interrupted).")
+    ] = 0.0,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve a model over HTTP; an alias is followed and swapped hot when it moves."""
@@ -189,6 +201,14 @@ def serve(
     if not isinstance(source, str):
         source.open()  # fail here, with the reason, rather than in each replica
     console.print(f"serving {model} on http://{host}:{port} ({replicas} replica(s))")
+    if duration > 0:  # a graceful stop, as on SIGTERM
+        import os
+        import signal
+        import threading
+
+        timer = threading.Timer(duration, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.daemon = True
+        timer.start()
     run_server(
         source,
         host,
@@ -269,3 +289,21 @@ def stream(
         f"{stats.messages} message(s), {stats.errors} error(s), {stats.batches} batch(es), "
         f"{stats.swaps} swap(s)"
     )
+
+
+@app.command("tools")
+@handle_errors
+def tools(
+    target: Annotated[
+        str | None, typer.Argument(help="Copy the tools into this folder (default: list).")
+    ] = None,
+) -> None:
+    """The CWL tool descriptions of train, tune, register, promote, predict and serve."""
+    from twinengine.ai.cwltools import TOOLS, copy_tools, tool_path
+
+    if target is None:
+        for name in TOOLS:
+            print(tool_path(name))
+        return
+    for path in copy_tools(target):
+        print(path)
