@@ -156,6 +156,38 @@ def test_pinned_version_and_unknown_refs(env: dict) -> None:
         RegistryRef("nope@production", env["uri"]).open()
 
 
+def test_a_version_without_onnx_is_served_by_torch(env: dict) -> None:
+    from twinengine.ai.serving.batch import predict_file
+    from twinengine.ai.serving.deploy import RegistryRef
+
+    registry = env["registry"]
+    config = load_config(
+        env["home"] / "config.yaml",
+        [
+            "trainer.epochs=25",
+            "tracking.tensorboard=false",
+            "trainer.onnx=false",
+            f"tracking.uri={env['uri']}",
+        ],
+    )
+    run = train(config)
+    version = registry.register(run.run_id, "line-torch")
+    bundle, _ = RegistryRef(f"line-torch/{version}", env["uri"]).open()
+    assert bundle.path.name == "model.pt" and bundle.scaled
+    assert bundle.describe()["inputs"] == [
+        {"name": "input", "shape": [None, 1], "dtype": "float32"}
+    ]
+    y = bundle.predict([[[0.5], [-0.5]]])[0].ravel()
+    assert abs(y[0] - 2.0) < 0.3 and abs(y[1]) < 0.3, y
+    with pytest.raises(Exception, match="expected inputs"):
+        bundle.predict([[[1.0, 2.0]]])
+    rows = env["home"] / "rows.csv"
+    rows.write_text("x\n0.0\n")
+    out = env["home"] / "torch-out.npy"
+    predict_file(f"line-torch/{version}", rows, out, tracking_uri=env["uri"])
+    assert abs(float(np.load(out).ravel()[0]) - 1.0) < 0.3
+
+
 class _Hook(BaseHTTPRequestHandler):
     received: list[tuple[dict, str, bytes]] = []
 

@@ -99,6 +99,11 @@ def test_mlflow_run_has_params_metrics_and_artifacts(trained: dict[str, Any]) ->
     assert {"train_loss", "val_loss", "val_mae", "val_rmse", "train_loss_step"} <= set(
         run.data.metrics
     )
+    system = {"epoch_seconds", "samples_per_second", "cpu_percent", "memory_rss_mb"}
+    assert {f"system/{name}" for name in system} <= set(run.data.metrics)
+    assert run.data.metrics["system/memory_rss_mb"] > 10
+    history = client.get_metric_history(run.info.run_id, "system/samples_per_second")
+    assert len(history) == 6 and all(m.value > 0 for m in history)  # resumed to 6
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "model", "checkpoints", "tensorboard"} <= artifacts
     model = {a.path for a in client.list_artifacts(run.info.run_id, "model")}

@@ -33,11 +33,15 @@ def test_mlflow_ui_behind_the_session_cookie(
                 anonymous.get("/mlflow/ajax-api/2.0/mlflow/experiments/search").status_code == 401
             )
             assert anonymous.post("/api/v1/session").status_code == 401
+            assert anonymous.delete("/api/v1/session").status_code == 401
         with live.client() as admin:
             opened = admin.post("/api/v1/session")
             assert opened.status_code == 200 and opened.json()["path"] == "/mlflow"
             cookie = opened.headers["set-cookie"].lower()
             assert "httponly" in cookie and "samesite=strict" in cookie and "path=/mlflow" in cookie
+        with live.client() as admin:
+            closed = admin.delete("/api/v1/session")
+            assert closed.status_code == 200 and "max-age=0" in closed.headers["set-cookie"].lower()
         with httpx.Client(base_url=live.url, timeout=90, cookies=opened.cookies) as browser:
             page = browser.get("/mlflow/")
             assert page.status_code == 200 and "<!doctype html>" in page.text.lower()

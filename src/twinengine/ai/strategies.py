@@ -70,7 +70,7 @@ class NullTracker:
     def _ignore(self, *args: Any, **kwargs: Any) -> None:
         """Rank 0 records the run."""
 
-    set_tags = log_params = log_metrics = flush = log_artifact = end = _ignore
+    set_tags = log_params = log_metrics = log_system = flush = log_artifact = end = _ignore
 
 
 class Strategy:

@@ -99,6 +99,8 @@ class RunTracker:
             run = self.client.create_run(exp_id, run_name=run_name or None)
             self.run_id = run.info.run_id
         self.artifact_uri = run.info.artifact_uri
+        self._process: Any = None
+        self._epoch_started = time.monotonic()
         self.tensorboard_dir: Path | None = None
         self.writer: Any = None
         if tensorboard:
@@ -121,6 +123,27 @@ class RunTracker:
         items = [Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_system(self, epoch: int, samples: int) -> None:
+        """System metrics of the epoch just ended: its wall time, samples per second,
+        this process's CPU use and resident memory (``system/*``)."""
+        import psutil
+
+        now = time.monotonic()
+        if self._process is None:
+            self._process = psutil.Process()
+            self._process.cpu_percent()  # the first reading only starts the count
+        seconds = now - self._epoch_started
+        self._epoch_started = now
+        self.log_metrics(
+            {
+                "system/epoch_seconds": seconds,
+                "system/samples_per_second": samples / seconds if seconds > 0 else 0.0,
+                "system/cpu_percent": self._process.cpu_percent(),
+                "system/memory_rss_mb": self._process.memory_info().rss / 2**20,
+            },
+            epoch,
+        )
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Queue metrics (written by :meth:`flush`) and write them to TensorBoard now."""

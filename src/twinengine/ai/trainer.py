@@ -270,6 +270,7 @@ def train(
                 result.history.append(row)
                 result.epochs_done = epoch
                 tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, epoch)
+                tracker.log_system(epoch, len(x_train))
                 if on_epoch is not None:
                     on_epoch(epoch, row)
                 reason = guard.check(row["val_loss"] if len(x_val) else row["train_loss"])
@@ -299,7 +300,10 @@ def train(
                     tracker.log_metrics({"guard_stopped": 1.0}, epoch)
                     break
             if strategy.is_main:
-                _save_model(model.cpu(), data, trainer, x_train[:1].cpu(), work, tracker, result)
+                shapes = {"model": config["model"], "out_features": out_features}
+                _save_model(
+                    model.cpu(), data, shapes, trainer, x_train[:1].cpu(), work, tracker, result
+                )
             if act is not None:
                 act.generated(str(result.model_path), role="model")
         status = "FINISHED"
@@ -311,16 +315,21 @@ def train(
 def _save_model(
     model: torch.nn.Module,
     data: PreparedData,
+    shapes: dict[str, Any],
     trainer: dict[str, Any],
     example: torch.Tensor,
     work: Path,
     tracker: RunTracker,
     result: TrainResult,
 ) -> None:
-    """Log the final ``state_dict``, the scaling statistics and the ONNX export."""
+    """Log the final ``state_dict`` with what rebuilds its model (``model_meta.json``:
+    serving without ONNX), the scaling statistics and the ONNX export."""
     result.model_path = work / "model.pt"
     torch.save(model.state_dict(), result.model_path)
     tracker.log_artifact(result.model_path, "model")
+    meta = {**shapes, "input_shape": list(data.input_shape)}
+    (work / "model_meta.json").write_text(json.dumps(meta, default=str))
+    tracker.log_artifact(work / "model_meta.json", "model")
     if data.mean is not None and data.std is not None:
         scaling = work / "standardize.json"
         stats = {"mean": data.mean.tolist(), "std": data.std.tolist()}

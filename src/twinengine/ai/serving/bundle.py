@@ -7,7 +7,8 @@ deviation before the model sees it — so clients send raw feature values, as th
 to the twin. :func:`registry_bundle` does the same for a registry reference
 (``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``) and remembers which version it got, so a
 deployment can tell when an alias has moved (:func:`current_version`). A version
-without an ONNX file is refused with a hint.
+without an ONNX file is served by PyTorch from its ``model.pt``, rebuilt from the
+``model_meta.json`` that ``twin train`` writes beside it (:class:`TorchSession`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from twinengine.ai.serving.batching import Signature
 from twinengine.core.errors import ConfigError, NotFoundError
 
 SCALING_FILE = "standardize.json"
+META_FILE = "model_meta.json"  # what rebuilds a model.pt (written by twin train)
 
 
 def open_session(path: Path, threads: int = 1) -> Any:
@@ -103,6 +105,51 @@ def _scaling(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
         raise ConfigError(f"{path}: not a valid scaling file ({exc})") from None
 
 
+@dataclass(frozen=True)
+class _Node:
+    name: str
+    shape: list[Any]
+    type: str = "tensor(float)"
+
+
+class TorchSession:
+    """A ``model.pt`` state_dict served by PyTorch, shaped like an ONNX Runtime session
+    (for versions without an ONNX file); rebuilt from ``model_meta.json``."""
+
+    def __init__(self, folder: Path, threads: int = 1) -> None:
+        import torch
+
+        from twinengine.ai.config import build
+        from twinengine.ai.models import MODELS
+
+        meta = json.loads((folder / META_FILE).read_text())
+        shape = list(meta["input_shape"])
+        model = build(
+            meta["model"],
+            "model",
+            MODELS,
+            in_features=shape[-1],
+            out_features=meta["out_features"],
+            input_shape=tuple(shape),
+        )
+        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        torch.set_num_threads(threads)
+        self.torch, self.model = torch, model.eval()
+        self.inputs = [_Node("input", ["batch", *shape])]
+        self.outputs = [_Node("output", ["batch", meta["out_features"]])]
+
+    def get_inputs(self) -> list[_Node]:
+        return self.inputs
+
+    def get_outputs(self) -> list[_Node]:
+        return self.outputs
+
+    def run(self, names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        with self.torch.no_grad():
+            out = self.model(self.torch.from_numpy(np.ascontiguousarray(feeds["input"])))
+        return [out.numpy()]
+
+
 def load_bundle(
     model: str | Path,
     *,
@@ -114,10 +161,17 @@ def load_bundle(
     """Load an ``.onnx`` file, or the ``model.onnx`` of a folder, with its input scaling."""
     path = Path(model)
     if path.is_dir():
-        path = path / "model.onnx"
+        torch_only = not (path / "model.onnx").is_file() and (path / META_FILE).is_file()
+        path = path / ("model.pt" if torch_only else "model.onnx")
     if not path.is_file():
         raise NotFoundError(f"no ONNX model at {path}", hint="give the path of a .onnx file")
-    session = open_session(path, threads)
+    if path.suffix == ".pt":
+        try:
+            session: Any = TorchSession(path.parent, threads)
+        except Exception as exc:  # a model that cannot be rebuilt: say which and why
+            raise ConfigError(f"cannot rebuild the PyTorch model in {path.parent}: {exc}") from None
+    else:
+        session = open_session(path, threads)
     scaling = _scaling(path.parent)
     if scaling is not None:
         width = session.get_inputs()[0].shape[-1]
@@ -143,7 +197,7 @@ def registry_bundle(registry: Any, ref: str, *, threads: int = 1) -> ModelBundle
     found = registry.version_of(ref)
     folder = registry.folder(found)
     name = found.name
-    if not (folder / "model.onnx").is_file():
+    if not (folder / "model.onnx").is_file() and not (folder / META_FILE).is_file():
         raise NotFoundError(
             f"{name} version {found.version} has no ONNX file (model.onnx) to serve",
             hint="retrain with trainer.onnx=true so that the model can be served",

@@ -30,9 +30,10 @@ from starlette.background import BackgroundTask
 
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, caller, context
+from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.core import AuthError, TwinError
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 PREFIX = "/mlflow"
 COOKIE = "twin_token"
 _HOP = {"host", "cookie", "authorization", "connection", "keep-alive", "transfer-encoding"}
@@ -110,7 +111,9 @@ def ui_of(ctx: ServerContext) -> MlflowUI:
 
 
 @router.post("/api/v1/session", tags=["access"], summary="Set the browser session cookie")
-def open_session(request: Request, response: Response, who: Principal = Depends(caller)) -> dict:
+def open_session(
+    request: Request, response: Response, who: Principal = Depends(caller)
+) -> dict[str, str | None]:
     """Store the bearer token in an HTTP-only cookie valid for ``/mlflow`` (the MLflow UI)."""
     token = request.headers["authorization"].split(None, 1)[1].strip()
     response.set_cookie(
@@ -125,7 +128,7 @@ def open_session(request: Request, response: Response, who: Principal = Depends(
 
 
 @router.delete("/api/v1/session", tags=["access"], summary="Clear the browser session cookie")
-def close_session(response: Response) -> dict:
+def close_session(response: Response, who: Principal = Depends(caller)) -> dict[str, str | None]:
     response.delete_cookie(COOKIE, path=PREFIX)
     return {"user": None, "path": PREFIX}
 
