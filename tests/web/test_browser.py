@@ -94,6 +94,7 @@ def test_upload_compose_run_and_provenance(page: Page, server: Server, tmp_path:
     # -- sign in ----------------------------------------------------------------------
     sign_in(page, server)
     expect(page.get_by_test_id("nav-workflows")).to_be_visible()
+    expect(page.get_by_test_id("nav-mlflow")).to_have_attribute("href", "/mlflow/")
     shot(page, "01-signed-in")
 
     # -- upload the hello-twin example ------------------------------------------------
