@@ -13,6 +13,7 @@ from twinengine.core.errors import InvalidInputError
 app = typer.Typer(help="Registered models: versions, aliases, promotion.", no_args_is_help=True)
 console = LazyConsole(highlight=False)
 
+ModelArg = Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TrackingUri = Annotated[
     str | None,
@@ -157,7 +158,7 @@ def _source(model: str, tracking_uri: str | None) -> Any:
 @app.command("serve")
 @handle_errors
 def serve(
-    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")],
+    model: ModelArg,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     replicas: Annotated[int, typer.Option(help="Processes sharing the port.")] = 1,
@@ -227,7 +228,7 @@ def serve(
 @app.command("predict")
 @handle_errors
 def predict(
-    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")],
+    model: ModelArg,
     input_file: Annotated[str, typer.Argument(help="CSV, NPY, NPZ, NetCDF or HDF5 rows.")],
     output_file: Annotated[str, typer.Argument(help="Predictions: .npy, .npz or .csv.")],
     features: Annotated[
@@ -254,7 +255,7 @@ def predict(
 @app.command("stream")
 @handle_errors
 def stream(
-    model: Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION, NAME or a .onnx file.")],
+    model: ModelArg,
     source: Annotated[str, typer.Option(help="nats://, mqtt:// or kafka://HOST:PORT/SUBJECT.")],
     sink: Annotated[str, typer.Option(help="Where predictions go (same broker kind).")],
     max_batch: Annotated[int, typer.Option(help="Most messages in one model call.")] = 256,
