@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,13 @@ def test_cli_output_and_exit_code_match_one_process(tmp_path: Path) -> None:
     """``twin train --nproc 2`` prints and exits as ``twin train``: here a run the guard
     stops (exit code 3, a warning on stderr)."""
     config = write_example(tmp_path)
-    args = ["twin", "train", str(config), *QUICK, "optimizer={name: sgd, lr: 0.0}"]
+    args = [
+        str(Path(sys.executable).parent / "twin"),
+        "train",
+        str(config),
+        *QUICK,
+        "optimizer={name: sgd, lr: 0.0}",
+    ]
     args += ["trainer.epochs=20", "trainer.patience=2", "trainer.guard.window=1"]
     runs = [
         subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
