@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 help:
 	@echo "make demo         install and run the hello-twin workflow end to end"
 	@echo "make test         install test dependencies and run the whole test suite"
-	@echo "make bench        benchmarks (engine and API load vs cwltool, provenance vs prov+networkx)"
+	@echo "make bench        benchmarks (engine and API vs cwltool, provenance, events, serving vs mlflow, DDP training)"
 	@echo "make conformance  CWL v1.2 conformance: twin-cwl-runner vs cwltool -> docs/conformance.md"
 	@echo "make lint         ruff check + ruff format --check"
 
@@ -45,6 +45,8 @@ bench: install-test
 	$(BIN)/python benchmarks/provenance.py
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/events.py
+	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/training.py
 
 conformance: install-test
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python scripts/conformance.py
