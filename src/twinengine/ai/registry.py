@@ -63,7 +63,9 @@ def _local_path(uri: str) -> Path | None:
 class ModelRegistry:
     """Register, list, promote, roll back, resolve and export model versions."""
 
-    def __init__(self, tracking_uri: str | None = None, provenance: bool = True) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, provenance: bool = True, prov_db: Any = None
+    ) -> None:
         from mlflow import MlflowClient
 
         from twinengine.ai.tracking import tracking_uri as default_uri
@@ -71,6 +73,8 @@ class ModelRegistry:
         self.uri = default_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self.provenance = provenance
+        self.prov_db = prov_db  # the metadata database for PROV records (default: this home's)
+        self.actor: str | None = None  # who promotes (default: the OS user; the API's caller)
 
     # -- lookups ----------------------------------------------------------------------
     def _model(self, name: str) -> Any:
@@ -276,7 +280,7 @@ class ModelRegistry:
             "alias": alias,
             "from": old,
             "to": new,
-            "who": getpass.getuser(),
+            "who": self.actor or getpass.getuser(),
             "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         history = [*self.history(name), entry][-_HISTORY_KEEP:]
@@ -288,7 +292,7 @@ class ModelRegistry:
     def _provenance(self, name: str, entry: dict[str, Any]) -> None:
         """Record the promotion as a PROV activity; a missing store only logs a warning."""
         try:
-            from twinengine.provenance import activity
+            from twinengine.provenance import ProvStore, activity
 
             attributes = {
                 "twin_model": name,
@@ -296,7 +300,8 @@ class ModelRegistry:
                 "twin_to_version": entry["to"],
                 "twin_from_version": "" if entry["from"] is None else entry["from"],
             }
-            with activity(f"model-{entry['action']}", **attributes) as act:
+            store = ProvStore(self.prov_db) if self.prov_db is not None else None
+            with activity(f"model-{entry['action']}", store, **attributes) as act:
                 act.used(f"models:/{name}/{entry['to']}", role="model")
         except Exception as exc:  # provenance is a record, never a reason to fail
             log.warning("provenance of the %s not recorded: %s", entry["action"], exc)

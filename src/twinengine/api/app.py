@@ -29,6 +29,7 @@ from twinengine.api.routers import (
     events,
     functions,
     mlflow_ui,
+    models,
     notify,
     ops,
     provenance,
@@ -143,7 +144,18 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     )
     app.state.twin = ctx
     errors.install(app)
-    for module in (ops, access, workflows, runs, provenance, events, notify, functions, mlflow_ui):
+    for module in (
+        ops,
+        access,
+        workflows,
+        runs,
+        provenance,
+        events,
+        notify,
+        functions,
+        models,
+        mlflow_ui,
+    ):
         app.include_router(module.router)
     _count_requests(app, ctx.extras["metrics"])
     _limit_bodies(app, ctx.settings.max_upload_mb)
