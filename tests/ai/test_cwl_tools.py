@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("torch")
 pytest.importorskip("mlflow")
@@ -105,6 +106,7 @@ def test_tools_validate_and_are_listed() -> None:
 
     for name in TOOLS:
         load_document(str(tool_path(name)))
+        yaml.safe_load(tool_path(name).read_text())  # the native loader and the composer
     with pytest.raises(Exception, match="no AI tool 'fit'"):
         tool_path("fit")
 

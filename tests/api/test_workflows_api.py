@@ -227,3 +227,52 @@ def test_compose_errors_name_the_step_and_port(api: Live) -> None:
         assert "neither a workflow input" in dry.json()["errors"][0]["message"]
         invalid = client.post("/api/v1/workflows/compose", json={"name": "x", "steps": "no"})
         assert invalid.status_code == 422 and invalid.json()["error"]["details"]
+
+
+def test_the_ai_tools_are_palette_templates(api: Live) -> None:
+    """train → register → deploy composed from the palette validates as one workflow."""
+    with api.client() as client:
+        palette = {i["ref"]: i for i in client.get("/api/v1/palette").json()["items"]}
+        for name in ("train", "tune", "register", "promote", "predict", "serve"):
+            assert f"template:ai-{name}" in palette
+        assert {p["id"] for p in palette["template:ai-train"]["outputs"]} >= {"run_id", "model"}
+        spec = {
+            "name": "train-and-deploy",
+            "inputs": [
+                {"id": "config", "type": "File"},
+                {"id": "tracking_uri", "type": "string"},
+            ],
+            "steps": [
+                {
+                    "id": "train",
+                    "run": "template:ai-train",
+                    "in": {
+                        "config": {"source": "config"},
+                        "tracking_uri": {"source": "tracking_uri"},
+                    },
+                },
+                {
+                    "id": "register",
+                    "run": "template:ai-register",
+                    "in": {
+                        "run_id": {"source": "train/run_id"},
+                        "name": {"default": "flood"},
+                        "tracking_uri": {"source": "tracking_uri"},
+                    },
+                },
+                {
+                    "id": "deploy",
+                    "run": "template:ai-promote",
+                    "in": {
+                        "name": {"source": "register/name"},
+                        "version": {"source": "register/version"},
+                        "tracking_uri": {"source": "tracking_uri"},
+                    },
+                },
+            ],
+            "outputs": [{"id": "deployed", "source": "deploy/model"}],
+            "dry_run": True,
+        }
+        dry = client.post("/api/v1/workflows/compose", json=spec)
+        assert dry.status_code == 200, dry.text
+        assert dry.json()["valid"] is True, dry.json()

@@ -1,7 +1,8 @@
 """The composer: a workflow drawn in the web UI (steps, ports, wires) written as CWL.
 
 :func:`compose` takes the composer's JSON — workflow inputs, steps that each run a
-palette item (a built-in template from ``workflows/templates/`` or a registered
+palette item (a built-in template from ``workflows/templates/``, an AI tool from
+``ai/cwl/`` as ``ai-train``, ``ai-register``, ``ai-promote`` …, or a registered
 workflow), their wiring and literal parameters, and workflow outputs — checks it
 (unknown tools and ports, unwired required inputs, wires from nowhere, cycles) with
 messages naming the step and port, and writes a standalone CWL v1.2 Workflow: each
@@ -24,6 +25,7 @@ from twinengine.core import InvalidInputError
 from twinengine.workflows.describe import describe
 
 TEMPLATES = Path(__file__).parent / "templates"
+AI_TOOLS = Path(__file__).parent.parent / "ai" / "cwl"  # train, register, predict … as ai-*
 _HOISTED = ("$namespaces", "$schemas")
 
 
@@ -31,13 +33,15 @@ _HOISTED = ("$namespaces", "$schemas")
 def templates() -> tuple[dict[str, Any], ...]:
     """The built-in step templates with their interfaces (loaded once per process)."""
     items = []
-    for path in sorted(TEMPLATES.glob("*.cwl")):
+    found = [(p, p.stem) for p in sorted(TEMPLATES.glob("*.cwl"))]
+    found += [(p, f"ai-{p.stem}") for p in sorted(AI_TOOLS.glob("*.cwl"))]
+    for path, name in found:
         info = describe(str(path))
         items.append(
             {
-                "ref": f"template:{path.stem}",
+                "ref": f"template:{name}",
                 "kind": "template",
-                "name": path.stem,
+                "name": name,
                 "version": None,
                 "label": info["label"],
                 "class": info["class"],

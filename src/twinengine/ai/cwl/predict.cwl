@@ -17,7 +17,7 @@ inputs:
   features:
     type: string[]?
     inputBinding: {prefix: --features, itemSeparator: ","}
-  batch_size: {type: int?, inputBinding: {prefix: --batch-size}}
+  batch_size: {type: "int?", inputBinding: {prefix: --batch-size}}
   tracking_uri: {type: string, inputBinding: {prefix: --tracking-uri}}
 stdout: summary.json
 outputs:
@@ -25,5 +25,5 @@ outputs:
     type: File
     outputBinding: {glob: $(inputs.output_name)}
   version:
-    type: int?
+    type: "int?"
     outputBinding: {glob: summary.json, loadContents: true, outputEval: "$(JSON.parse(self[0].contents).version)"}

@@ -28,5 +28,5 @@ outputs:
       loadContents: true
       outputEval: $(JSON.parse(self[0].contents).name + "@" + JSON.parse(self[0].contents).alias)
   previous:
-    type: int?
+    type: "int?"
     outputBinding: {glob: promoted.json, loadContents: true, outputEval: "$(JSON.parse(self[0].contents).from)"}

@@ -12,7 +12,7 @@ arguments: [--json]
 inputs:
   run_id: {type: string, inputBinding: {position: 1}, doc: MLflow run id of a training run}
   name: {type: string, inputBinding: {position: 2}, doc: registered model name}
-  description: {type: string?, inputBinding: {prefix: --description}}
+  description: {type: "string?", inputBinding: {prefix: --description}}
   tracking_uri:
     type: string
     inputBinding: {prefix: --tracking-uri}

@@ -18,9 +18,9 @@ arguments:
     valueFrom: '${ return inputs.data ? "data.path=" + inputs.data.path : null; }'
 inputs:
   config: {type: File, inputBinding: {position: 1}, doc: the training config (YAML)}
-  data: {type: File?, doc: the data file (else the config's data.path)}
+  data: {type: "File?", doc: the data file (else the config's data.path)}
   overrides: {type: "string[]?", inputBinding: {position: 4}, doc: KEY=VALUE overrides}
-  nproc: {type: int?, inputBinding: {prefix: --nproc}, doc: DDP processes}
+  nproc: {type: "int?", inputBinding: {prefix: --nproc}, doc: DDP processes}
   tracking_uri: {type: string}
 stdout: trained.json
 outputs:

@@ -20,9 +20,9 @@ arguments:
     valueFrom: '${ return inputs.register ? "search.register=" + inputs.register : null; }'
 inputs:
   config: {type: File, inputBinding: {position: 1}, doc: training config with a search section}
-  data: {type: File?, doc: the data file (else the config's data.path)}
+  data: {type: "File?", doc: the data file (else the config's data.path)}
   overrides: {type: "string[]?", inputBinding: {position: 5}, doc: KEY=VALUE overrides}
-  register: {type: string?, doc: register the best model under this name}
+  register: {type: "string?", doc: register the best model under this name}
   tracking_uri: {type: string}
 stdout: tuned.json
 outputs:
@@ -36,7 +36,7 @@ outputs:
     type: Any
     outputBinding: {glob: tuned.json, loadContents: true, outputEval: "$(JSON.parse(self[0].contents).best_params)"}
   registered_version:
-    type: int?
+    type: "int?"
     outputBinding: {glob: tuned.json, loadContents: true, outputEval: "$(JSON.parse(self[0].contents).registered)"}
   best_config:
     type: File
