@@ -193,3 +193,44 @@ def test_upload_compose_run_and_provenance(page: Page, server: Server, tmp_path:
     row = page.get_by_test_id("run-row").filter(has_text="echo-count")
     expect(row).to_have_attribute("data-state", "succeeded")
     shot(page, "11-runs")
+
+
+def test_models_page_promotes_and_rolls_back(page: Page, server: Server, tmp_path: Path) -> None:
+    """Two trained versions registered through the API; promoted and rolled back in the UI."""
+    pytest.importorskip("torch")
+    pytest.importorskip("mlflow")
+    import httpx
+
+    from tests.ai.test_train import write_example
+    from twinengine.ai import load_config, train
+
+    uri = f"sqlite:///{server.home / 'mlflow.db'}"
+    quick = ["trainer.epochs=2", "tracking.tensorboard=false", "tracking.provenance=false"]
+    config = write_example(tmp_path)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    for _ in range(2):
+        run = train(load_config(config, [*quick, f"tracking.uri={uri}"]))
+        made = httpx.post(
+            f"{server.url}/api/v1/models/ui-line/versions",
+            json={"run_id": run.run_id},
+            headers=headers,
+            timeout=60,
+        )
+        assert made.status_code == 200, made.text
+    sign_in(page, server)
+    page.get_by_test_id("nav-models").click()
+    row = page.locator("[data-testid=model-row][data-name=ui-line]")
+    expect(row).to_contain_text("2 (latest v2)")
+    row.get_by_test_id("model-link").click()
+    v1 = page.locator("[data-testid=version-row][data-version='1']")
+    v2 = page.locator("[data-testid=version-row][data-version='2']")
+    v1.get_by_test_id("promote-production").click()
+    expect(v1.get_by_test_id("alias")).to_have_text("production")
+    v2.get_by_test_id("promote-production").click()
+    expect(v2.get_by_test_id("alias")).to_have_text("production")
+    expect(v1.get_by_test_id("alias")).to_have_text("previous")
+    shot(page, "models-promoted")
+    page.get_by_test_id("rollback").click()
+    expect(v1.get_by_test_id("alias")).to_have_text("production")
+    expect(page.get_by_test_id("promotion").first).to_contain_text("admin: rollback production")
+    shot(page, "models-rolled-back")

@@ -17,6 +17,7 @@ import { Triggers, TriggerDetail } from "./pages/Triggers";
 import { Sources } from "./pages/Sources";
 import { Notifications } from "./pages/Notifications";
 import { Functions } from "./pages/Functions";
+import { Models } from "./pages/Models";
 import { LiveProvider, useLive } from "./live";
 import { Bell } from "./components/Bell";
 
@@ -29,6 +30,7 @@ const NAV: [string, string][] = [
   ["triggers", "Triggers"],
   ["sources", "Sources"],
   ["functions", "Functions"],
+  ["models", "Models"],
 ];
 
 function Nav({ section }: { section: string }) {
@@ -144,6 +146,8 @@ export function App() {
     page = <Sources />;
   } else if (section === "notifications") {
     page = <Notifications />;
+  } else if (section === "models") {
+    page = <Models selected={route.path[1] ?? null} />;
   } else if (section === "functions") {
     page = <Functions selected={route.path[1] ?? null} />;
   } else {

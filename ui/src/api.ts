@@ -353,6 +353,42 @@ async function errorFrom(response: Response): Promise<ApiError> {
   return new ApiError(response.status, code, message, hint, details);
 }
 
+export interface ModelSummary {
+  name: string;
+  description: string;
+  latest: number | null;
+  versions: number;
+  aliases: Record<string, number>;
+}
+
+export interface ModelVersion {
+  version: number;
+  aliases: string[];
+  tags: Record<string, string>;
+  run_id: string | null;
+  created: string | null;
+  status: string | null;
+  description: string;
+  source: string | null;
+}
+
+export interface Promotion {
+  action: string;
+  alias: string;
+  from: number | null;
+  to: number;
+  who: string;
+  when: string;
+}
+
+export interface ModelDetail {
+  name: string;
+  description: string;
+  aliases: Record<string, number>;
+  versions: ModelVersion[];
+  promotions: Promotion[];
+}
+
 export interface RequestOptions {
   method?: string;
   json?: unknown;
@@ -442,6 +478,12 @@ const enc = encodeURIComponent;
 
 export const api = {
   me: (token?: string) => request<Me>("/api/v1/me", { token }),
+  models: () => request<ModelSummary[]>("/api/v1/models"),
+  model: (name: string) => request<ModelDetail>(`/api/v1/models/${encodeURIComponent(name)}`),
+  promoteModel: (name: string, version: number, alias: string) =>
+    request<Promotion>(`/api/v1/models/${encodeURIComponent(name)}/promote`, { json: { version, alias } }),
+  rollbackModel: (name: string) =>
+    request<Promotion>(`/api/v1/models/${encodeURIComponent(name)}/rollback`, { method: "POST" }),
   workflows: (query: RequestOptions["query"]) => request<Page<Workflow>>("/api/v1/workflows", { query }),
   workflow: (id: string) => request<Workflow>(`/api/v1/workflows/${encodeURIComponent(id)}`),
   workflowContent: (id: string) => requestText(`/api/v1/workflows/${encodeURIComponent(id)}/content`),

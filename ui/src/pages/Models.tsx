@@ -1,0 +1,181 @@
+// The model registry (docs/api.md#models): registered models with their aliases; a
+// model's versions, promotion to production or staging, rollback, and the history.
+
+import { useCallback, useEffect, useState } from "react";
+import { api, type ModelDetail, type ModelSummary } from "../api";
+import { useErrors } from "../errors";
+import { ago, when } from "../format";
+import { href } from "../router";
+
+function Aliases({ aliases }: { aliases: Record<string, number> | string[] }) {
+  const names = Array.isArray(aliases) ? aliases : Object.entries(aliases).map(([a, v]) => `${a}=v${v}`);
+  if (names.length === 0) return <span className="muted">—</span>;
+  return (
+    <>
+      {names.map((name) => (
+        <span key={name} className={`badge alias-${name.split("=")[0]}`} data-testid="alias">
+          {name}
+        </span>
+      ))}
+    </>
+  );
+}
+
+export function Models({ selected }: { selected: string | null }) {
+  const { report } = useErrors();
+  const [items, setItems] = useState<ModelSummary[] | null>(null);
+
+  useEffect(() => {
+    api.models().then(setItems).catch(report);
+  }, [report, selected]);
+
+  if (selected) return <ModelPage name={selected} />;
+  return (
+    <div data-testid="models-page">
+      <div className="page-head">
+        <h1>Models</h1>
+        <span className="muted small">
+          train with <code>twin train</code>, register with <code>twin models register</code> or the ai-register
+          step
+        </span>
+      </div>
+      {!items ? (
+        <p className="muted">Loading…</p>
+      ) : items.length === 0 ? (
+        <p className="muted" data-testid="models-empty">
+          No registered models yet.
+        </p>
+      ) : (
+        <table className="table" data-testid="models-table">
+          <thead>
+            <tr>
+              <th>Model</th>
+              <th>Versions</th>
+              <th>Aliases</th>
+              <th>Description</th>
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((m) => (
+              <tr key={m.name} data-testid="model-row" data-name={m.name}>
+                <td>
+                  <a href={href("models", m.name)} data-testid="model-link">
+                    {m.name}
+                  </a>
+                </td>
+                <td>
+                  {m.versions} (latest v{m.latest ?? "—"})
+                </td>
+                <td>
+                  <Aliases aliases={m.aliases} />
+                </td>
+                <td className="muted">{m.description}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </div>
+  );
+}
+
+function ModelPage({ name }: { name: string }) {
+  const { report } = useErrors();
+  const [model, setModel] = useState<ModelDetail | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const load = useCallback(() => api.model(name).then(setModel).catch(report), [name, report]);
+  useEffect(() => {
+    load();
+  }, [load]);
+
+  const act = async (what: () => Promise<unknown>) => {
+    setBusy(true);
+    try {
+      await what();
+    } catch (err) {
+      report(err);
+    } finally {
+      setBusy(false);
+      load();
+    }
+  };
+
+  if (!model) return <p className="muted">Loading…</p>;
+  const history = [...model.promotions].reverse();
+  return (
+    <div data-testid="model-page" data-name={model.name}>
+      <div className="page-head">
+        <h1>{model.name}</h1>
+        <a href={href("models")}>← Models</a>
+        <button
+          disabled={busy || model.aliases.previous === undefined}
+          onClick={() => act(() => api.rollbackModel(model.name))}
+          data-testid="rollback"
+          title="Make the previous version production again"
+        >
+          Roll back production
+        </button>
+      </div>
+      {model.description && <p>{model.description}</p>}
+      <table className="table" data-testid="versions-table">
+        <thead>
+          <tr>
+            <th>Version</th>
+            <th>Aliases</th>
+            <th>Training run</th>
+            <th>Registered</th>
+            <th>Tags</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {[...model.versions].reverse().map((v) => (
+            <tr key={v.version} data-testid="version-row" data-version={v.version}>
+              <td>v{v.version}</td>
+              <td>
+                <Aliases aliases={v.aliases} />
+              </td>
+              <td className="mono small">{v.run_id ?? "—"}</td>
+              <td title={when(v.created)}>{ago(v.created)}</td>
+              <td className="small">
+                {Object.entries(v.tags)
+                  .map(([k, val]) => `${k}=${val}`)
+                  .join(" ")}
+              </td>
+              <td>
+                <button
+                  disabled={busy || v.aliases.includes("production")}
+                  onClick={() => act(() => api.promoteModel(model.name, v.version, "production"))}
+                  data-testid="promote-production"
+                >
+                  Production
+                </button>{" "}
+                <button
+                  disabled={busy || v.aliases.includes("staging")}
+                  onClick={() => act(() => api.promoteModel(model.name, v.version, "staging"))}
+                  data-testid="promote-staging"
+                >
+                  Staging
+                </button>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <h2>Promotion history</h2>
+      {history.length === 0 ? (
+        <p className="muted">Never promoted.</p>
+      ) : (
+        <ul data-testid="promotions">
+          {history.map((h, i) => (
+            <li key={i} data-testid="promotion">
+              <span title={when(h.when)}>{ago(h.when)}</span> — {h.who}: {h.action} {h.alias}{" "}
+              {h.from === null ? "" : `v${h.from} → `}v{h.to}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
