@@ -194,3 +194,15 @@ def test_register_best(home: Path) -> None:
     extra = ["search.trials=2", "search.study=reg", "search.register=tuned-line"]
     result = tune(*load_search(path, extra))
     assert result.registered is not None
+
+
+def test_the_example_tuning_config_runs(home: Path) -> None:
+    """examples/train-mlp/tune.yaml, as the README tour runs it (fewer trials here)."""
+    from twinengine.ai.tune import load_search
+    from twinengine.ai.tune import tune as run_search
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "train-mlp" / "tune.yaml"
+    config, search = load_search(example, ["search.trials=2", "trainer.epochs=2"])
+    result = run_search(config, search)
+    assert result.trials == 2 and result.best_run_id
+    assert set(result.best_params) == {"optimizer.lr", "model.hidden"}
