@@ -155,3 +155,24 @@ def test_cli_train_json_export_and_guard_event(
     notes = NotificationCenter().inbox("admin", ["default"])
     assert any(n["kind"] == "guard" for n in notes)
     twinengine.core.reset()
+
+
+def test_steps_find_twin_without_an_activated_environment(tmp_path: Path) -> None:
+    """`twin run` started by its full path: a step calling `twin` still finds it."""
+    tool = tmp_path / "version.cwl"
+    tool.write_text(
+        "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [twin, version]\n"
+        "inputs: []\nstdout: v.txt\noutputs: {v: stdout}\n"
+    )
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "TWIN_HOME": str(tmp_path / "home")}
+    twin = str(Path(sys.executable).parent / "twin")
+    done = subprocess.run(
+        [twin, "run", "--outdir", str(tmp_path / "o"), str(tool)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)["v"]["path"]
+    assert Path(out).read_text().startswith("twinengine ")

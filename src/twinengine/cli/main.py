@@ -194,4 +194,7 @@ def info() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from twinengine.core.programs import own_bin_on_path
+
+    own_bin_on_path()  # steps calling `twin` find it (see twinengine.core.programs)
     app()
