@@ -222,7 +222,8 @@ def test_native_runs_execute_in_the_server_and_cancel_by_flag(api: Live) -> None
 def test_a_run_resumed_before_its_last_process_is_reaped_is_not_failed(tmp_path: Path) -> None:
     """The dispatcher reaps a child only after it recorded its end; a run resumed in
     between is queued again and must start, not be marked failed by the late reap."""
-    from twinengine.workflows.dispatch import RunDispatcher, _exit_code
+    from twinengine.workflows.children import exit_code_of as _exit_code
+    from twinengine.workflows.dispatch import RunDispatcher
 
     live = start_server(tmp_path / "home")
     live.app.state.twin.dispatcher.stop()  # this test ticks its own dispatcher

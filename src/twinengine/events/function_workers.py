@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import Any
 
 from twinengine.events.functions import FunctionSpec
 from twinengine.events.workers import LOG_LIMIT, read_tail
+from twinengine.workflows.children import kill_group
 
 MAX_RESULT = 32 << 20  # bytes of a result (a command's stdout, a worker's answer)
 START_TIMEOUT = 60.0  # seconds a python worker may take to import its callable
@@ -42,16 +42,6 @@ def tail(text: str, limit: int = LOG_LIMIT) -> str:
     if len(text) > limit:
         return f"[… {len(text) - limit} characters cut …]\n" + text[-limit:]
     return text
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Kill ``proc`` and everything it started (it leads its own session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
 
 
 def _no_constants(name: str) -> Any:
@@ -160,7 +150,7 @@ class PythonWorker:
             self._stopped = True
             proc = self.proc
         if proc is not None:
-            _kill_group(proc)
+            kill_group(proc)
 
     def close(self) -> None:
         """Kill the process if still there, free its pipes and the log file."""
@@ -170,7 +160,7 @@ class PythonWorker:
     def _kill(self) -> None:
         proc = self.proc
         if proc is not None:
-            _kill_group(proc)
+            kill_group(proc)
             for pipe in (proc.stdin, proc.stdout):
                 with contextlib.suppress(OSError, ValueError):
                     if pipe is not None:
@@ -297,7 +287,7 @@ class CommandWorker:
             self._stopped = True
             proc = self.proc
         if proc is not None:
-            _kill_group(proc)
+            kill_group(proc)
 
 
 def _communicate(
@@ -324,7 +314,7 @@ def _communicate(
             sink += chunk
             if is_result and len(sink) > MAX_RESULT and not failure:
                 failure.append(f"the output is larger than {MAX_RESULT >> 20} MiB")
-                _kill_group(proc)
+                kill_group(proc)
             elif not is_result and len(sink) > 2 * LOG_LIMIT:
                 del sink[: len(sink) - LOG_LIMIT]
             if is_result and failure:
@@ -341,7 +331,7 @@ def _communicate(
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         failure.append(f"timed out after {timeout:g} s")
-        _kill_group(proc)
+        kill_group(proc)
     for thread in threads:
         thread.join(5)  # a grandchild that left the group may hold a pipe: do not wait
     for pipe in (proc.stdout, proc.stderr):

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from twinengine.core import (
     new_id,
 )
 from twinengine.core.models import runs
+from twinengine.workflows.children import exit_code_of, kill_group
 from twinengine.workflows.inprocess import InProcessRunner
 from twinengine.workflows.runs import WATCHED, RunStore
 from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
@@ -220,7 +220,7 @@ class RunDispatcher:
         """Reap finished children and start queued runs while there is room."""
         with self._lock:
             for run_id, child in list(self.children.items()):
-                code = _exit_code(child)
+                code = exit_code_of(child)
                 if code is not None:  # record the end first, then reap and unwatch
                     self._reaped(run_id, code, pid=child.pid)
                     child.poll()
@@ -269,7 +269,7 @@ class RunDispatcher:
                 str(run_dir / "job.json"),
             ]
         else:
-            command = [sys.executable, "-m", "twinengine.workflows.dispatch", "resume", row.id]
+            command = [sys.executable, "-m", "twinengine.workflows.children", "resume", row.id]
         env = dict(os.environ)
         env.update(
             TWIN_HOME=str(self.settings.home),
@@ -294,7 +294,7 @@ class RunDispatcher:
                 .values(pid=child.pid, host=socket.gethostname())
             ).rowcount
         if not claimed:  # cancelled (or taken) since it was read: the child never begins
-            _kill_group(child)
+            kill_group(child)
             WATCHED.discard(row.id)
             return
         self.children[row.id] = child
@@ -388,48 +388,3 @@ class RunDispatcher:
                 .where(unfinished)
                 .values(state=State.FAILED.value, ended_at=now, exit_code=code or 1, error=message)
             )
-
-
-def _kill_group(child: subprocess.Popen[bytes]) -> None:
-    """Stop a child just started (in its own session) and everything it began."""
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    child.wait()
-
-
-def _exit_code(child: subprocess.Popen[bytes]) -> int | None:
-    """A child's exit code once it ended, without reaping it (None while it runs)."""
-    if child.returncode is not None:
-        return child.returncode
-    try:
-        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:  # reaped elsewhere
-        code = child.poll()
-        return 1 if code is None else code
-    if info is None:
-        return None
-    return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
-
-
-def _resume_main(run_id: str) -> int:
-    """Child entry point continuing a stored run (what ``twin runs resume`` does)."""
-    from twinengine.workflows.cwlrunner import run_cwl
-    from twinengine.workflows.options import RunOptions
-
-    run = RunStore().get(run_id)
-    argv, cwd, options = RunOptions.for_resume(run)
-    if os.path.isdir(cwd):
-        os.chdir(cwd)
-    return run_cwl(argv, options)
-
-
-if __name__ == "__main__":  # pragma: no cover - run as a child by the dispatcher
-    from twinengine.core import TwinError
-
-    try:
-        sys.exit(_resume_main(sys.argv[2]))
-    except TwinError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
