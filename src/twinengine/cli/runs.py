@@ -163,7 +163,7 @@ def resume(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
 ) -> None:
     """Continue an interrupted, failed or cancelled run, reusing its succeeded steps."""
-    from twinengine.cli.main import execute_run
+    from twinengine.cli.run import execute_run
     from twinengine.workflows import RunOptions
 
     argv, cwd, options = RunOptions.for_resume(_store().reopen(run_id))

@@ -1,0 +1,25 @@
+"""The console-script entry of ``twin``: ``twin run …`` straight to its command, the
+rest through the whole Typer application of :mod:`twinengine.cli.main`.
+
+Building the whole command tree imports every command module and costs tens of
+milliseconds, which a short workflow run feels; ``twin run`` needs none of it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from twinengine.core.programs import own_bin_on_path
+
+    own_bin_on_path()  # steps calling `twin` find it (see twinengine.core.programs)
+    if len(sys.argv) > 1 and sys.argv[1] == "run":
+        from twinengine.cli.run import run_alone
+
+        run_alone(sys.argv[2:])
+        return
+    from twinengine.cli.main import app
+
+    app()
