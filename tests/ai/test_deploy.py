@@ -389,3 +389,22 @@ def test_cli_serve_with_two_replicas_follows_promotion(env: dict) -> None:
         out = child.communicate(timeout=20)[0].decode()
         registry.rollback("line")
     assert "serving line@production" in out
+
+
+@pytest.mark.parametrize("scheme", ["nats", "mqtt"])
+def test_stream_errors_name_the_problem(env: dict, scheme: str) -> None:
+    from twinengine.ai.serving.deploy import RegistryRef
+    from twinengine.ai.serving.stream import StreamPredictor
+    from twinengine.core.errors import ConfigError
+
+    bundle, _ = RegistryRef("line/1", env["uri"]).open()
+    port = free_port()  # nothing listens there
+    url = f"{scheme}://127.0.0.1:{port}/"
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"cannot reach the {scheme} broker at 127.0.0.1:{port}"):
+        StreamPredictor(bundle, url + "in", url + "out").connect()
+    assert time.monotonic() - started < 15
+    with pytest.raises(ConfigError, match="write nats://HOST:PORT/SUBJECT"):
+        StreamPredictor(bundle, "http://x/y", url + "out")
+    with pytest.raises(ConfigError, match="same kind of broker"):
+        StreamPredictor(bundle, url + "in", "kafka://127.0.0.1:9092/out")

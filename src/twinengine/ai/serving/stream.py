@@ -83,10 +83,24 @@ class _Nats:
         async def handler(msg: Any) -> None:
             self.inbox.put(msg.data)
 
-        self.nc = await nats.connect(
-            f"nats://{self.source.host}:{self.source.port}",
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
+        async def quiet(exc: Exception) -> None:  # nats-py prints tracebacks otherwise
+            log.warning("stream: NATS: %s", exc)
+
+        address = f"nats://{self.source.host}:{self.source.port}"
+        try:  # fail fast when the broker is not there at all ...
+            self.nc = await nats.connect(
+                address,
+                connect_timeout=5,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,  # two tries, then NoServersError (0: forever)
+                reconnect_time_wait=0.5,
+                error_cb=quiet,
+            )
+        except Exception as exc:
+            raise OSError(str(exc) or type(exc).__name__) from None
+        # ... and once connected, ride out broker restarts for as long as they last
+        self.nc.options.update(
+            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=2
         )
         await self.nc.subscribe(self.source.subject, cb=handler)
         await self.nc.flush()
