@@ -408,3 +408,22 @@ def test_stream_errors_name_the_problem(env: dict, scheme: str) -> None:
         StreamPredictor(bundle, "http://x/y", url + "out")
     with pytest.raises(ConfigError, match="same kind of broker"):
         StreamPredictor(bundle, url + "in", "kafka://127.0.0.1:9092/out")
+
+
+def test_cli_serve_refuses_bad_addresses(env: dict) -> None:
+    from typer.testing import CliRunner
+
+    from twinengine.cli.models import app
+
+    cli = CliRunner()
+    uri = ["--tracking-uri", env["uri"]]
+    bad = cli.invoke(app, ["serve", "line", "--port", "99999", *uri])
+    assert bad.exit_code != 0 and "not a TCP port" in bad.output
+    none = cli.invoke(app, ["serve", "line", "--replicas", "0", *uri])
+    assert none.exit_code != 0 and "--replicas must be at least 1" in none.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = cli.invoke(app, ["serve", "line", "--port", port, *uri])
+    assert busy.exit_code != 0 and "Address already in use" in busy.output

@@ -199,6 +199,11 @@ def serve(
     sink = None
     if alert_webhook or notify:
         sink = AlertSink(list(alert_webhook or []), alert_secret, alert_token, notify)
+    if replicas < 1:
+        raise InvalidInputError(f"--replicas must be at least 1, got {replicas}")
+    from twinengine.ai.serving.server import check_address
+
+    check_address(host, port, replicas > 1)
     if not isinstance(source, str):
         source.open()  # fail here, with the reason, rather than in each replica
     console.print(f"serving {model} on http://{host}:{port} ({replicas} replica(s))")

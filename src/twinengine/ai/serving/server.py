@@ -278,6 +278,21 @@ def _bound_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def check_address(host: str, port: int, reuse_port: bool = False) -> None:
+    """Raise a clear error now if ``host:port`` cannot be listened on."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is not a TCP port (0-65535)")
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise ConfigError("replicas > 1 needs SO_REUSEPORT (Linux, BSD, macOS)")
+    try:
+        _bound_socket(host, port, reuse_port).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="is another server using the port? choose one with --port",
+        ) from None
+
+
 def _run_one(
     model: str | Any, host: str, port: int, reuse_port: bool, server: str, options: dict
 ) -> None:
@@ -318,11 +333,10 @@ def serve(
         raise ConfigError(f"replicas must be at least 1, got {replicas}")
     if server not in ("builtin", "uvicorn"):
         raise ConfigError(f"unknown server {server!r}", hint='use "builtin" or "uvicorn"')
+    check_address(host, port, replicas > 1)
     if replicas == 1:
         _run_one(_plain(model), host, port, False, server, options)
         return
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ConfigError("replicas > 1 needs SO_REUSEPORT (Linux, BSD, macOS)")
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
