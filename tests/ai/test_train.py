@@ -274,3 +274,52 @@ def test_cli_train_reports_errors_without_traceback(trained: dict[str, Any]) -> 
     assert result.exit_code == 1
     assert "model.name: 'mpl' is not a built-in model" in result.output
     assert "Traceback" not in result.output
+
+
+def _line_arrays(rows: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, rows)
+    return x, 2 * x + 1
+
+
+@pytest.mark.parametrize("fmt", ["netcdf", "hdf5", "zarr"])
+def test_scientific_formats_train_and_predict(fmt: str, tmp_path: Path, shared_uri: str) -> None:
+    """NetCDF (xarray), HDF5 (h5py) and Zarr (xarray) data: read, trained on, and
+    predicted over by `twin models predict`."""
+    from twinengine.ai.serving.batch import predict_file
+
+    x, y = _line_arrays()
+    if fmt == "hdf5":
+        h5py = pytest.importorskip("h5py")
+        path = tmp_path / "gauge.h5"
+        with h5py.File(path, "w") as h5:
+            h5["obs/x"] = x
+            h5["obs/y"] = y
+        features, target = ["obs/x"], "obs/y"
+    else:
+        xr = pytest.importorskip("xarray")
+        ds = xr.Dataset({"x": ("time", x), "y": ("time", y)})
+        if fmt == "zarr":
+            pytest.importorskip("zarr")
+            path = tmp_path / "gauge.zarr"
+            ds.to_zarr(path)
+        else:
+            path = tmp_path / "gauge.nc"
+            ds.to_netcdf(path)
+        features, target = ["x"], "y"
+    data = load_data({"path": str(path), "features": features, "target": target}, tmp_path)
+    assert data.info["format"] == fmt and data.info["samples"] == 60
+    assert np.allclose(data.x_train.ravel() * 2 + 1, data.y_train.ravel(), atol=1e-5)
+    config = write_example(tmp_path)
+    quick_config = quick(
+        config,
+        shared_uri,
+        f"data={{path: {path}, features: {features}, target: {target}}}",
+        "trainer.epochs=2",
+        "trainer.onnx=true",
+    )
+    result = train(quick_config)
+    assert result.onnx_path is not None
+    out = tmp_path / "pred.npy"
+    summary = predict_file(str(result.onnx_path), path, out, features=features)
+    assert summary["rows"] == 60 and np.load(out).shape == (60, 1)

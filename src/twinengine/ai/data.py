@@ -1,7 +1,7 @@
 """Training data: read features and targets from a file, window, split and standardise.
 
-``data`` names a file (CSV, NPY, NPZ, NetCDF or HDF5; the format comes from the suffix
-or ``data.format``), the ``features`` and the ``target`` (CSV column names, NPZ array
+``data`` names a file (CSV, NPY, NPZ, NetCDF or HDF5) or a Zarr store (the format comes
+from the suffix or ``data.format``), the ``features`` and the ``target`` (CSV column names, NPZ array
 names, NetCDF variables or HDF5 dataset paths; column indices for a 2-D NPY array), the
 ``val_fraction`` held out for validation, ``standardize`` (features scaled with the mean
 and standard deviation of the training part) and an optional ``window``: sliding windows
@@ -19,7 +19,7 @@ import numpy as np
 
 from twinengine.core.errors import ConfigError
 
-FORMATS = ("csv", "hdf5", "netcdf", "npy", "npz")
+FORMATS = ("csv", "hdf5", "netcdf", "npy", "npz", "zarr")
 SUFFIXES = {
     ".csv": "csv",
     ".txt": "csv",
@@ -30,6 +30,7 @@ SUFFIXES = {
     ".h5": "hdf5",
     ".hdf5": "hdf5",
     ".hdf": "hdf5",
+    ".zarr": "zarr",
 }
 KEYS = ("features", "format", "path", "shuffle", "standardize", "target", "val_fraction", "window")
 
@@ -81,10 +82,11 @@ def read_arrays(path: Path, fmt: str) -> tuple[Any, list[str]]:
         if table.ndim != 2:
             raise ConfigError(f"data.path: {path} holds a {table.ndim}-D array; NPY needs 2-D")
         return (lambda i: table[:, int(i)]), [str(i) for i in range(table.shape[1])]
-    if fmt == "netcdf":
+    if fmt in ("netcdf", "zarr"):
         import xarray as xr
 
-        with xr.open_dataset(path) as ds:
+        opened = xr.open_zarr(path) if fmt == "zarr" else xr.open_dataset(path)
+        with opened as ds:
             arrays = {str(k): v.values for k, v in ds.data_vars.items()}
         return arrays.__getitem__, sorted(arrays)
     import h5py
@@ -123,7 +125,7 @@ def load_data(spec: dict[str, Any], base: str | Path = ".", seed: int = 0) -> Pr
     path = Path(str(spec["path"])).expanduser()
     if not path.is_absolute():
         path = Path(base) / path
-    if not path.is_file():
+    if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")):
         raise ConfigError(
             f"data.path: no such file {path}",
             hint="relative paths are resolved against the folder of the config file",

@@ -2,7 +2,7 @@
 
 :func:`predict_file` (``twin models predict MODEL INPUT OUTPUT``) runs a registered
 version (``NAME@ALIAS``, ``NAME/VERSION``, ``NAME``) or an ONNX file over the rows of
-INPUT — CSV, NPY, NPZ, NetCDF or HDF5, read as for training — in chunks of
+INPUT — CSV, NPY, NPZ, NetCDF, HDF5 or a Zarr store, read as for training — in chunks of
 ``batch_size`` rows, and writes the outputs to OUTPUT: ``.npy`` (the first output),
 ``.npz`` (every output by name) or ``.csv`` (one column per output value, named after
 the training target when known). For a registered version the feature names and the
@@ -64,7 +64,7 @@ def read_rows(
     path: Path, features: list[str] | None, window: int | None, fmt: str | None = None
 ) -> np.ndarray:
     """The input rows of ``path`` (all numeric columns when ``features`` is None)."""
-    if not path.is_file():
+    if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")):
         raise InvalidInputError(f"no input file {path}")
     fmt = fmt or SUFFIXES.get(path.suffix.lower())
     if fmt is None:
