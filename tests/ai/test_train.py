@@ -172,6 +172,9 @@ def test_guard_patience_stops_a_plateau(trained: dict[str, Any], shared_uri: str
         ("{name: gru, hidden: 8}", 5),
         ("{name: cnn1d, channels: [4]}", 5),
         ("{name: cnn1d, channels: [4]}", None),
+        ("{name: encoder_decoder, hidden: 8}", 5),
+        ("{name: encoder_decoder, hidden: 8, cell: lstm}", None),
+        ("{name: gan, latent: 2, hidden: [8]}", None),
         ("{_target_: torch.nn.Linear}", None),
     ],
 )
@@ -194,7 +197,10 @@ def test_other_models_train(
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.name=mpl", "model.name: 'mpl' is not a built-in model; built-ins: cnn1d, gru"),
+        (
+            "model.name=mpl",
+            "model.name: 'mpl' is not a built-in model; built-ins: cnn1d, encoder_decoder, gan",
+        ),
         ("data.path=missing.csv", "data.path: no such file"),
         ("model={_target_: nosuch.module.Net}", "model._target_: cannot import nosuch.module.Net"),
         ("model={_target_: torch.nn.NoSuchNet}", "model._target_: torch.nn has no attribute"),
@@ -323,3 +329,48 @@ def test_scientific_formats_train_and_predict(fmt: str, tmp_path: Path, shared_u
     out = tmp_path / "pred.npy"
     summary = predict_file(str(result.onnx_path), path, out, features=features)
     assert summary["rows"] == 60 and np.load(out).shape == (60, 1)
+
+
+def test_encoder_decoder_forecasts_several_steps(tmp_path: Path, shared_uri: str) -> None:
+    """horizon 2 over a two-column target (the next two values): output width 2; a
+    horizon that does not divide the target width is refused naming the key."""
+    rng = np.random.default_rng(3)
+    t = np.cumsum(rng.normal(0, 0.1, 120))
+    rows = ["x,y1,y2"] + [f"{t[i]:.5f},{t[i + 1]:.5f},{t[i + 2]:.5f}" for i in range(117)]
+    (tmp_path / "series.csv").write_text("\n".join(rows) + "\n")
+    config = write_example(tmp_path)
+    data = "data={path: series.csv, features: [x], target: [y1, y2], window: 6}"
+    model = "model={name: encoder_decoder, hidden: 16, horizon: 2}"
+    result = train(quick(config, shared_uri, data, model, "trainer.epochs=3"))
+    assert result.epochs_done == 3 and np.isfinite(result.history[-1]["val_loss"])
+    with pytest.raises(ConfigError, match=r"model\.horizon: 3 must be a positive integer dividing"):
+        train(quick(config, shared_uri, data, "model={name: encoder_decoder, horizon: 3}"))
+
+
+def test_gan_learns_the_mode_samples_a_spread_and_exports(tmp_path: Path, shared_uri: str) -> None:
+    import torch
+
+    from twinengine.ai.generative import GAN
+    from twinengine.ai.serving.bundle import load_bundle
+
+    config = write_example(tmp_path, rows=400)
+    result = train(
+        quick(
+            config,
+            shared_uri,
+            "model={name: gan, latent: 4, hidden: [32, 32], lr: 0.002}",
+            "trainer.epochs=15",
+            "trainer.onnx=true",
+        )
+    )
+    losses = [row["val_loss"] for row in result.history]
+    assert losses[-1] < losses[0] and losses[-1] < 0.2, losses
+    model = GAN(1, 1, latent=4, hidden=[32, 32])
+    model.load_state_dict(torch.load(result.model_path, weights_only=True))
+    x = torch.zeros(5, 1)
+    draws = model.sample(x, samples=20)
+    assert draws.shape == (20, 5, 1) and float(draws.std()) > 0  # z matters
+    bundle = load_bundle(result.onnx_path.parent)
+    assert bundle.predict([[[0.5]]])[0].shape == (1, 1)
+    with pytest.raises(ConfigError, match=r"model\.latent"):
+        GAN(1, 1, latent=0)

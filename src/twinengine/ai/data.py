@@ -1,8 +1,9 @@
 """Training data: read features and targets from a file, window, split and standardise.
 
 ``data`` names a file (CSV, NPY, NPZ, NetCDF or HDF5) or a Zarr store (the format comes
-from the suffix or ``data.format``), the ``features`` and the ``target`` (CSV column names, NPZ array
-names, NetCDF variables or HDF5 dataset paths; column indices for a 2-D NPY array), the
+from the suffix or ``data.format``), the ``features`` and the ``target`` (CSV column
+names, NPZ array names, NetCDF/Zarr variables or HDF5 dataset paths; column indices for
+a 2-D NPY array), the
 ``val_fraction`` held out for validation, ``standardize`` (features scaled with the mean
 and standard deviation of the training part) and an optional ``window``: sliding windows
 of that many rows turn a 2-D table into ``(samples, window, features)`` sequences for

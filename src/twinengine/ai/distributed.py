@@ -62,6 +62,11 @@ def launch(
         raise ConfigError(f"--nproc: {nproc!r} is not a positive number of processes")
     config = load_config(config_path, list(overrides))
     check_trainer(config["trainer"], nproc)
+    if nproc > 1 and str(config["model"].get("name", "")).lower() == "gan":
+        raise ConfigError(
+            "model.name: 'gan' trains with one process (its own adversarial steps are not "
+            "distributed); run it without --nproc"
+        )
     if nproc == 1:
         from twinengine.ai.trainer import train
 

@@ -3,9 +3,10 @@
 A scientist writes ``model: {name: mlp, hidden: [64, 64]}``; a developer writes
 ``model: {_target_: mypkg.nets.MyNet, width: 128}`` instead. Built-in models take
 ``in_features`` and ``out_features`` (filled from the data) plus their own options:
-``mlp`` and ``linear`` read ``(batch, features)``; ``lstm``, ``gru`` and ``cnn1d`` read
-``(batch, time, features)`` (a 2-D batch is taken as a sequence of length one for the
-recurrent models, and as a one-channel signal for ``cnn1d``). Metrics are functions of
+``mlp``, ``linear`` and ``gan`` read ``(batch, features)``; ``lstm``, ``gru``, ``cnn1d``
+and ``encoder_decoder`` read ``(batch, time, features)`` (a 2-D batch is taken as a
+sequence of length one for the recurrent models, and as a one-channel signal for
+``cnn1d``). Metrics are functions of
 ``(prediction, target)`` tensors returning a float.
 """
 
@@ -189,3 +190,9 @@ METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
     "r2": _r2,
     "rmse": lambda pred, target: _mse(pred, target) ** 0.5,
 }
+
+
+# the encoder-decoder and the GAN build on MLP above (twinengine.ai.generative)
+from twinengine.ai.generative import GAN, EncoderDecoder  # noqa: E402
+
+MODELS.update({"encoder_decoder": EncoderDecoder, "gan": GAN})

@@ -361,11 +361,16 @@ def _epoch(
     generator = torch.Generator().manual_seed(int(trainer["seed"]) * 100_003 + epoch)
     order = torch.randperm(len(x), generator=generator)
     size, every = trainer["batch_size"], trainer["log_every_n_steps"]
+    own_step = getattr(model, "train_step", None)  # a model that trains itself (the GAN)
     for start in range(0, len(x), size):
-        optimizer.zero_grad()
-        loss = strategy.batch_loss(model, loss_fn, x, y, order[start : start + size])
-        strategy.backward(loss)
-        strategy.step(optimizer)
+        if own_step is not None:
+            batch = order[start : start + size]
+            loss = own_step(x[batch], y[batch], loss_fn)
+        else:
+            optimizer.zero_grad()
+            loss = strategy.batch_loss(model, loss_fn, x, y, order[start : start + size])
+            strategy.backward(loss)
+            strategy.step(optimizer)
         step += 1
         if step % every == 0:
             tracker.log_metrics({"train_loss_step": strategy.global_loss(loss)}, step)
