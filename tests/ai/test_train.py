@@ -374,3 +374,11 @@ def test_gan_learns_the_mode_samples_a_spread_and_exports(tmp_path: Path, shared
     assert bundle.predict([[[0.5]]])[0].shape == (1, 1)
     with pytest.raises(ConfigError, match=r"model\.latent"):
         GAN(1, 1, latent=0)
+
+
+def test_gan_refuses_several_processes(tmp_path: Path) -> None:
+    from twinengine.ai.distributed import launch
+
+    config = write_example(tmp_path)
+    with pytest.raises(ConfigError, match="'gan' trains with one process"):
+        launch(config, ["model={name: gan}"], None, 2)
