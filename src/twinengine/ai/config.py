@@ -38,7 +38,7 @@ def _yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
-SECTIONS = ("data", "loss", "metrics", "model", "optimizer", "tracking", "trainer")
+SECTIONS = ("data", "loss", "metrics", "model", "optimizer", "script", "tracking", "trainer")
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
@@ -124,9 +124,16 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"{unknown[0]}: not a config section; sections: {', '.join(SECTIONS)}")
     result = copy.deepcopy(dict(config))
+    if "script" in result:  # a developer's own training script (twinengine.ai.script)
+        result["script"] = _script_spec(result["script"])
+        result.setdefault("model", {"name": "script"})
+        result.setdefault("data", {})
     for section in ("model", "data"):
         if section not in result:
-            raise ConfigError(f"{section}: missing; the config needs a {section} section")
+            raise ConfigError(
+                f"{section}: missing; the config needs a {section} section "
+                "(or a script section naming your own training script)"
+            )
     if not isinstance(result["data"], dict):
         raise ConfigError("data: must be a mapping with path, features and target")
     result["model"] = as_spec(result["model"], "model")
@@ -153,6 +160,24 @@ def check_config(config: Mapping[str, Any]) -> dict[str, Any]:
     ):
         raise ConfigError(f"trainer.patience: {trainer['patience']!r} is not a positive integer")
     return result
+
+
+def _script_spec(value: Any) -> dict[str, Any]:
+    """``script: train.py`` or ``{path: train.py, entry: main, options: {...}}``, checked."""
+    if isinstance(value, str):
+        value = {"path": value}
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        raise ConfigError("script: give the path of a Python file, or {path: FILE, entry: NAME}")
+    unknown = sorted(set(value) - {"path", "entry", "options"})
+    if unknown:
+        raise ConfigError(f"script.{unknown[0]}: not a known key; accepted: entry, options, path")
+    entry = value.get("entry", "main")
+    if not isinstance(entry, str) or not entry.isidentifier():
+        raise ConfigError(f"script.entry: {entry!r} is not a function name")
+    options = value.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError("script.options: must be a mapping (the script's own settings)")
+    return {"path": value["path"], "entry": entry, "options": options}
 
 
 def _with_defaults(value: Any, defaults: dict[str, Any], key: str) -> dict[str, Any]:

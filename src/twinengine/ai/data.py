@@ -3,11 +3,12 @@
 ``data`` names a file (CSV, NPY, NPZ, NetCDF or HDF5) or a Zarr store (the format comes
 from the suffix or ``data.format``), the ``features`` and the ``target`` (CSV column
 names, NPZ array names, NetCDF/Zarr variables or HDF5 dataset paths; column indices for
-a 2-D NPY array), the
-``val_fraction`` held out for validation, ``standardize`` (features scaled with the mean
-and standard deviation of the training part) and an optional ``window``: sliding windows
-of that many rows turn a 2-D table into ``(samples, window, features)`` sequences for
-the recurrent and convolutional models, each predicting the target of its last row.
+a 2-D NPY array), the ``val_fraction`` held out for validation, ``standardize``
+(features scaled with the mean and standard deviation of the training part) and an
+optional ``window``: sliding windows of that many rows turn a 2-D table into
+``(samples, window, features)`` sequences for the recurrent and convolutional models,
+each predicting the target of its last row. A developer's own ``torch`` Dataset class
+(``data._target_``, its arguments beside it) is read item by item instead.
 """
 
 from __future__ import annotations
@@ -117,9 +118,91 @@ def stack_columns(lookup: Any, names: list[Any], available: list[str], key: str)
 
 def load_data(spec: dict[str, Any], base: str | Path = ".", seed: int = 0) -> PreparedData:
     """Read, window, split and standardise the data described by the ``data`` section."""
+    if "_target_" in spec:
+        path, x, y, features, targets, fmt = _from_dataset(spec)
+        window = None
+    else:
+        path, x, y, features, targets, fmt = _from_file(spec, base)
+        window = spec.get("window")
+    if np.isnan(x).any() or np.isnan(y).any():
+        raise ConfigError(f"data.path: {path} has missing values (NaN) in the chosen columns")
+    fraction = spec.get("val_fraction", 0.2)
+    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ConfigError(f"data.val_fraction: {fraction!r} must be a number in [0, 1)")
+    n_val = round(len(x) * fraction)
+    if len(x) - n_val < 1:
+        raise ConfigError(f"data.path: {path} has too few samples ({len(x)}) to train on")
+    shuffle = spec.get("shuffle", window is None)  # time windows: validate on the last part
+    order = np.random.default_rng(seed).permutation(len(x)) if shuffle else np.arange(len(x))
+    train, val = order[: len(x) - n_val], order[len(x) - n_val :]
+    data = PreparedData(
+        path,
+        x[train],
+        y[train],
+        x[val],
+        y[val],
+        [str(f) for f in features],
+        [str(t) for t in targets],
+        info={"format": fmt, "samples": len(x)},
+    )
+    standardize = spec.get("standardize", False)
+    if not isinstance(standardize, bool):
+        raise ConfigError(f"data.standardize: {standardize!r} must be true or false")
+    if standardize:
+        axes = tuple(range(data.x_train.ndim - 1))  # per feature (last axis)
+        data.mean = data.x_train.mean(axis=axes)
+        data.std = data.x_train.std(axis=axes) + 1e-8
+        data.x_train = (data.x_train - data.mean) / data.std
+        data.x_val = (data.x_val - data.mean) / data.std
+    return data
+
+
+#: keys of the data section that are not a custom Dataset's own arguments
+SPLIT_KEYS = ("shuffle", "standardize", "val_fraction")
+
+
+def _from_dataset(spec: dict[str, Any]) -> tuple[Path, np.ndarray, np.ndarray, list, list, str]:
+    """A developer's own ``torch.utils.data.Dataset`` (``data._target_``), as arrays: every
+    item ``(x, y)`` is read once and stacked; the other keys are its arguments."""
+    from twinengine.ai.config import import_target
+
+    target = str(spec["_target_"])
+    factory = import_target(target, "data")
+    kwargs = {k: v for k, v in spec.items() if k != "_target_" and k not in SPLIT_KEYS}
+    if "window" in kwargs:
+        raise ConfigError("data.window: only for data files; a Dataset yields its own samples")
+    try:
+        dataset = factory(**kwargs)
+        items = [dataset[i] for i in range(len(dataset))]
+    except ConfigError:
+        raise
+    except Exception as exc:  # the developer's code: say which and why
+        raise ConfigError(f"data._target_ {target}: cannot read its items ({exc})") from exc
+    if not items:
+        raise ConfigError(f"data._target_ {target}: the dataset is empty")
+    if not all(isinstance(item, (tuple, list)) and len(item) == 2 for item in items[:1]):
+        raise ConfigError(f"data._target_ {target}: items must be (features, target) pairs")
+    try:
+        x = np.stack([np.asarray(item[0], dtype=np.float32) for item in items])
+        y = np.stack([np.asarray(item[1], dtype=np.float32) for item in items])
+    except ValueError as exc:
+        raise ConfigError(f"data._target_ {target}: items of different shapes ({exc})") from None
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    names = [f"x{i}" for i in range(x.shape[-1])]
+    return Path(target), x, y, names, [f"y{i}" for i in range(y.shape[-1])], "dataset"
+
+
+def _from_file(
+    spec: dict[str, Any], base: str | Path
+) -> tuple[Path, np.ndarray, np.ndarray, list, list, str]:
+    """Features and target read from the data file the section names."""
     unknown = sorted(set(spec) - set(KEYS))
     if unknown:
-        raise ConfigError(f"data.{unknown[0]}: not a known key; accepted: {', '.join(KEYS)}")
+        raise ConfigError(
+            f"data.{unknown[0]}: not a known key; accepted: {', '.join(KEYS)} "
+            "(or _target_: your own Dataset class, with its arguments)"
+        )
     for key in ("path", "features", "target"):
         if spec.get(key) is None:
             raise ConfigError(f"data.{key}: missing; the data section needs {key}")
@@ -161,34 +244,4 @@ def load_data(spec: dict[str, Any], base: str | Path = ".", seed: int = 0) -> Pr
             )
         x = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
         x, y = np.ascontiguousarray(x), y[window - 1 :]
-    if np.isnan(x).any() or np.isnan(y).any():
-        raise ConfigError(f"data.path: {path} has missing values (NaN) in the chosen columns")
-    fraction = spec.get("val_fraction", 0.2)
-    if not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
-        raise ConfigError(f"data.val_fraction: {fraction!r} must be a number in [0, 1)")
-    n_val = round(len(x) * fraction)
-    if len(x) - n_val < 1:
-        raise ConfigError(f"data.path: {path} has too few samples ({len(x)}) to train on")
-    shuffle = spec.get("shuffle", window is None)  # time windows: validate on the last part
-    order = np.random.default_rng(seed).permutation(len(x)) if shuffle else np.arange(len(x))
-    train, val = order[: len(x) - n_val], order[len(x) - n_val :]
-    data = PreparedData(
-        path,
-        x[train],
-        y[train],
-        x[val],
-        y[val],
-        [str(f) for f in features],
-        [str(t) for t in targets],
-        info={"format": fmt, "samples": len(x)},
-    )
-    standardize = spec.get("standardize", False)
-    if not isinstance(standardize, bool):
-        raise ConfigError(f"data.standardize: {standardize!r} must be true or false")
-    if standardize:
-        axes = tuple(range(data.x_train.ndim - 1))  # per feature (last axis)
-        data.mean = data.x_train.mean(axis=axes)
-        data.std = data.x_train.std(axis=axes) + 1e-8
-        data.x_train = (data.x_train - data.mean) / data.std
-        data.x_val = (data.x_val - data.mean) / data.std
-    return data
+    return path, x, y, features, targets, fmt

@@ -62,6 +62,12 @@ def launch(
         raise ConfigError(f"--nproc: {nproc!r} is not a positive number of processes")
     config = load_config(config_path, list(overrides))
     check_trainer(config["trainer"], nproc)
+    if "script" in config:
+        if nproc > 1:
+            raise ConfigError("--nproc: a training script distributes itself; run it alone")
+        from twinengine.ai.script import run_script
+
+        return run_script(config, resume)
     if nproc > 1 and str(config["model"].get("name", "")).lower() == "gan":
         raise ConfigError(
             "model.name: 'gan' trains with one process (its own adversarial steps are not "
