@@ -1,8 +1,7 @@
 """The console-script entry of ``twin``: ``twin run …`` straight to its command, the
-rest through the whole Typer application of :mod:`twinengine.cli.main`.
-
-Building the whole command tree imports every command module and costs tens of
-milliseconds, which a short workflow run feels; ``twin run`` needs none of it.
+rest through the whole Typer application of :mod:`twinengine.cli.main` — building the
+whole command tree imports every command module and costs tens of milliseconds, which a
+short workflow run feels, and ``twin run`` needs none of it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""``twin run``: run a CWL workflow or tool, printing the output object like cwltool.
-
-Kept apart from the rest of the command tree: :func:`twinengine.cli.entry.main` serves
-``twin run …`` from this module alone, without importing or building the other
+"""``twin run``: run a CWL workflow or tool, printing the output object like cwltool;
+kept apart from the rest of the command tree, so that :func:`twinengine.cli.entry.main`
+serves ``twin run …`` from this module alone, without importing or building the other
 commands (tens of milliseconds of every run's start-up).
 """
 
