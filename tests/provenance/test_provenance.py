@@ -390,3 +390,28 @@ def test_subworkflow_steps_nest_in_bundles(tmp_path: Path) -> None:
     # lineage still walks through the bundle to the input
     up = store.lineage(out["out"]["path"], "up")
     assert f"sha256:{file_sha256(str(data))}" in up.elements
+
+
+def test_a_run_whose_document_cannot_be_made_does_not_break_the_others(
+    two_runs: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documents are made on first use for every ended run; one failing capture (here
+    forced) is logged and skipped: other runs answer, that run answers not-found."""
+    import twinengine.provenance.api as api
+    from twinengine.core.errors import NotFoundError
+    from twinengine.provenance import ProvStore
+
+    real = api.capture
+
+    def flaky(run_id: str, store: ProvStore) -> str:
+        if run_id == two_runs["b"]:
+            raise RuntimeError("records half written")
+        return real(run_id, store)
+
+    monkeypatch.setattr(api, "capture", flaky)
+    store = ProvStore()
+    assert store.load(store.document_of_run(two_runs["a"])).elements
+    with pytest.raises(NotFoundError, match="twin prov capture"):
+        store.document_of_run(two_runs["b"])
+    monkeypatch.setattr(api, "capture", real)
+    assert store.load(store.document_of_run(two_runs["b"])).elements

@@ -9,6 +9,7 @@ downstream with an optional depth; every user value reaches SQL as a bound param
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from typing import Any
@@ -31,6 +32,8 @@ from twinengine.workflows.recordstore import (
     SqliteRecordStore,
     sqlite_file,
 )
+
+log = logging.getLogger(__name__)
 
 # the walk: every element reachable from :start along "depends on" edges (up: subject to
 # object; down: object to subject), at most :depth hops when a depth is given
@@ -98,12 +101,17 @@ class ProvStore:
         )
         with self.db.engine.connect() as conn:
             pending = [r[0] for r in conn.execute(query)]
+        made = []
         if pending:
             from twinengine.provenance.api import capture
 
             for run_id in pending:
-                capture(run_id, self)
-        return pending
+                try:
+                    capture(run_id, self)
+                    made.append(run_id)
+                except Exception as exc:  # one run's records must not break every query
+                    log.warning("provenance of run %s could not be made: %s", run_id, exc)
+        return made
 
     def save(
         self,
@@ -174,7 +182,8 @@ class ProvStore:
         if not found:
             raise NotFoundError(
                 f"run {run_id} has no provenance document",
-                hint="runs record one when they end; `twin runs show` lists the runs",
+                hint="runs record one when they end; `twin prov capture RUN_ID` makes it "
+                "again and says why it cannot",
             )
         return found[-1]["id"]
 
