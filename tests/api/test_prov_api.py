@@ -89,6 +89,21 @@ def test_online_elements_relations_and_lineage(api: Live) -> None:
         ).json()
         assert {n["id"] for n in one["nodes"]} == {"ex:calibrated-7", "ex:calibrate"}
         assert client.get("/api/v1/prov/elements/ex:calibrate").json()["kind"] == "activity"
+        # 'ex' was never declared: every export still writes it (a namespace is made up)
+        for fmt in ("json", "provn", "xml", "ttl"):
+            exported = client.get("/api/v1/prov/documents/live-1", params={"format": fmt})
+            assert exported.status_code == 200 and "twinengine.org/ns/ex#" in exported.text
+        for bad_id in ("0", "no prefix", ":x", "ex:a b", "ex:bell\x07", "¢õ\x19h%U&"):
+            refused = client.post(
+                "/api/v1/prov/documents/live-1/elements", json={"id": bad_id, "kind": "entity"}
+            )
+            assert refused.status_code == 400, (bad_id, refused.text)
+            assert "element id" in refused.json()["error"]["message"]
+        refused = client.post(
+            "/api/v1/prov/documents/live-1/relations",
+            json={"kind": "used", "subject": "ex:calibrate", "object": "raw file"},
+        )
+        assert refused.status_code == 400 and "object" in refused.json()["error"]["message"]
         # a path on the server is never read through the API
         probe = client.get("/api/v1/prov/lineage", params={"target": "/etc/hostname"})
         assert probe.status_code == 404

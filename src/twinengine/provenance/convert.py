@@ -15,8 +15,8 @@ from typing import Any
 
 from prov import model as pm
 
-from twinengine.core.errors import InvalidDocumentError
-from twinengine.provenance.graph import ProvGraph, Relation
+from twinengine.core.errors import InvalidDocumentError, StateError
+from twinengine.provenance.graph import UNDECLARED, ProvGraph, Relation, prefix_of
 
 #: prov record class -> (our relation kind, formal attribute of the subject, of the object)
 _RELATION_TYPES: dict[type, tuple[str, str, tuple[str, ...]]] = {
@@ -66,6 +66,17 @@ def to_prov(graph: ProvGraph) -> pm.ProvDocument:
     doc = pm.ProvDocument()
     for prefix, uri in graph.namespaces.items():
         doc.add_namespace(prefix, uri)
+    unwritable = sorted(i for i in graph.elements if prefix_of(i) is None)
+    if unwritable:  # stored before identifiers were checked
+        raise StateError(
+            f"element id {unwritable[0]!r} cannot be written in PROV (not PREFIX:NAME)",
+            hint="delete that element's document or import it again with valid ids",
+        )
+    used = {prefix_of(i) for i in graph.elements}
+    used |= {prefix_of(i) for r in graph.relations for i in (r.subject, r.object) if i}
+    for prefix in sorted(p for p in used if p and p not in graph.namespaces):
+        if prefix not in ("prov", "xsd", "xsi"):  # prefixes used but never declared
+            doc.add_namespace(prefix, UNDECLARED.format(prefix=prefix))
     bundles: dict[str, pm.ProvBundle] = {"": doc}
     for _, name in sorted(graph.members):
         if name and name not in bundles:

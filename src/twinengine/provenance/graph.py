@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from twinengine.core.errors import InvalidInputError
 from twinengine.core.hashing import file_sha256
 
 __all__ = ["Element", "ProvGraph", "Relation", "file_sha256", "value_id"]
@@ -147,3 +150,27 @@ def value_id(value: Any) -> str:
     """The id of a parameter value: the same value is the same entity everywhere."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return "twin:value-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+_QNAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*):(\S+)$")
+#: where a prefix used but never declared is put (so every serialisation can write it)
+UNDECLARED = "https://twinengine.org/ns/{prefix}#"
+
+
+def check_identifier(identifier: str, what: str = "id") -> str:
+    """``identifier`` when it is ``PREFIX:NAME`` without spaces or control characters —
+    what every PROV serialisation can write; else a clear error. A prefix the document
+    does not declare is declared as :data:`UNDECLARED` when it is written."""
+    if _QNAME.match(identifier) is None:
+        raise InvalidInputError(
+            f"{what} {identifier!r} is not PREFIX:NAME (e.g. ex:sensor-7)",
+            hint="a prefix is letters, digits, '_', '.' or '-'; the name has no spaces",
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in identifier):
+        raise InvalidInputError(f"{what} {identifier!r} contains control characters")
+    return identifier
+
+
+def prefix_of(identifier: str) -> str | None:
+    found = _QNAME.match(identifier)
+    return found.group(1) if found else None

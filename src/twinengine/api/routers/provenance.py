@@ -24,7 +24,7 @@ from twinengine.api.routers.runs import visible_run
 from twinengine.core import InvalidInputError, NotFoundError, PayloadTooLargeError, StateError
 from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
 from twinengine.provenance import FORMATS, ProvStore, read_document, serialize
-from twinengine.provenance.graph import RELATIONS, ProvGraph
+from twinengine.provenance.graph import RELATIONS, ProvGraph, check_identifier
 
 router = APIRouter(prefix="/api/v1", tags=["provenance"], responses=ERROR_RESPONSES)
 _DOC_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
@@ -205,6 +205,7 @@ def add_element(
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """Add an entity, activity or agent to a document (created if new): online tracking."""
+    check_identifier(body.id, "element id")
     _ensure_document(ctx, who, doc_id, project)
     row = {
         "id": body.id,
@@ -284,6 +285,8 @@ def add_relation(
         raise InvalidInputError(
             f"unknown PROV relation {body.kind!r}", hint="one of: " + ", ".join(sorted(RELATIONS))
         )
+    check_identifier(body.subject, "subject")
+    check_identifier(body.object, "object")
     _ensure_document(ctx, who, doc_id, project)
     row = {
         "document_id": doc_id,
