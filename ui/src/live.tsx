@@ -33,6 +33,33 @@ export function useLive(): Live {
   return live;
 }
 
+/** A list loaded now (errors reported) and again every `ms` milliseconds (quietly);
+ *  `reload(true)` refreshes it after a change. */
+export function usePolled<T>(
+  fetch: () => Promise<{ items: T[] }>,
+  ms: number,
+): [T[] | null, (quiet?: boolean) => Promise<void>] {
+  const { report } = useErrors();
+  const [items, setItems] = useState<T[] | null>(null);
+  const fetchRef = useRef(fetch);
+  fetchRef.current = fetch;
+  const reload = useCallback(
+    (quiet = false) =>
+      fetchRef
+        .current()
+        .then((page) => setItems(page.items))
+        .catch((err) => {
+          if (!quiet) report(err);
+        }),
+    [report],
+  );
+  useEffect(() => {
+    reload();
+  }, [reload]);
+  useInterval(() => reload(true), ms);
+  return [items, reload];
+}
+
 /** Calls `fn` every `ms` milliseconds while mounted (and while the tab is visible). */
 export function useInterval(fn: () => void, ms: number | null): void {
   const ref = useRef(fn);

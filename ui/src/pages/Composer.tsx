@@ -17,10 +17,10 @@ import {
   type Edge,
 } from "@xyflow/react";
 import { api, ApiError, type ComposeResult, type PaletteItem, type Workflow } from "../api";
-import { useSession } from "../auth";
 import { useErrors } from "../errors";
 import { href, navigate } from "../router";
 import { composerNodeTypes } from "../composer/nodes";
+import { ProjectSelect } from "../components/ProjectSelect";
 import {
   buildCompose,
   ComposeProblems,
@@ -48,7 +48,6 @@ let counter = 1;
 const newNodeId = () => `n${Date.now().toString(36)}${counter++}`;
 
 function ComposerCanvas() {
-  const { me } = useSession();
   const { report } = useErrors();
   const { screenToFlowPosition } = useReactFlow();
   const [palette, setPalette] = useState<PaletteItem[] | null>(null);
@@ -263,16 +262,7 @@ function ComposerCanvas() {
           className={name && !validId(name) ? "invalid" : ""}
         />
         <input placeholder="label (optional)" value={label} onChange={(e) => setLabel(e.target.value)} data-testid="composer-label" />
-        <select value={project} onChange={(e) => setProject(e.target.value)} data-testid="composer-project">
-          <option value="">default</option>
-          {me.projects
-            .filter((p) => p.name !== "default")
-            .map((p) => (
-              <option key={p.name} value={p.name}>
-                {p.name}
-              </option>
-            ))}
-        </select>
+        <ProjectSelect value={project} onChange={setProject} testId="composer-project" />
         <div className="spacer" />
         <button className="secondary" onClick={clearCanvas} data-testid="composer-clear">
           Clear

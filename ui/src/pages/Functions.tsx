@@ -4,30 +4,16 @@
 
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, errorText, type FunctionCall, type TwinFunction } from "../api";
-import { useSession } from "../auth";
 import { useErrors } from "../errors";
 import { seconds, when } from "../format";
-import { useInterval } from "../live";
+import { usePolled } from "../live";
 import { href, navigate } from "../router";
 import { StateBadge } from "../components/StateBadge";
+import { ProjectSelect } from "../components/ProjectSelect";
 
 export function Functions({ selected }: { selected: string | null }) {
   const { report } = useErrors();
-  const [items, setItems] = useState<TwinFunction[] | null>(null);
-  const load = useCallback(
-    (quiet = false) =>
-      api
-        .functions()
-        .then((f) => setItems(f.items))
-        .catch((err) => {
-          if (!quiet) report(err);
-        }),
-    [report],
-  );
-  useEffect(() => {
-    load();
-  }, [load]);
-  useInterval(() => load(true), 5000);
+  const [items, load] = usePolled(api.functions, 5000);
 
   const remove = async (f: TwinFunction) => {
     if (!window.confirm(`Delete function ${f.name} and the records of its calls?`)) return;
@@ -113,7 +99,6 @@ export function Functions({ selected }: { selected: string | null }) {
 }
 
 function DeployForm({ onDeployed }: { onDeployed: (f: TwinFunction) => void }) {
-  const { me } = useSession();
   const [name, setName] = useState("");
   const [kind, setKind] = useState("command");
   const [target, setTarget] = useState("");
@@ -173,16 +158,7 @@ function DeployForm({ onDeployed }: { onDeployed: (f: TwinFunction) => void }) {
         </label>
         <label>
           Project
-          <select value={project} onChange={(e) => setProject(e.target.value)} data-testid="deploy-project">
-            <option value="">default</option>
-            {me.projects
-              .filter((p) => p.name !== "default")
-              .map((p) => (
-                <option key={p.name} value={p.name}>
-                  {p.name}
-                </option>
-              ))}
-          </select>
+          <ProjectSelect value={project} onChange={setProject} testId="deploy-project" />
         </label>
         <label>
           Min workers

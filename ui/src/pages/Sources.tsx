@@ -1,11 +1,11 @@
 // Event sources: kind, project, status (ok / retrying / down / paused / passive) with the
 // last error, pause/resume/delete, and a YAML form to add one (docs/events-sources.md).
 
-import { useCallback, useEffect, useState } from "react";
+import { useState } from "react";
 import { api, type TwinSource } from "../api";
 import { useErrors } from "../errors";
 import { ago, when } from "../format";
-import { useInterval } from "../live";
+import { usePolled } from "../live";
 import { href } from "../router";
 import { toYaml } from "../yaml";
 import { StateBadge } from "../components/StateBadge";
@@ -37,24 +37,10 @@ function masked(config: Record<string, unknown>): Record<string, unknown> {
 
 export function Sources() {
   const { report } = useErrors();
-  const [items, setItems] = useState<TwinSource[] | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
 
-  const load = useCallback(
-    (quiet = false) =>
-      api
-        .sources()
-        .then((s) => setItems(s.items))
-        .catch((err) => {
-          if (!quiet) report(err);
-        }),
-    [report],
-  );
-  useEffect(() => {
-    load();
-  }, [load]);
-  useInterval(() => load(true), 5000);
+  const [items, load] = usePolled(api.sources, 5000);
 
   const act = async (s: TwinSource, what: "pause" | "resume" | "delete") => {
     if (what === "delete" && !window.confirm(`Delete source ${s.name}?`)) return;

@@ -5,7 +5,7 @@ import { useCallback, useEffect, useState } from "react";
 import { api, type Trigger } from "../api";
 import { useErrors } from "../errors";
 import { when } from "../format";
-import { useInterval } from "../live";
+import { useInterval, usePolled } from "../live";
 import { href, navigate } from "../router";
 import { toYaml } from "../yaml";
 import { YamlForm } from "../components/YamlForm";
@@ -55,22 +55,7 @@ function useTriggerActions(reload: () => void) {
 }
 
 export function Triggers() {
-  const { report } = useErrors();
-  const [items, setItems] = useState<Trigger[] | null>(null);
-  const load = useCallback(
-    (quiet = false) =>
-      api
-        .triggers()
-        .then((t) => setItems(t.items))
-        .catch((err) => {
-          if (!quiet) report(err);
-        }),
-    [report],
-  );
-  useEffect(() => {
-    load();
-  }, [load]);
-  useInterval(() => load(true), 10_000);
+  const [items, load] = usePolled(api.triggers, 10_000);
   const { busy, act } = useTriggerActions(() => load(true));
 
   return (

@@ -2,11 +2,11 @@
 
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, type Page, type Workflow } from "../api";
-import { useSession } from "../auth";
 import { useErrors } from "../errors";
 import { when } from "../format";
 import { href, navigate } from "../router";
 import { Pager } from "../components/Pager";
+import { ProjectSelect } from "../components/ProjectSelect";
 
 const LIMIT = 25;
 
@@ -88,7 +88,6 @@ export function Workflows() {
 }
 
 function UploadForm({ onUploaded }: { onUploaded: (wf: Workflow) => void }) {
-  const { me } = useSession();
   const { report } = useErrors();
   const [file, setFile] = useState<File | null>(null);
   const [name, setName] = useState("");
@@ -143,16 +142,7 @@ function UploadForm({ onUploaded }: { onUploaded: (wf: Workflow) => void }) {
         )}
         <label>
           Project
-          <select value={project} onChange={(e) => setProject(e.target.value)} data-testid="upload-project">
-            <option value="">default</option>
-            {me.projects
-              .filter((p) => p.name !== "default")
-              .map((p) => (
-                <option key={p.name} value={p.name}>
-                  {p.name}
-                </option>
-              ))}
-          </select>
+          <ProjectSelect value={project} onChange={setProject} testId="upload-project" />
         </label>
         <label className="wide">
           Description
