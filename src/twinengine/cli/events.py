@@ -74,25 +74,31 @@ def sources_list() -> None:
         console.print(f"{row['name']:<20} {row['kind']:<8} {state:<9} {row['project']}{error}")
 
 
-@sources_app.command("pause")
-@handle_errors
-def sources_pause(name: Name) -> None:
-    _store().pause_source(name, True)
-    console.print(f"source {name} paused")
+def _lifecycle(app: typer.Typer, kind: str) -> None:
+    """``pause``, ``resume`` and ``delete`` of a source or a trigger (by name)."""
+
+    def pause(name: Name, paused: bool) -> None:
+        getattr(_store(), f"pause_{kind}")(name, paused)
+        console.print(f"{kind} {name} {'paused' if paused else 'resumed'}")
+
+    @app.command("pause")
+    @handle_errors
+    def pause_it(name: Name) -> None:
+        pause(name, True)
+
+    @app.command("resume")
+    @handle_errors
+    def resume_it(name: Name) -> None:
+        pause(name, False)
+
+    @app.command("delete")
+    @handle_errors
+    def delete_it(name: Name) -> None:
+        getattr(_store(), f"delete_{kind}")(name)
+        console.print(f"{kind} {name} deleted")
 
 
-@sources_app.command("resume")
-@handle_errors
-def sources_resume(name: Name) -> None:
-    _store().pause_source(name, False)
-    console.print(f"source {name} resumed")
-
-
-@sources_app.command("delete")
-@handle_errors
-def sources_delete(name: Name) -> None:
-    _store().delete_source(name)
-    console.print(f"source {name} deleted")
+_lifecycle(sources_app, "source")
 
 
 # -- triggers ---------------------------------------------------------------------------
@@ -131,25 +137,7 @@ def triggers_show(name: Name) -> None:
     )
 
 
-@triggers_app.command("pause")
-@handle_errors
-def triggers_pause(name: Name) -> None:
-    _store().pause_trigger(name, True)
-    console.print(f"trigger {name} paused")
-
-
-@triggers_app.command("resume")
-@handle_errors
-def triggers_resume(name: Name) -> None:
-    _store().pause_trigger(name, False)
-    console.print(f"trigger {name} resumed")
-
-
-@triggers_app.command("delete")
-@handle_errors
-def triggers_delete(name: Name) -> None:
-    _store().delete_trigger(name)
-    console.print(f"trigger {name} deleted")
+_lifecycle(triggers_app, "trigger")
 
 
 # -- events -----------------------------------------------------------------------------
