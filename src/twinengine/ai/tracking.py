@@ -39,15 +39,18 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def tracking_uri(uri: str | None = None) -> str:
-    """The MLflow tracking URI to use (config, environment, then the embedded default)."""
+def tracking_uri(uri: str | None = None, *, home: str | Path | None = None) -> str:
+    """The MLflow tracking URI to use (config, environment, then the embedded default of
+    ``home`` — by default this process's ``TWIN_HOME``)."""
     if uri:
         return str(uri)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    from twinengine.core import get_settings
+    if home is None:
+        from twinengine.core import get_settings
 
-    home = Path(get_settings().home)
+        home = get_settings().home
+    home = Path(home)
     home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{home / 'mlflow.db'}"
 

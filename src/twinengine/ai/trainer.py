@@ -350,13 +350,12 @@ def _epoch(
     epoch: int,
     step: int,
     tracker: RunTracker,
-    strategy: Strategy | None = None,
+    strategy: Strategy,
 ) -> int:
     """One pass over the seeded permutation of the training set, a global batch a step.
 
     Under a distributed ``strategy`` each rank takes its shard of every global batch and
     the gradients are averaged, so the weights follow single-process training."""
-    strategy = strategy or Strategy()
     model.train()
     generator = torch.Generator().manual_seed(int(trainer["seed"]) * 100_003 + epoch)
     order = torch.randperm(len(x), generator=generator)

@@ -1,7 +1,6 @@
 """``twin train``: train a model from a YAML config, tracked in MLflow.
 
-Wired into the ``twin`` application as one command (``app.command("train")(train)``);
-``app`` is the same command as a Typer group for ``twin ai train`` should one be wanted.
+Wired into the ``twin`` application as one command (``app.command("train")(train)``).
 ``--nproc N`` trains with N DDP processes on this machine and ``--slurm-script`` writes
 a multi-node Slurm batch script instead of training (:mod:`twinengine.ai.distributed`).
 """
@@ -16,11 +15,9 @@ import typer
 
 from twinengine.cli.errors import LazyConsole, err_console, handle_errors
 
-app = typer.Typer(help="Train models from YAML configs (MLflow-tracked).", no_args_is_help=True)
 console = LazyConsole(highlight=False)
 
 
-@app.command("train")
 @handle_errors
 def train(
     config: Annotated[Path, typer.Argument(help="Training config (YAML).")],

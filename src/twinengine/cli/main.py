@@ -79,10 +79,3 @@ def info() -> None:
     print(f"ram_mb        {s.ram_mb or 'all'}")
     print(f"containers    {working_container_engine() or 'none (DockerRequirement unsupported)'}")
     print(f"config file   {s.config_file or '-'}")
-
-
-def main() -> None:
-    """Console-script entry point (see :mod:`twinengine.cli.entry`)."""
-    from twinengine.cli.entry import main as entry
-
-    entry()

@@ -146,15 +146,6 @@ def resolve(
     print(_registry(tracking_uri).resolve(ref))
 
 
-def _source(model: str, tracking_uri: str | None) -> Any:
-    """An ONNX path stays a path; anything else is a registry reference."""
-    from pathlib import Path
-
-    from twinengine.ai.serving.deploy import RegistryRef
-
-    return model if Path(model).exists() else RegistryRef(model, tracking_uri)
-
-
 @app.command("serve")
 @handle_errors
 def serve(
@@ -191,10 +182,10 @@ def serve(
 ) -> None:
     """Serve a model over HTTP; an alias is followed and swapped hot when it moves."""
     from twinengine.ai.serving import serve as run_server
-    from twinengine.ai.serving.deploy import AlertSink
+    from twinengine.ai.serving.deploy import AlertSink, make_app, source_of
     from twinengine.ai.serving.metrics import Threshold
 
-    source = _source(model, tracking_uri)
+    source: Any = source_of(model, tracking_uri)
     thresholds = [Threshold.parse(t) for t in threshold or []]
     sink = None
     if alert_webhook or notify:
@@ -204,8 +195,18 @@ def serve(
     from twinengine.ai.serving.server import check_address
 
     check_address(host, port, replicas > 1)
-    if not isinstance(source, str):
-        source.open()  # fail here, with the reason, rather than in each replica
+    options: dict[str, Any] = {
+        "max_batch": max_batch,
+        "max_wait_ms": max_wait_ms,
+        "threads": threads,
+        "threshold": thresholds,
+        "on_alert": sink,
+        "poll_s": poll,
+    }
+    if replicas == 1:  # loaded once, here: an unknown model or alias fails before listening
+        source = make_app(source, options)
+    elif not isinstance(source, str):
+        source.open()  # each replica loads its own; fail here rather than in each of them
     console.print(f"serving {model} on http://{host}:{port} ({replicas} replica(s))")
     if duration > 0:  # a graceful stop, as on SIGTERM
         import os
@@ -215,19 +216,7 @@ def serve(
         timer = threading.Timer(duration, os.kill, (os.getpid(), signal.SIGTERM))
         timer.daemon = True
         timer.start()
-    run_server(
-        source,
-        host,
-        port,
-        replicas,
-        server,
-        max_batch=max_batch,
-        max_wait_ms=max_wait_ms,
-        threads=threads,
-        threshold=thresholds,
-        on_alert=sink,
-        poll_s=poll,
-    )
+    run_server(source, host, port, replicas, server, **options)
 
 
 @app.command("predict")
@@ -271,16 +260,10 @@ def stream(
     """Predict every message of a subject and publish the answers to another."""
     import signal
 
-    from twinengine.ai.serving.bundle import load_bundle
+    from twinengine.ai.serving.deploy import open_source, source_of
     from twinengine.ai.serving.stream import StreamPredictor
 
-    found = _source(model, tracking_uri)
-    watch = None
-    if isinstance(found, str):
-        bundle = load_bundle(found)
-    else:
-        bundle, watch = found.open()
-        watch = None if found.pinned else watch
+    bundle, watch = open_source(source_of(model, tracking_uri))
     predictor = StreamPredictor(
         bundle, source, sink, watch=watch, poll_s=poll, max_batch=max_batch, max_wait_ms=max_wait_ms
     )

@@ -22,6 +22,7 @@ import numpy as np
 
 from twinengine.ai.data import SUFFIXES, read_arrays, stack_columns
 from twinengine.ai.serving.bundle import ModelBundle, load_bundle, registry_bundle
+from twinengine.ai.serving.deploy import RegistryRef, source_of
 from twinengine.core.errors import ConfigError, InvalidInputError
 
 OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
@@ -36,10 +37,8 @@ def _literal(value: str | None) -> Any:
         return value
 
 
-def _trained_on(registry: Any, bundle: ModelBundle) -> dict[str, Any]:
-    """Features, window and target names of the run a registered version came from."""
-    found = registry.version_of(f"{bundle.name}/{bundle.version}")
-    run = registry.client.get_run(found.run_id)
+def _trained_on(run: Any) -> dict[str, Any]:
+    """Features, window and target names of the training run of a registered version."""
     params = run.data.params
     return {
         "features": _literal(params.get("data.features")),
@@ -51,13 +50,12 @@ def _trained_on(registry: Any, bundle: ModelBundle) -> dict[str, Any]:
 def open_model(model: str, tracking_uri: str | None = None) -> tuple[ModelBundle, dict]:
     """A bundle for a path (file or folder) or a registry reference, and what it was
     trained on (empty for a bare file)."""
-    if Path(model).exists():
-        return load_bundle(model), {}
-    from twinengine.ai.registry import ModelRegistry
-
-    registry = ModelRegistry(tracking_uri=tracking_uri, provenance=False)
+    source = source_of(model, tracking_uri)
+    if not isinstance(source, RegistryRef):
+        return load_bundle(source), {}
+    registry = source.registry()
     bundle = registry_bundle(registry, model)
-    return bundle, _trained_on(registry, bundle)
+    return bundle, _trained_on(registry.client.get_run(bundle.run_id))
 
 
 def read_rows(

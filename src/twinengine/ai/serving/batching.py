@@ -156,16 +156,13 @@ class MicroBatcher:
         max_batch: int = 256,
         max_wait_ms: float = 2.0,
         inline_below_ms: float = 1.0,
-        eager: bool = True,
         on_batch: Callable[[int, list[np.ndarray]], None] | None = None,
     ) -> None:
         self.session = session
-        self.signature = signature
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.inline_below = inline_below_ms / 1000.0
         self.on_batch = on_batch
-        self.eager = eager
         self.reading = 0  # requests begun by the server and not yet submitted (see begin)
         self._names = [s.name for s in signature.outputs]
         self._in_names = [s.name for s in signature.inputs]
@@ -203,7 +200,7 @@ class MicroBatcher:
                 loop.call_soon(self._flush)
         elif self._running:
             pass  # _done reschedules
-        elif self.eager and self.reading <= 0:
+        elif self.reading <= 0:
             # every request the server has begun is queued: nobody else is coming soon, so
             # flush on the next loop iteration (which still gathers this iteration's peers)
             if self._timer is not None:
@@ -216,7 +213,7 @@ class MicroBatcher:
     def begin(self) -> None:
         """Announce a request whose body is being read; :meth:`submit` or :meth:`abandon` follow.
 
-        While announced requests are outstanding an eager batcher waits for them (up to
+        While announced requests are outstanding the batcher waits for them (up to
         ``max_wait_ms``); when none are, it flushes on the next loop iteration.
         """
         self.reading += 1

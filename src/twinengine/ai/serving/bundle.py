@@ -72,6 +72,7 @@ class ModelBundle:
     ref: str | None = None
     version: int | None = None
     scaled: bool = False
+    run_id: str | None = None  # the training run of a registry version
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -85,7 +86,10 @@ class ModelBundle:
 
     def predict(self, arrays: dict[str, Any] | list[Any]) -> list[np.ndarray]:
         """Check ``arrays`` against the signature and run the model once (no batching)."""
-        feeds = self.signature.check(arrays)
+        return self.run(self.signature.check(arrays))
+
+    def run(self, feeds: list[np.ndarray]) -> list[np.ndarray]:
+        """Run the model once on arrays already checked against the signature."""
         names = [s.name for s in self.signature.outputs]
         return self.session.run(names, dict(zip(self._inputs, feeds, strict=True)))
 
@@ -187,14 +191,10 @@ def load_bundle(
     )
 
 
-def current_version(registry: Any, ref: str) -> int:
-    """The version number ``ref`` designates in the registry now."""
-    return int(registry.version_of(ref).version)
-
-
-def registry_bundle(registry: Any, ref: str, *, threads: int = 1) -> ModelBundle:
-    """Load the version ``ref`` designates (``NAME@ALIAS``, ``NAME/VERSION``, ``NAME``)."""
-    found = registry.version_of(ref)
+def registry_bundle(registry: Any, ref: str, *, threads: int = 1, found: Any = None) -> ModelBundle:
+    """Load the version ``ref`` designates (``NAME@ALIAS``, ``NAME/VERSION``, ``NAME``);
+    ``found``: its MLflow ModelVersion when the caller has just looked it up."""
+    found = found if found is not None else registry.version_of(ref)
     folder = registry.folder(found)
     name = found.name
     if not (folder / "model.onnx").is_file() and not (folder / META_FILE).is_file():
@@ -202,4 +202,6 @@ def registry_bundle(registry: Any, ref: str, *, threads: int = 1) -> ModelBundle
             f"{name} version {found.version} has no ONNX file (model.onnx) to serve",
             hint="retrain with trainer.onnx=true so that the model can be served",
         )
-    return load_bundle(folder, threads=threads, name=name, ref=ref, version=int(found.version))
+    bundle = load_bundle(folder, threads=threads, name=name, ref=ref, version=int(found.version))
+    bundle.run_id = found.run_id
+    return bundle

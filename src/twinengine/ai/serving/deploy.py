@@ -25,11 +25,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from twinengine.ai.serving.bundle import ModelBundle, current_version, registry_bundle
+from twinengine.ai.serving.bundle import ModelBundle, load_bundle, registry_bundle
 
 log = logging.getLogger("twinengine.ai.serving")
+Watch = Callable[[], ModelBundle | None]  # loads the next version when the alias moved
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,20 @@ class RegistryRef:
 
         return ModelRegistry(tracking_uri=self.tracking_uri, provenance=False)
 
-    def open(self, threads: int = 1) -> tuple[ModelBundle, Callable[[], ModelBundle | None]]:
-        """The version served now, and the watcher that loads the next one."""
+    def open(self, threads: int = 1) -> tuple[ModelBundle, Watch | None]:
+        """The version served now, and the watcher that loads the next one (None for a
+        pinned ``NAME/VERSION``)."""
         registry = self.registry()
         bundle = registry_bundle(registry, self.ref, threads=threads)
+        if self.pinned:
+            return bundle, None
         state = {"version": bundle.version}
 
         def watch() -> ModelBundle | None:
-            version = current_version(registry, self.ref)
-            if version == state["version"]:
+            found = registry.version_of(self.ref)
+            if int(found.version) == state["version"]:
                 return None
-            loaded = registry_bundle(registry, self.ref, threads=threads)
+            loaded = registry_bundle(registry, self.ref, threads=threads, found=found)
             state["version"] = loaded.version
             return loaded
 
@@ -125,13 +130,25 @@ class AlertSink:
         )
 
 
-def make_app(model: str | RegistryRef, options: dict[str, Any]) -> Any:
-    """The ModelServer of an ONNX file or a registry reference, with its watcher."""
+def source_of(model: str, tracking_uri: str | None = None) -> str | RegistryRef:
+    """What ``MODEL`` names on a command line: an existing path stays a path (an ONNX
+    file or a model folder); anything else is a registry reference."""
+    return model if Path(model).exists() else RegistryRef(model, tracking_uri)
+
+
+def open_source(model: str | RegistryRef, threads: int = 1) -> tuple[ModelBundle, Watch | None]:
+    """The bundle of a path or a registry reference, and its watcher (None: fixed)."""
+    if isinstance(model, RegistryRef):
+        return model.open(threads)
+    return load_bundle(model, threads=threads), None
+
+
+def make_app(model: Any, options: dict[str, Any]) -> Any:
+    """The ModelServer of an ONNX file or a registry reference, with its watcher (an
+    already built ModelServer is served as it is)."""
     from twinengine.ai.serving.server import ModelServer
 
-    if not isinstance(model, RegistryRef):
-        return ModelServer(model, **options)
-    bundle, watch = model.open(int(options.get("threads", 1)))
-    if model.pinned:
-        return ModelServer(bundle, **options)
+    if isinstance(model, ModelServer):
+        return model
+    bundle, watch = open_source(model, int(options.get("threads", 1)))
     return ModelServer(bundle, watch=watch, **options)

@@ -181,7 +181,6 @@ async def run_asgi(app: ASGIApp, sock: socket.socket, on_stop: Callable[[], None
     """Serve ``app`` on the bound ``sock`` until SIGINT/SIGTERM; then call ``on_stop``."""
     loop = asyncio.get_running_loop()
     host, port = sock.getsockname()[:2]
-    sock.listen(4096)
     startup = getattr(app, "startup", None)  # background work of the app (no lifespan here)
     if startup is not None:
         await startup()

@@ -135,10 +135,6 @@ class ServingMetrics:
         self.started = self._checked
         self.alerting: set[str] = set()
 
-    @property
-    def threshold(self) -> Threshold | None:
-        return self.thresholds[0] if self.thresholds else None
-
     def request(self, status: int, seconds: float) -> None:
         self.requests[status] = self.requests.get(status, 0) + 1
         self.latency.observe(seconds)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from twinengine.ai.serving.batching import MicroBatcher, Signature, SignatureError
+from twinengine.ai.serving.batching import MicroBatcher, SignatureError
 from twinengine.ai.serving.bundle import ModelBundle, load_bundle
 from twinengine.ai.serving.metrics import ServingMetrics, Threshold
 from twinengine.core.errors import ConfigError, TwinError
@@ -47,8 +47,9 @@ class _Loaded:
     def __init__(self, bundle: ModelBundle, metrics: ServingMetrics, options: dict) -> None:
         self.bundle = bundle
         self.signature = bundle.signature
-        self.batcher = MicroBatcher(bundle.session, bundle.signature, **options)
-        self.batcher.on_batch = metrics.batch
+        self.batcher = MicroBatcher(
+            bundle.session, bundle.signature, on_batch=metrics.batch, **options
+        )
         self.metadata = json.dumps(bundle.describe()).encode()
         version = b"" if bundle.version is None else str(bundle.version).encode()
         self.headers = [*_JSON_HEADERS, *([(b"x-model-version", version)] if version else [])]
@@ -84,14 +85,6 @@ class ModelServer:
             ("GET", "/metadata"): self._meta,
             ("GET", "/metrics"): self._metrics,
         }
-
-    @property
-    def signature(self) -> Signature:
-        return self.active.signature
-
-    @property
-    def batcher(self) -> MicroBatcher:
-        return self.active.batcher
 
     def swap(self, bundle: ModelBundle) -> None:
         """Serve ``bundle`` from now on (call on the server's loop). Requests already

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from starlette.background import BackgroundTask
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, caller, context
 from twinengine.api.errors import ERROR_RESPONSES
+from twinengine.api.process import free_port
 from twinengine.core import AuthError, TwinError
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -50,10 +50,11 @@ class MlflowUI:
         self.client: httpx.AsyncClient | None = None
 
     def command(self, port: int) -> list[str]:
-        store = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+        from twinengine.ai.tracking import tracking_uri
+
         return [
             *(sys.executable, "-m", "mlflow", "server"),
-            *("--backend-store-uri", store),
+            *("--backend-store-uri", tracking_uri(home=self.home)),
             *("--default-artifact-root", str(self.home / "mlartifacts")),
             *("--host", "127.0.0.1", "--port", str(port)),
             *("--static-prefix", PREFIX, "--workers", "1"),
@@ -64,9 +65,7 @@ class MlflowUI:
         with self._lock:
             if self.child is not None and self.child.poll() is None and self.port:
                 return self.port
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
+            port = free_port()
             log = open(self.home / "mlflow-ui.log", "ab")  # noqa: SIM115 - the child keeps it
             self.child = subprocess.Popen(
                 self.command(port),

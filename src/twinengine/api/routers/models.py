@@ -12,8 +12,6 @@ within seconds.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -95,8 +93,9 @@ def registry(ctx: ServerContext, who: Principal | None = None) -> Any:
         raise TwinError(
             "the model registry needs the ai extra", hint="pip install 'twinengine[ai]'"
         ) from exc
-    home = Path(ctx.settings.home)
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
+    from twinengine.ai.tracking import tracking_uri
+
+    uri = tracking_uri(home=ctx.settings.home)
     found = ModelRegistry(tracking_uri=uri, prov_db=ctx.db)
     found.actor = who.user if who is not None else None
     return found
