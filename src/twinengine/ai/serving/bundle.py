@@ -5,8 +5,8 @@ Runtime and, when a ``standardize.json`` lies beside it (written by ``twin train
 ``data.standardize: true``), scales the first input with the training mean and standard
 deviation before the model sees it — so clients send raw feature values, as they would
 to the twin. :func:`registry_bundle` does the same for a registry reference
-(``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``) and remembers which version it got, so a
-deployment can tell when an alias has moved (:func:`current_version`). A version
+(``NAME@ALIAS``, ``NAME/VERSION`` or ``NAME``) and remembers which version and training run
+it got, so a deployment can tell when an alias has moved. A version
 without an ONNX file is served by PyTorch from its ``model.pt``, rebuilt from the
 ``model_meta.json`` that ``twin train`` writes beside it (:class:`TorchSession`).
 """
