@@ -29,10 +29,8 @@ def emit_event(
     from twinengine.events.store import DefinitionStore
 
     db = get_database()
-    wanted = [
-        {"name": t["name"], "spec": t["definition"], "paused": t["paused"]}
-        for t in DefinitionStore(db).triggers([project], source=SOURCE)
-    ]
+    store = DefinitionStore(db)
+    wanted = [store.candidate(t) for t in store.triggers([project], source=SOURCE)]
     event = Event(SOURCE, key, kind=kind, version=version, data=data)
     event_id, _ = EventQueue(db).ingest(event, project, wanted)
     return event_id

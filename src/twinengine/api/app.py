@@ -128,8 +128,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
             ctx.dispatcher.stop()
             if "mlflow_ui" in ctx.extras:
                 ctx.extras["mlflow_ui"].stop()
-            if "notify" in ctx.extras:
-                ctx.extras["notify"].close()
+            ctx.extras["notify"].close()
             functions.shutdown_functions(ctx)
 
     app = FastAPI(

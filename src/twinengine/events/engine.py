@@ -111,14 +111,7 @@ class EventEngine:
         trig = self.store.triggers()
         by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for t in trig:
-            by_source[t["source"]].append(
-                {
-                    "name": t["name"],
-                    "spec": t["definition"],
-                    "paused": t["paused"],
-                    "project": t["project"],
-                }
-            )
+            by_source[t["source"]].append(self.store.candidate(t))
         with self._lock:
             self.triggers = dict(by_source)
             self.by_name = {t["name"]: t for t in trig}
@@ -334,13 +327,15 @@ class EventEngine:
             batch = trigger["definition"].get("batch")
             if not batch or trigger["paused"]:
                 continue
-            waiting = self.queue.batched(name)
-            if not waiting:
+            count, oldest = self.queue.batch_status(name)  # cheap: no bodies loaded
+            if not count:
                 continue
-            oldest = waiting[0]["created_at"]
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
             age = time.time() - oldest.timestamp()
             size = batch.get("size") or 0
+            seconds = batch.get("seconds")
+            if not (size and count >= size) and not (seconds and age >= seconds):
+                continue  # not due yet
+            waiting = self.queue.batched(name)
             while size and len(waiting) >= size:
                 self._deliver(trigger, waiting[:size])
                 waiting = waiting[size:]

@@ -138,6 +138,16 @@ class EventQueue:
             )
             return [dict(r._mapping) for r in rows]
 
+    def batch_status(self, trigger: str) -> tuple[int, Any]:
+        """How many deliveries of ``trigger`` wait in its batch, and the oldest one's time
+        (``None`` when none): what decides whether the batch is due, without the bodies."""
+        waiting = and_(deliveries.c.trigger == trigger, deliveries.c.state == "batched")
+        with self.db.engine.connect() as conn:
+            count, oldest = conn.execute(
+                select(func.count(), func.min(deliveries.c.created_at)).where(waiting)
+            ).one()
+        return int(count or 0), _aware(oldest)
+
     def batched(self, trigger: str) -> list[dict[str, Any]]:
         """Deliveries of ``trigger`` waiting in its batch, oldest first."""
         with self.db.engine.connect() as conn:

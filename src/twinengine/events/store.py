@@ -178,6 +178,16 @@ class DefinitionStore:
         with self.db.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+    @staticmethod
+    def candidate(row: dict[str, Any]) -> dict[str, Any]:
+        """A stored trigger as :meth:`EventQueue.ingest` matches events against it."""
+        return {
+            "name": row["name"],
+            "spec": row["definition"],
+            "paused": row["paused"],
+            "project": row["project"],
+        }
+
     def pause_trigger(self, name: str, paused: bool = True) -> dict[str, Any]:
         self.trigger(name)
         with self.db.engine.begin() as conn:

@@ -12,7 +12,6 @@ function, an input that is not a JSON object, a bad timeout).
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Response
@@ -28,7 +27,6 @@ from twinengine.core import NotFoundError
 from twinengine.events.function_service import FunctionService
 
 router = APIRouter(prefix="/api/v1", tags=["functions"], responses=ERROR_RESPONSES)
-_LOCK = threading.Lock()
 
 
 class FunctionIn(BaseModel):
@@ -92,15 +90,8 @@ class CallQueued(BaseModel):
 
 
 def functions_of(ctx: ServerContext) -> FunctionService:
-    """The server's function service (made on first use)."""
-    service = ctx.extras.get("functions")
-    if service is None:
-        with _LOCK:
-            service = ctx.extras.get("functions")
-            if service is None:
-                service = FunctionService(ctx.db, ctx.settings)
-                ctx.extras["functions"] = service
-    return service
+    """The server's function service (made with the app: see ``build_context``)."""
+    return ctx.extras["functions"]
 
 
 def shutdown_functions(ctx: ServerContext) -> None:

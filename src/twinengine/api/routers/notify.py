@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -27,21 +26,12 @@ router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=ERROR_RES
 _POLL = 0.5
 _PING = 15.0
 _LOOKBACK = dt.timedelta(seconds=2)  # notes committed late, with an earlier timestamp
-_lock = threading.Lock()
 KIND = Field(pattern=r"^[a-z][a-z0-9_.-]{0,31}$")
 
 
 def center(ctx: ServerContext) -> Any:
-    """The app's NotificationCenter (created on first use)."""
-    found = ctx.extras.get("notify")
-    if found is None:
-        with _lock:
-            found = ctx.extras.get("notify")
-            if found is None:
-                from twinengine.notify import NotificationCenter
-
-                found = ctx.extras["notify"] = NotificationCenter(ctx.db)
-    return found
+    """The app's NotificationCenter (made with the app: see ``build_context``)."""
+    return ctx.extras["notify"]
 
 
 # -- bodies ------------------------------------------------------------------------------

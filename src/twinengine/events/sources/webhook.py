@@ -12,7 +12,6 @@ is an S3/MinIO bucket notification. With ``secret`` set, the request must carry
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import threading
 from collections.abc import Mapping
@@ -22,13 +21,14 @@ from twinengine.core.errors import AuthError, InvalidInputError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
 from twinengine.events.sources.options import choice, text
 from twinengine.events.sources.s3 import parse_bucket_notification
-
-SIGNATURE_HEADER = "X-Twin-Signature"
+from twinengine.notify.webhook import SIGNATURE_HEADER, verify_signature
+from twinengine.notify.webhook import sign as notify_sign
 
 
 def sign(body: bytes, secret: str) -> str:
-    """The ``X-Twin-Signature`` value for ``body`` (what a sender computes)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The ``X-Twin-Signature`` value for ``body`` (what a sender computes): the same
+    signature as TwinEngine's own webhooks (:func:`twinengine.notify.webhook.sign`)."""
+    return notify_sign(secret, body)
 
 
 class WebhookSource(EventSource):
@@ -57,7 +57,7 @@ class WebhookSource(EventSource):
                 f"webhook {self.name!r} needs a {SIGNATURE_HEADER} header",
                 hint="send sha256=<hex HMAC-SHA256 of the body with the source's secret>",
             )
-        if not hmac.compare_digest(given.strip(), sign(body, self.secret)):
+        if not verify_signature(self.secret, body, given.strip()):
             raise AuthError(f"webhook {self.name!r}: the {SIGNATURE_HEADER} does not match")
 
     def parse(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> list[Event]:
