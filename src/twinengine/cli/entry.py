@@ -11,9 +11,6 @@ import sys
 
 def main() -> None:
     """Console-script entry point."""
-    from twinengine.core.programs import own_bin_on_path
-
-    own_bin_on_path()  # steps calling `twin` find it (see twinengine.core.programs)
     if len(sys.argv) > 1 and sys.argv[1] == "run":
         from twinengine.cli.run import run_alone
 

@@ -5,7 +5,8 @@ promote`` …) runs with the ``PATH`` of the TwinEngine process. When TwinEngine
 started by the full path of a virtual environment's ``twin`` without activating it, that
 ``PATH`` lacks the environment's ``bin`` folder. :func:`own_bin_on_path` appends it —
 appends, so a ``python3`` or any other program the user's ``PATH`` finds first is still
-the one a step gets.
+the one a step gets. Every run calls it as it begins (``RunSession``), whichever
+entry point started it: ``twin run``, ``twin-cwl-runner``, a server's run worker.
 """
 
 from __future__ import annotations

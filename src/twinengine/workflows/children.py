@@ -2,6 +2,7 @@
 reaping, and the entry point of a child that continues a stored run.
 
 :func:`kill_group` kills a child that leads its own session and everything it started;
+:func:`child_env` is the environment of a child working on the same home;
 :func:`exit_code_of` tells whether a child ended without reaping it (the dispatcher
 records a run's end before the process entry disappears); ``python -m
 twinengine.workflows.children resume RUN_ID`` is the child the run dispatcher starts to
@@ -15,16 +16,29 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 
 def kill_group(proc: subprocess.Popen, wait: float = 5.0) -> None:
     """Kill ``proc`` and everything it started (it leads its own session)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
+    from twinengine.workflows.executors.base import kill_tree
+
+    kill_tree(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(wait)
+
+
+def child_env(settings: Any, **extra: str) -> dict[str, str]:
+    """This process's environment for a child working on the same home, database and
+    object store as ``settings`` (plus ``extra`` variables)."""
+    env = dict(os.environ)
+    env.update(
+        TWIN_HOME=str(settings.home),
+        TWIN_DATABASE_URL=settings.database_url,
+        TWIN_STORE=settings.store,
+        **extra,
+    )
+    return env
 
 
 def exit_code_of(child: subprocess.Popen) -> int | None:

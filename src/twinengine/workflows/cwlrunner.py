@@ -64,9 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"twin-cwl-runner {__version__}")
         return 0
-    from twinengine.core.programs import own_bin_on_path
-
-    own_bin_on_path()
     try:
         options, rest = split_twin_options(argv)
         return run_cwl(rest, options)

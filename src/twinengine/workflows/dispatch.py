@@ -35,7 +35,7 @@ from twinengine.core import (
     new_id,
 )
 from twinengine.core.models import runs
-from twinengine.workflows.children import exit_code_of, kill_group
+from twinengine.workflows.children import child_env, exit_code_of, kill_group
 from twinengine.workflows.inprocess import InProcessRunner
 from twinengine.workflows.runs import WATCHED, RunStore
 from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
@@ -52,7 +52,6 @@ class RunDispatcher:
         settings: Settings | None = None,
         db: Database | None = None,
         inprocess: bool = True,
-        workers: int | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.db = db or get_database(self.settings)
@@ -60,10 +59,10 @@ class RunDispatcher:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.threads: set[str] = set()  # runs executing in this process
         self.runner = InProcessRunner(self.settings, self.max_runs) if inprocess else None
-        # native runs go to warm worker processes (one per core) unless told 0
-        count = self.settings.cores if workers is None else workers
+        # native runs go to warm worker processes, one per core
         self.pool = None
-        if inprocess and count > 0:
+        if inprocess:
+            count = max(1, self.settings.cores)
             threads = max(1, -(-self.max_runs // count))
             self.pool = RunWorkerPool(self.settings, count, threads, self._thread_done)
         self.started_total = 0
@@ -98,8 +97,7 @@ class RunDispatcher:
         main = str(Path(workflow["folder"]) / workflow["main"])
         options: dict[str, Any] = {"cache": cache, "dispatch": "serve"}
         values: dict[str, Any] = {}
-        native = self.runner is not None and self.runner.load(main) is not None
-        if direct and self.pool is not None and native:
+        if direct and self.pool is not None and self.runner.load(main) is not None:
             options["inprocess"] = True
             values = {"pid": os.getpid(), "host": socket.gethostname()}
             self._direct[run_id] = (main, str(run_dir), cache)
@@ -246,14 +244,14 @@ class RunDispatcher:
         run_dir = self.settings.runs_dir / row.id
         run_dir.mkdir(parents=True, exist_ok=True)
         options = row.options or {}
-        if row.started_at is None and self.runner is not None and not options.get("no_worker"):
-            if self.pool is not None:  # the worker reads the job; it says if it cannot
-                prepared = (None, None) if self.runner.load(row.workflow) is not None else None
-            else:
-                prepared = self.runner.prepare(row.workflow, str(run_dir / "job.json"))
-            if prepared is not None:
-                self._launch_here(row, prepared, run_dir, options)
-                return
+        if (
+            row.started_at is None
+            and self.pool is not None
+            and not options.get("no_worker")
+            and self.runner.load(row.workflow) is not None  # the worker reads the job
+        ):
+            self._launch_here(row, run_dir, options)
+            return
         if row.started_at is None:
             command = [
                 sys.executable,
@@ -270,12 +268,7 @@ class RunDispatcher:
             ]
         else:
             command = [sys.executable, "-m", "twinengine.workflows.children", "resume", row.id]
-        env = dict(os.environ)
-        env.update(
-            TWIN_HOME=str(self.settings.home),
-            TWIN_DATABASE_URL=self.settings.database_url,
-            TWIN_STORE=self.settings.store,
-        )
+        env = child_env(self.settings)
         WATCHED.add(row.id)  # before its pid is written: see RunStore._reconcile
         with open(run_dir / "driver.log", "ab") as logfile:
             child = subprocess.Popen(
@@ -300,10 +293,8 @@ class RunDispatcher:
         self.children[row.id] = child
         self.started_total += 1
 
-    def _launch_here(
-        self, row: Any, prepared: tuple[Any, Any], run_dir: Path, options: dict[str, Any]
-    ) -> None:
-        """Start a native-path run on a thread of this process."""
+    def _launch_here(self, row: Any, run_dir: Path, options: dict[str, Any]) -> None:
+        """Claim a native-path run for this server and send it to a run worker."""
         with self.db.engine.begin() as conn:
             claimed = conn.execute(
                 update(runs)
@@ -314,21 +305,8 @@ class RunDispatcher:
                     options={**options, "inprocess": True},
                 )
             )
-        if not claimed.rowcount:
-            return  # another dispatcher took it
-        if self.pool is not None:
+        if claimed.rowcount:  # else: another dispatcher took it
             self._to_worker(row.id, row.workflow, run_dir, bool(options.get("cache")))
-            return
-        self.threads.add(row.id)
-        self.started_total += 1
-        self.runner.submit(
-            row.id,
-            prepared,
-            document=row.workflow,
-            outdir=str(run_dir / "outputs"),
-            cache=bool(options.get("cache")),
-            done=self._thread_done,
-        )
 
     def _to_worker(self, run_id: str, document: str, run_dir: Path, cache: bool) -> None:
         """Count a run as executing here and send it to a run worker."""

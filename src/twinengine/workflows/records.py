@@ -18,11 +18,8 @@ from typing import Any
 
 from twinengine.core import State, new_id
 from twinengine.core.columns import STEP_COLUMNS
+from twinengine.core.times import utcnow
 from twinengine.workflows.recordstore import RecordStore
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def from_epoch(seconds: float) -> dt.datetime:

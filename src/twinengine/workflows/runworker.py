@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -96,14 +95,9 @@ class RunWorkerPool:
         self._lock = threading.Lock()
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            TWIN_HOME=str(self.settings.home),
-            TWIN_DATABASE_URL=self.settings.database_url,
-            TWIN_STORE=self.settings.store,
-            TWIN_CORES=str(self.settings.cores),
-        )
-        return env
+        from twinengine.workflows.children import child_env
+
+        return child_env(self.settings, TWIN_CORES=str(self.settings.cores))
 
     def pick(self) -> _Worker:
         """The least busy live worker (dead ones are replaced first)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from twinengine.core import Settings, State, StateError, get_settings, get_store, new_id
 from twinengine.core.hashing import file_sha256
+from twinengine.core.programs import own_bin_on_path
 from twinengine.workflows.executors import make_executor
 from twinengine.workflows.options import RunOptions
 from twinengine.workflows.records import RunRecorder, state_of
@@ -52,6 +53,7 @@ class RunSession:
         outdir: str | None,
         settings: Settings | None = None,
     ) -> None:
+        own_bin_on_path()  # steps that call `twin` find it (see twinengine.core.programs)
         self.options = options
         self.settings = settings or get_settings()
         self.workflow = workflow
