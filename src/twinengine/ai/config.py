@@ -66,6 +66,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     ``_config_dir`` is added: relative ``data.path`` values are resolved against it.
     """
     path = Path(path)
+    config = apply_overrides(read_config_file(path), overrides or [])
+    config = check_config(config)
+    config["_config_dir"] = str(path.resolve().parent)
+    return config
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``, unchecked (a clear error when it is not one)."""
     if not path.is_file():
         raise ConfigError(f"config file {path}: no such file")
     try:
@@ -76,10 +84,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
-    config = apply_overrides(raw, overrides or [])
-    config = check_config(config)
-    config["_config_dir"] = str(path.resolve().parent)
-    return config
+    return raw
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -23,8 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from twinengine.ai.config import flatten
 from twinengine.ai.tracking import RunTracker, check_tracking
 from twinengine.ai.trainer import LossGuard, TrainResult, _export_onnx, _provenance
@@ -39,10 +37,7 @@ class ScriptRun:
         self.options: dict[str, Any] = config["script"]["options"]  # the script's settings
         self.tracker = tracker
         self.work = work
-        trainer = config["trainer"]
-        self.guard = LossGuard(
-            trainer["guard"]["max_loss"], trainer["guard"]["window"], trainer["patience"]
-        )
+        self.guard = LossGuard.from_trainer(config["trainer"])
         self.result = TrainResult(tracker.run_id, tracker.uri, 0, 1)
 
     def log(self, epoch: int, **metrics: float) -> str | None:
@@ -112,9 +107,7 @@ def run_script(config: dict[str, Any], resume: str | None = None) -> TrainResult
     work = Path(tempfile.mkdtemp(prefix=f"twin-script-{tracker.run_id[:8]}-"))
     tracker.log_params(flatten({k: v for k, v in config.items() if k not in ("model", "data")}))
     tracker.set_tags({"twin.script": str(path)})
-    saved = work / "config.yaml"
-    saved.write_text(yaml.safe_dump({k: v for k, v in config.items() if k[0] != "_"}))
-    tracker.log_artifact(saved)
+    tracker.log_config(config, work)
     tracker.log_artifact(path, "script")
     run = ScriptRun(config, tracker, work)
     status = "FAILED"

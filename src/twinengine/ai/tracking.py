@@ -169,6 +169,14 @@ class RunTracker:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
 
+    def log_config(self, config: dict[str, Any], work: Path) -> None:
+        """Log the config as the run used it (overrides applied) as ``config.yaml``."""
+        import yaml
+
+        saved = work / "config.yaml"
+        saved.write_text(yaml.safe_dump({k: v for k, v in config.items() if k[0] != "_"}))
+        self.log_artifact(saved)
+
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), folder)
 

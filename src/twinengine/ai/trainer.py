@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from twinengine.ai.config import build, flatten
 from twinengine.ai.data import PreparedData, load_data
@@ -64,6 +63,11 @@ class LossGuard:
                 f"{self.stale} epochs (trainer.patience={self.patience})"
             )
         return None
+
+    @classmethod
+    def from_trainer(cls, trainer: dict[str, Any]) -> LossGuard:
+        """The guard a config's checked ``trainer`` section asks for."""
+        return cls(trainer["guard"]["max_loss"], trainer["guard"]["window"], trainer["patience"])
 
     def state(self) -> dict[str, Any]:
         return {"losses": self.losses, "best": self.best, "stale": self.stale}
@@ -197,7 +201,7 @@ def train(
         )
     if not classes:
         y_train, y_val = y_train.reshape(len(y_train), -1), y_val.reshape(len(y_val), -1)
-    guard = LossGuard(trainer["guard"]["max_loss"], trainer["guard"]["window"], trainer["patience"])
+    guard = LossGuard.from_trainer(trainer)
     tracker = strategy.tracker(
         lambda: RunTracker(
             tracking["experiment"],
@@ -239,9 +243,7 @@ def train(
         )
     trained = strategy.wrap(model, optimizer)
     if strategy.is_main:
-        config_file = work / "config.yaml"
-        config_file.write_text(yaml.safe_dump({k: v for k, v in config.items() if k[0] != "_"}))
-        tracker.log_artifact(config_file)
+        tracker.log_config(config, work)
     result = TrainResult(tracker.run_id, tracker.uri, start_epoch - 1, start_epoch)
     status = "FAILED"
     try:

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from twinengine.ai import trainer as _trainer
-from twinengine.ai.config import SECTIONS, _yaml, apply_overrides, check_config
+from twinengine.ai.config import SECTIONS, apply_overrides, check_config, read_config_file
 from twinengine.ai.tracking import RunTracker, tracking_uri
 from twinengine.core.errors import ConfigError
 
@@ -74,15 +74,7 @@ def load_search(
     """The checked training config and ``search`` section in ``path``, overrides applied
     (overrides may set search keys too: ``search.trials=4``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path}: no such file")
-    try:
-        raw = _yaml(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(read_config_file(path), overrides or [])
     if "search" not in raw:
         raise ConfigError("search: missing; twin tune needs a search section with a space")
     search = raw.pop("search")
@@ -314,8 +306,7 @@ def run_trial(
 
             client = MlflowClient(tracking_uri(run_config["tracking"]["uri"]))
             why = f"pruned at epoch {seen['epoch']} ({search['metric']}={seen['last']:.4g})"
-            client.set_tag(seen["run_id"], "twin.tune.pruned", why)
-            client.set_terminated(seen["run_id"], status="KILLED")
+            kill_trial(client, seen["run_id"], why)
         raise
     if seen["last"] is None:
         raise ConfigError(
@@ -397,3 +388,9 @@ def finish(
     pruned = sum(t.state == "pruned" for t in trials)
     result = (params, value, run_id, copy.deepcopy(best_config), len(trials), pruned, registered)
     return TuneResult(search["study"], parent.run_id, parent.uri, *result)
+
+
+def kill_trial(client: Any, run_id: str, why: str) -> None:
+    """Mark a trial's MLflow run as stopped early (pruned): tag and KILLED status."""
+    client.set_tag(run_id, "twin.tune.pruned", why)
+    client.set_terminated(run_id, status="KILLED")

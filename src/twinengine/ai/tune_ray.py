@@ -34,6 +34,7 @@ from twinengine.ai.tune import (
     _sampler,
     _token,
     finish,
+    kill_trial,
     parent_run,
     run_trial,
 )
@@ -314,14 +315,12 @@ def _trials(
         state = "complete" if run is not None and run.info.status == "FINISHED" else "pruned"
         if run is not None and state == "pruned" and run.info.status != "KILLED":
             epoch = metrics.get("epoch")
-            client.set_tag(run_id, "twin.tune.pruned", f"stopped by Ray Tune at epoch {epoch}")
-            client.set_terminated(run_id, status="KILLED")
+            kill_trial(client, run_id, f"stopped by Ray Tune at epoch {epoch}")
         trials.append(Trial(number, params, metrics.get(search["metric"]), run_id, state))
     experiment = client.get_run(parent.run_id).info.experiment_id
     where = f"tags.mlflow.parentRunId = '{parent.run_id}' and attributes.status = 'RUNNING'"
     for run in client.search_runs([experiment], filter_string=where):
-        client.set_tag(run.info.run_id, "twin.tune.pruned", "stopped by Ray Tune")
-        client.set_terminated(run.info.run_id, status="KILLED")
+        kill_trial(client, run.info.run_id, "stopped by Ray Tune")
     if errors:
         raise _trial_error(errors[0], search, points)
     return sorted(trials, key=lambda t: t.number)

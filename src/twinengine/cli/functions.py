@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,10 +147,9 @@ def invoke(
     service = _service()
     try:
         if run_async:
-            call_id = service.submit(name, value, timeout)
+            call_id, done = service.enqueue(name, value, timeout)
             print(_json({"id": call_id, "state": "queued"}), flush=True)
-            while service.call(call_id)["state"] in ("queued", "running"):
-                time.sleep(0.05)  # the call runs in this process: let it finish
+            done.result()  # the call runs in this process: resolved once its row is final
             state = service.call(call_id)["state"]
         else:
             call = service.invoke(name, value, timeout)

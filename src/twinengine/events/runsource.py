@@ -51,11 +51,13 @@ class RunsSource:
             )
             with self.db.engine.connect() as conn:
                 ended = list(conn.execute(query))
-            for row in ended:
-                emit(self.event(row))
-                stamp = row.ended_at.replace(tzinfo=None) if row.ended_at.tzinfo else row.ended_at
-                cursor = stamp.isoformat()
-                self.state.save({"ended_after": cursor})
+            try:
+                for row in ended:
+                    emit(self.event(row))
+                    cursor = row.ended_at.replace(tzinfo=None).isoformat()
+            finally:  # once per poll: a crash re-emits a few runs, which the queue dedups
+                if ended:
+                    self.state.save({"ended_after": cursor})
             if not ended:
                 stop.wait(self.interval)
 
