@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import ECHO, Live, start_server, wait_run
+from tests.events.samples import MINIO_NOTIFICATION
 
 COUNT = {
     "name": "count",
@@ -234,6 +235,17 @@ def test_a_source_that_is_down_is_retried_and_shown(live: Live) -> None:
         )
         assert down["error"]
         assert client.get("/health").json()["status"] == "ok"
+        # bucket notifications still arrive by POST while the polling is down
+        posted = client.post("/api/v1/events/far-bucket", json=MINIO_NOTIFICATION)
+        assert posted.status_code == 202, posted.text
+        assert posted.json()["accepted"] == 2
+        bad = client.post("/api/v1/events/far-bucket", content=b"{not json")
+        assert bad.status_code == 400 and "not JSON" in bad.json()["error"]["message"]
+        # a source that watches a peer itself takes no posted events
+        assert post_yaml(client, "/api/v1/sources", "name: tick\nkind: cron\nevery: 3600\n")
+        refused = client.post("/api/v1/events/tick", json={"key": "x"})
+        assert refused.status_code == 400
+        assert "cron source; it takes no posted events" in refused.json()["error"]["message"]
         assert client.post("/api/v1/sources/far-bucket/pause").json()["paused"] is True
         assert client.delete("/api/v1/sources/far-bucket").status_code == 204
 

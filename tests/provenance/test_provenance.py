@@ -396,22 +396,33 @@ def test_a_run_whose_document_cannot_be_made_does_not_break_the_others(
     two_runs: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Documents are made on first use for every ended run; one failing capture (here
-    forced) is logged and skipped: other runs answer, that run answers not-found."""
+    forced) is logged and skipped: other runs answer, that run answers not-found, and it
+    is not tried again on every query — only after the back-off (or a new end)."""
     import twinengine.provenance.api as api
+    import twinengine.provenance.store as store_module
     from twinengine.core.errors import NotFoundError
     from twinengine.provenance import ProvStore
 
     real = api.capture
+    tries: list[str] = []
 
     def flaky(run_id: str, store: ProvStore) -> str:
         if run_id == two_runs["b"]:
+            tries.append(run_id)
             raise RuntimeError("records half written")
         return real(run_id, store)
 
     monkeypatch.setattr(api, "capture", flaky)
+    monkeypatch.setattr(store_module, "_UNCAPTURABLE", {})
     store = ProvStore()
     assert store.load(store.document_of_run(two_runs["a"])).elements
     with pytest.raises(NotFoundError, match="twin prov capture"):
         store.document_of_run(two_runs["b"])
+    for _ in range(3):  # later queries do not try the broken run again at once
+        assert store.ensure_captured() == []
+    assert tries == [two_runs["b"]]
     monkeypatch.setattr(api, "capture", real)
+    assert store.ensure_captured() == []  # still within the back-off
+    monkeypatch.setattr(store_module, "CAPTURE_RETRY_SECONDS", 0.0)
+    store_module._UNCAPTURABLE[two_runs["b"]] = (store_module._UNCAPTURABLE[two_runs["b"]][0], 0.0)
     assert store.load(store.document_of_run(two_runs["b"])).elements

@@ -19,13 +19,14 @@ import os
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twinengine.core import ConfigError
+from twinengine.core.errors import InvalidInputError
 from twinengine.core.times import utcnow
 
 Emit = Callable[["Event"], None]
@@ -100,6 +101,9 @@ class EventSource(ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: its events (also) arrive as requests to ``POST /api/v1/events/{source}``, which
+    #: hands each one to :meth:`parse`
+    takes_posts: ClassVar[bool] = False
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         self.name = name
@@ -112,6 +116,10 @@ class EventSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional clean-up
         """Release connections (called after :meth:`run` returned or raised)."""
+
+    def parse(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> list[Event]:
+        """The events of one posted request (sources that set ``takes_posts``)."""
+        raise no_posts(self.name, self.kind)
 
     # helpers for subclasses ------------------------------------------------------------
     def option(self, key: str, default: Any = ..., kind: type | tuple[type, ...] = object) -> Any:
@@ -142,6 +150,36 @@ BUILTIN_SOURCES = {
     "redis": "twinengine.events.sources.redis:RedisStreamSource",
     "kafka": "twinengine.events.sources.kafka:KafkaSource",
 }
+
+
+def no_posts(name: str, kind: str) -> InvalidInputError:
+    """The error for a request posted to a source that takes none."""
+    return InvalidInputError(
+        f"source {name!r} is a {kind} source; it takes no posted events",
+        hint="post to a webhook source, or bucket notifications to an s3 source",
+    )
+
+
+def retry_until_stopped(
+    stop: threading.Event,
+    attempt: Callable[[], None],
+    on_error: Callable[[Exception, float], None],
+    *,
+    first: float = 1.0,
+    most: float = 60.0,
+) -> None:
+    """Call ``attempt`` until ``stop`` is set; after a failure tell ``on_error`` (the
+    exception and the wait), then wait ``first``, twice that … at most ``most`` seconds.
+    An attempt that returns normally resets the wait."""
+    delay = first
+    while not stop.is_set():
+        try:
+            attempt()
+            delay = first
+        except Exception as exc:  # the peer is down: say so, wait, retry
+            on_error(exc, delay)
+            stop.wait(delay)
+            delay = min(most, delay * 2)
 
 
 def source_class(kind: str) -> type[EventSource]:

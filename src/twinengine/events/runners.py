@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from twinengine.events.base import Event, SourceState, make_source
+from twinengine.events.base import Event, SourceState, make_source, retry_until_stopped
 from twinengine.events.runsource import RunsSource
 
 if TYPE_CHECKING:
@@ -30,32 +30,30 @@ class SourceRunner(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        name, delay = self.row["name"], 1.0
+        name = self.row["name"]
         state = SourceState(self.engine.settings.home / "events" / "state", name)
-        while not self.stop_event.is_set():
-            source = None
+
+        def emit(event: Event, project: str = self.row["project"]) -> None:
+            self.engine.ingest(event, project)
+
+        def attempt() -> None:
+            source = make_source(name, self.row["kind"], self.row["config"], state)
             try:
-                source = make_source(name, self.row["kind"], self.row["config"], state)
                 passive = getattr(source, "passive", False)
                 self.engine.store.set_source_status(name, "passive" if passive else "ok")
-
-                def emit(event: Event, project: str = self.row["project"]) -> None:
-                    self.engine.ingest(event, project)
-
                 source.run(emit, self.stop_event)
-                delay = 1.0
-            except Exception as exc:  # the peer is down: say so, wait, retry
-                status = "retrying" if delay < 30 else "down"
-                self.engine.store.set_source_status(name, status, f"{type(exc).__name__}: {exc}")
-                log.warning("source %s failed (%s); retrying in %.0f s", name, exc, delay)
-                self.stop_event.wait(delay)
-                delay = min(60.0, delay * 2)
             finally:
-                if source is not None:
-                    try:
-                        source.close()
-                    except Exception:
-                        log.debug("closing source %s failed", name, exc_info=True)
+                try:
+                    source.close()
+                except Exception:
+                    log.debug("closing source %s failed", name, exc_info=True)
+
+        def failed(exc: Exception, delay: float) -> None:
+            status = "retrying" if delay < 30 else "down"
+            self.engine.store.set_source_status(name, status, f"{type(exc).__name__}: {exc}")
+            log.warning("source %s failed (%s); retrying in %.0f s", name, exc, delay)
+
+        retry_until_stopped(self.stop_event, attempt, failed)
 
 
 class RunsRunner(SourceRunner):
@@ -65,12 +63,16 @@ class RunsRunner(SourceRunner):
         source = RunsSource(
             self.engine.db, SourceState(self.engine.settings.home / "events" / "state", "runs")
         )
-        while not self.stop_event.is_set():
-            try:
-                source.run(
-                    lambda e, p=None: self.engine.ingest(e, e.metadata.get("project")),
-                    self.stop_event,
-                )
-            except Exception:
-                log.exception("the runs source failed; retrying")
-                self.stop_event.wait(2)
+
+        def failed(exc: Exception, delay: float) -> None:
+            log.error("the runs source failed; retrying in %.0f s", delay, exc_info=exc)
+
+        retry_until_stopped(
+            self.stop_event,
+            lambda: source.run(
+                lambda e, p=None: self.engine.ingest(e, e.metadata.get("project")),
+                self.stop_event,
+            ),
+            failed,
+            first=2.0,
+        )

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from twinengine.core import ConfigError
-from twinengine.events.base import Event, SourceState
+from twinengine.events.base import Event, SourceState, retry_until_stopped
 
 log = logging.getLogger(__name__)
 Ingest = Callable[[Event, "str | None"], Any]
@@ -93,18 +93,17 @@ class StreamTransport:
         self._thread.start()
 
     def _consume(self) -> None:
-        delay = 1.0
-        while not self._stop.is_set():
+        def attempt() -> None:
             source = self._source()
             try:
                 source.run(self._deliver, self._stop)
-                delay = 1.0
-            except Exception as exc:  # the broker is down: wait and try again
-                log.warning("event queue %s: %s; retrying in %.0f s", self.url, exc, delay)
-                self._stop.wait(delay)
-                delay = min(30.0, delay * 2)
             finally:
                 source.close()
+
+        def failed(exc: Exception, delay: float) -> None:  # the broker is down
+            log.warning("event queue %s: %s; retrying in %.0f s", self.url, exc, delay)
+
+        retry_until_stopped(self._stop, attempt, failed, most=30.0)
 
     def _deliver(self, message: Event) -> None:
         event, project = _event_of(message.data)

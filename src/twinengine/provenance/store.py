@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text
@@ -62,6 +63,17 @@ _RELATIONS = (
     " WHERE r.{this} IN (SELECT id FROM walk){scope}"
 )
 DIRECTIONS = ("up", "down", "both")
+# runs whose document could not be made: the end time they had then and when to try
+# again (this process)
+_UNCAPTURABLE: dict[str, tuple[Any, float]] = {}
+CAPTURE_RETRY_SECONDS = 60.0
+
+
+def _skip_capture(run_id: str, ended: Any) -> bool:
+    failed = _UNCAPTURABLE.get(run_id)
+    return failed is not None and failed[0] == ended and time.monotonic() < failed[1]
+
+
 # documents of some projects: their own (imported, client) and those of their runs
 _IN_PROJECTS = (
     "SELECT d.id FROM prov_documents d LEFT JOIN runs ru ON ru.id = d.run_id"
@@ -90,26 +102,34 @@ class ProvStore:
         """Make the PROV document of every ended run that has none yet; returns their ids.
 
         Runs on the native path leave that to the first provenance query, so a run does
-        not spend its own time on it (the file digests are in its records already)."""
+        not spend its own time on it (the file digests are in its records already). A
+        run whose document cannot be made is tried again only once it ended anew (a
+        resume) or a minute later, not on every query."""
 
         documented = select(prov_documents.c.run_id).where(
             prov_documents.c.origin == "run", prov_documents.c.run_id.is_not(None)
         )
-        query = select(runs.c.id).where(
+        query = select(runs.c.id, runs.c.ended_at).where(
             runs.c.state.in_(("succeeded", "failed", "cancelled", "interrupted")),
             runs.c.id.not_in(documented),
         )
         with self.db.engine.connect() as conn:
-            pending = [r[0] for r in conn.execute(query)]
+            pending = [
+                (run_id, ended)
+                for run_id, ended in conn.execute(query)
+                if not _skip_capture(run_id, ended)
+            ]
         made = []
         if pending:
             from twinengine.provenance.api import capture
 
-            for run_id in pending:
+            for run_id, ended in pending:
                 try:
                     capture(run_id, self)
                     made.append(run_id)
+                    _UNCAPTURABLE.pop(run_id, None)
                 except Exception as exc:  # one run's records must not break every query
+                    _UNCAPTURABLE[run_id] = (ended, time.monotonic() + CAPTURE_RETRY_SECONDS)
                     log.warning("provenance of run %s could not be made: %s", run_id, exc)
         return made
 

@@ -2,14 +2,14 @@
 // last error, pause/resume/delete, and a YAML form to add one (docs/events-sources.md).
 
 import { useState } from "react";
-import { api, type TwinSource } from "../api";
-import { useErrors } from "../errors";
+import { api } from "../api";
 import { ago, when } from "../format";
 import { usePolled } from "../live";
 import { href } from "../router";
 import { toYaml } from "../yaml";
 import { StateBadge } from "../components/StateBadge";
 import { YamlForm } from "../components/YamlForm";
+import { PauseDeleteButtons, usePauseDelete } from "../components/PauseDelete";
 
 export const SOURCE_EXAMPLE = `# An event source watches one peer and turns what is new into events
 # (docs/events-sources.md): a name, a kind and the kind's settings.
@@ -36,25 +36,10 @@ function masked(config: Record<string, unknown>): Record<string, unknown> {
 }
 
 export function Sources() {
-  const { report } = useErrors();
-  const [busy, setBusy] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
-
   const [items, load] = usePolled(api.sources, 5000);
+  const { busy, act } = usePauseDelete("source", api.pauseSource, api.deleteSource, () => load(true));
 
-  const act = async (s: TwinSource, what: "pause" | "resume" | "delete") => {
-    if (what === "delete" && !window.confirm(`Delete source ${s.name}?`)) return;
-    setBusy(s.name);
-    try {
-      if (what === "delete") await api.deleteSource(s.name);
-      else await api.pauseSource(s.name, what === "pause");
-    } catch (err) {
-      report(err);
-    } finally {
-      setBusy(null);
-      load(true);
-    }
-  };
 
   return (
     <div data-testid="sources-page">
@@ -122,22 +107,14 @@ export function Sources() {
                       <a href={`${href("events")}?source=${encodeURIComponent(s.name)}`} className="small">
                         events
                       </a>
-                      <button
-                        className="secondary small"
+                      <PauseDeleteButtons
+                        paused={s.paused}
                         disabled={busy !== null}
-                        onClick={() => act(s, s.paused ? "resume" : "pause")}
-                        data-testid={s.paused ? "source-resume" : "source-pause"}
-                      >
-                        {s.paused ? "Resume" : "Pause"}
-                      </button>
-                      <button
-                        className="danger small"
-                        disabled={busy !== null}
-                        onClick={() => act(s, "delete")}
-                        data-testid="source-delete"
-                      >
-                        Delete
-                      </button>
+                        onToggle={() => act(s.name, s.paused ? "resume" : "pause")}
+                        onDelete={() => act(s.name, "delete")}
+                        toggleTestId={s.paused ? "source-resume" : "source-pause"}
+                        deleteTestId="source-delete"
+                      />
                     </div>
                   </td>
                 </tr>

@@ -9,6 +9,7 @@ import { useInterval, usePolled } from "../live";
 import { href, navigate } from "../router";
 import { toYaml } from "../yaml";
 import { YamlForm } from "../components/YamlForm";
+import { PauseDeleteButtons, usePauseDelete } from "../components/PauseDelete";
 
 export const TRIGGER_EXAMPLE = `# A trigger starts a registered workflow for each event of a source (docs/events.md).
 name: new-gauge-file
@@ -34,24 +35,7 @@ approval: false               # true: a person approves each run (Approvals page
 `;
 
 function useTriggerActions(reload: () => void) {
-  const { report } = useErrors();
-  const [busy, setBusy] = useState<string | null>(null);
-  const act = async (t: Trigger, what: "pause" | "resume" | "delete") => {
-    if (what === "delete" && !window.confirm(`Delete trigger ${t.name}?`)) return false;
-    setBusy(t.name);
-    try {
-      if (what === "delete") await api.deleteTrigger(t.name);
-      else await api.pauseTrigger(t.name, what === "pause");
-      return true;
-    } catch (err) {
-      report(err);
-      return false;
-    } finally {
-      setBusy(null);
-      reload();
-    }
-  };
-  return { busy, act };
+  return usePauseDelete("trigger", api.pauseTrigger, api.deleteTrigger, reload);
 }
 
 export function Triggers() {
@@ -113,22 +97,14 @@ export function Triggers() {
                 <td>{t.project}</td>
                 <td>
                   <div className="actions">
-                    <button
-                      className="secondary small"
+                    <PauseDeleteButtons
+                      paused={t.paused}
                       disabled={busy !== null}
-                      onClick={() => act(t, t.paused ? "resume" : "pause")}
-                      data-testid={t.paused ? "trigger-resume" : "trigger-pause"}
-                    >
-                      {t.paused ? "Resume" : "Pause"}
-                    </button>
-                    <button
-                      className="danger small"
-                      disabled={busy !== null}
-                      onClick={() => act(t, "delete")}
-                      data-testid="trigger-delete"
-                    >
-                      Delete
-                    </button>
+                      onToggle={() => act(t.name, t.paused ? "resume" : "pause")}
+                      onDelete={() => act(t.name, "delete")}
+                      toggleTestId={t.paused ? "trigger-resume" : "trigger-pause"}
+                      deleteTestId="trigger-delete"
+                    />
                   </div>
                 </td>
               </tr>
@@ -215,24 +191,17 @@ export function TriggerDetail({ name }: { name: string }) {
         </div>
         <div className="actions">
           <a href={`${href("events")}?source=${encodeURIComponent(trigger.source)}`}>Events of {trigger.source}</a>
-          <button
-            className="secondary"
+          <PauseDeleteButtons
+            paused={trigger.paused}
             disabled={busy !== null}
-            onClick={() => act(trigger, trigger.paused ? "resume" : "pause")}
-            data-testid="trigger-detail-toggle"
-          >
-            {trigger.paused ? "Resume" : "Pause"}
-          </button>
-          <button
-            className="danger"
-            disabled={busy !== null}
-            onClick={async () => {
-              if (await act(trigger, "delete")) navigate(href("triggers"));
+            onToggle={() => act(trigger.name, trigger.paused ? "resume" : "pause")}
+            onDelete={async () => {
+              if (await act(trigger.name, "delete")) navigate(href("triggers"));
             }}
-            data-testid="trigger-detail-delete"
-          >
-            Delete
-          </button>
+            toggleTestId="trigger-detail-toggle"
+            deleteTestId="trigger-detail-delete"
+            small={false}
+          />
         </div>
       </div>
       <div className="columns">

@@ -13,7 +13,8 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
-from twinengine.core import ConfigError, InvalidInputError, PayloadTooLargeError
+from twinengine.api.schemas import Limit, Offset
+from twinengine.core import ConfigError, PayloadTooLargeError
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 MAX_EVENT_BYTES = 1024 * 1024  # a webhook event's body
@@ -143,8 +144,8 @@ _named_routes("trigger")
 def list_events(
     source: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[str | None, Query(max_length=16)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
@@ -217,23 +218,10 @@ async def post_event(
 
 
 def _parse_webhook(row: dict[str, Any], body: bytes, request: Request) -> list[Any]:
-    from twinengine.events.base import make_source
+    from twinengine.events.base import make_source, no_posts, source_class
 
-    if row["kind"] not in ("webhook", "s3"):
-        raise InvalidInputError(
-            f"source {row['name']!r} is a {row['kind']} source; "
-            "only webhook and s3 sources take posted events"
-        )
-    if row["kind"] == "s3":
-        import json
-
-        from twinengine.events.sources.s3 import parse_bucket_notification
-
-        try:
-            doc = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise InvalidInputError(f"the notification is not JSON: {exc}") from None
-        return parse_bucket_notification(doc, row["name"])
+    if not source_class(row["kind"]).takes_posts:  # refused without building the source
+        raise no_posts(row["name"], row["kind"])
     source = make_source(row["name"], row["kind"], row["config"])
     headers = {k.lower(): v for k, v in request.headers.items()}
     return source.parse(body, headers.get("content-type", ""), headers)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
-from twinengine.api.schemas import Items, Time
+from twinengine.api.schemas import Items, Limit, Time
 from twinengine.core import NotFoundError
 from twinengine.events.function_service import FunctionService
 
@@ -211,7 +211,7 @@ async def invoke_function(
 @router.get("/functions/{name}/calls", response_model=Items)
 def function_calls(
     name: str,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = 50,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
@@ -224,7 +224,7 @@ def function_calls(
 @router.get("/functions/{name}/logs", response_model=Items)
 def function_logs(
     name: str,
-    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    limit: Limit = 20,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:

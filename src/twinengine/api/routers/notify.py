@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, model_validator
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
-from twinengine.api.schemas import Strict, Time
+from twinengine.api.schemas import Limit, Strict, Time
 from twinengine.core import NotFoundError, TwinError
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=ERROR_RESPONSES)
@@ -119,7 +119,7 @@ class TestResult(BaseModel):
 @router.get("/notifications", response_model=NotificationPage)
 def list_notifications(
     unread: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = 50,
     after: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),

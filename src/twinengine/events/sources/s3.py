@@ -11,8 +11,10 @@ webhook) into events; the API's webhook route and the ``webhook`` source use it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import mimetypes
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -28,6 +30,7 @@ class S3Source(EventSource):
     """Objects created or overwritten in ``bucket`` under ``prefix`` (deletions optional)."""
 
     kind = "s3"
+    takes_posts = True  # MinIO/S3 bucket notifications, besides the polling
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)
@@ -143,6 +146,14 @@ class S3Source(EventSource):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    def parse(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> list[Event]:
+        """A posted MinIO/S3 bucket notification (``{"Records": [...]}``) as events."""
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise InvalidInputError(f"the notification is not JSON: {exc}") from None
+        return parse_bucket_notification(doc, self.name)
 
 
 def parse_bucket_notification(body: dict[str, Any], source: str) -> list[Event]:
