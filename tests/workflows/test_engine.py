@@ -149,3 +149,18 @@ def test_work_reuse_false_disables_the_cache(tmp_path: Path) -> None:
         code, _, _ = run([f"--outdir={tmp_path / f'o{i}'}", str(tool), str(job)], cache=True)
         assert code == 0
     assert counter.read_text().strip() == "2"
+
+
+def test_documents_loaded_in_one_process_share_one_parsed_cwl_schema() -> None:
+    """Registering TwinEngine's extension again with the same text must not make cwltool
+    drop its parsed schema (before: every load parsed the CWL schema anew, ~1 s each)."""
+    from cwltool.process import SCHEMA_CACHE
+
+    from twinengine.workflows.loading import load_document
+
+    first = load_document(str(DATA / "flaky.cwl"))  # twin:Retry: the extension validates
+    schema = SCHEMA_CACHE["v1.2"]
+    load_document(str(DATA / "flaky.cwl"))
+    load_document(str(DATA / "scatter.cwl"))
+    assert SCHEMA_CACHE["v1.2"] is schema
+    assert first.tool["class"] == "CommandLineTool"

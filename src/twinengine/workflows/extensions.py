@@ -10,6 +10,7 @@ anything that loads CWL makes first.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 
 from twinengine.workflows.retry import RETRY_CLASS
@@ -48,22 +49,39 @@ def _with_twin(text: str) -> str:
     return text.rstrip() + "\n" + TWIN_EXTENSIONS
 
 
+_CWLTOOL_NS = "http://commonwl.org/cwltool"
+
+
+@cache
+def _schemas() -> tuple[tuple[str, str], ...]:
+    """(CWL version, extension schema text) pairs: cwltool's extensions plus TwinEngine's."""
+    package = files("cwltool")
+    ext = {
+        name: _with_twin(package.joinpath(f"extensions{suffix}.yml").read_text("utf-8"))
+        for name, suffix in (
+            ("1.0", ""),
+            ("1.1", "-v1.1"),
+            ("1.2", "-v1.2"),
+            ("1.3", "-v1.3"),
+        )
+    }
+    pairs = [("v1.0", ext["1.0"]), ("v1.1", ext["1.1"]), ("v1.2", ext["1.2"])]
+    pairs.append(("v1.3.0-dev1", ext["1.3"]))
+    pairs += [(dev, ext["1.1"]) for dev in ("v1.2.0-dev1", "v1.2.0-dev2", "v1.2.0-dev3")]
+    return tuple(pairs)
+
+
 def register_schemas() -> None:
-    """cwltool ``custom_schema_callback``: cwltool's extensions plus TwinEngine's."""
+    """cwltool ``custom_schema_callback``: cwltool's extensions plus TwinEngine's.
+
+    Registering a schema makes cwltool drop the one it parsed (a second or more of
+    Schema Salad work), so a version already registered with the same text is left
+    alone: loading many documents in one process parses the CWL schema once."""
     from cwltool import process
     from cwltool.process import use_custom_schema
 
     if RETRY_CLASS not in process.supportedProcessRequirements:
         process.supportedProcessRequirements.append(RETRY_CLASS)
-
-    package = files("cwltool")
-    ext10 = package.joinpath("extensions.yml").read_text("utf-8")
-    ext11 = package.joinpath("extensions-v1.1.yml").read_text("utf-8")
-    ext12 = package.joinpath("extensions-v1.2.yml").read_text("utf-8")
-    ext13 = package.joinpath("extensions-v1.3.yml").read_text("utf-8")
-    use_custom_schema("v1.0", "http://commonwl.org/cwltool", _with_twin(ext10))
-    use_custom_schema("v1.1", "http://commonwl.org/cwltool", _with_twin(ext11))
-    use_custom_schema("v1.2", "http://commonwl.org/cwltool", _with_twin(ext12))
-    use_custom_schema("v1.3.0-dev1", "http://commonwl.org/cwltool", _with_twin(ext13))
-    for dev in ("v1.2.0-dev1", "v1.2.0-dev2", "v1.2.0-dev3"):
-        use_custom_schema(dev, "http://commonwl.org/cwltool", _with_twin(ext11))
+    for version, text in _schemas():
+        if process.custom_schemas.get(version) != (_CWLTOOL_NS, text):
+            use_custom_schema(version, _CWLTOOL_NS, text)
