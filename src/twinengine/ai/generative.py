@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from twinengine.ai.models import MLP
 from twinengine.core.errors import ConfigError
 
 
@@ -48,12 +47,11 @@ class EncoderDecoder(nn.Module):
             )
         if cell not in ("gru", "lstm"):
             raise ConfigError(f"model.cell: {cell!r} is not known; accepted: gru, lstm")
-        kind = nn.GRU if cell == "gru" else nn.LSTM
+        from twinengine.ai.models import rnn  # models registers this module's classes
+
         self.horizon, self.per_step = horizon, out_features // horizon
-        options = {"num_layers": int(layers), "batch_first": True}
-        options["dropout"] = dropout if layers > 1 else 0.0
-        self.encoder = kind(in_features, int(hidden), **options)
-        self.decoder = kind(self.per_step, int(hidden), **options)
+        self.encoder = rnn(cell, in_features, hidden, layers, dropout)
+        self.decoder = rnn(cell, self.per_step, hidden, layers, dropout)
         self.head = nn.Linear(int(hidden), self.per_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,6 +88,8 @@ class GAN(nn.Module):
         width = int(math.prod(input_shape)) if input_shape else in_features
         self.latent, self.out_features = latent, out_features
         self.lr, self.betas, self.reconstruction = float(lr), tuple(betas), float(reconstruction)
+        from twinengine.ai.models import MLP  # models registers this module's classes
+
         self.generator = MLP(width + latent, out_features, hidden, activation)
         self.discriminator = MLP(width + out_features, 1, hidden, activation)
         self._optimizers: tuple[Any, Any] | None = None

@@ -64,6 +64,19 @@ class MLP(nn.Module):
         return self.net(x.flatten(1))
 
 
+def rnn(cell: str, in_features: int, hidden: int, layers: int, dropout: float) -> nn.Module:
+    """An LSTM (``cell="lstm"``) or GRU over ``(batch, time, features)`` inputs; dropout
+    between layers only (PyTorch refuses it with one layer)."""
+    kind = nn.LSTM if cell == "lstm" else nn.GRU
+    return kind(
+        in_features,
+        int(hidden),
+        num_layers=int(layers),
+        batch_first=True,
+        dropout=dropout if layers > 1 else 0.0,
+    )
+
+
 class Recurrent(nn.Module):
     """An LSTM or GRU over the time axis; a linear head reads the last step."""
 
@@ -77,14 +90,7 @@ class Recurrent(nn.Module):
         cell: str = "lstm",
     ) -> None:
         super().__init__()
-        kind = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = kind(
-            in_features,
-            int(hidden),
-            num_layers=int(layers),
-            batch_first=True,
-            dropout=dropout if layers > 1 else 0.0,
-        )
+        self.rnn = rnn(cell, in_features, hidden, layers, dropout)
         self.head = nn.Linear(int(hidden), out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from twinengine.core.errors import InvalidInputError, NotFoundError, StateError
+from twinengine.ai.artifacts import ONNX_FILE
+from twinengine.core.errors import InvalidInputError, NotFoundError, StateError, TwinError
 
 log = logging.getLogger("twinengine.ai")
 
@@ -37,7 +38,6 @@ PREVIOUS = "previous"
 HISTORY_TAG = "twin.promotions"
 QUALITY_TAG = "twin.quality"
 MODEL_FOLDER = "model"
-ONNX_FILE = "model.onnx"
 _HISTORY_KEEP = 200  # entries kept in the tag (MLflow caps tag values)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -66,7 +66,12 @@ class ModelRegistry:
     def __init__(
         self, tracking_uri: str | None = None, provenance: bool = True, prov_db: Any = None
     ) -> None:
-        from mlflow import MlflowClient
+        try:
+            from mlflow import MlflowClient
+        except ImportError as exc:
+            raise TwinError(
+                "the model registry needs the ai extra", hint="pip install 'twinengine[ai]'"
+            ) from exc
 
         from twinengine.ai.tracking import tracking_uri as default_uri
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from twinengine.ai.config import flatten
 from twinengine.ai.tracking import RunTracker, check_tracking
-from twinengine.ai.trainer import LossGuard, TrainResult, _export_onnx, _provenance
+from twinengine.ai.trainer import LossGuard, TrainResult, _provenance, save_weights
 from twinengine.core.errors import ConfigError
 
 
@@ -60,15 +60,7 @@ class ScriptRun:
 
     def save_model(self, module: Any, example: Any = None) -> None:
         """Save a ``torch.nn.Module`` as the run's model (and ONNX, given an example input)."""
-        import torch
-
-        self.result.model_path = self.work / "model.pt"
-        torch.save(module.state_dict(), self.result.model_path)
-        self.tracker.log_artifact(self.result.model_path, "model")
-        onnx = self.work / "model.onnx"
-        if example is not None and _export_onnx(module.eval(), example, onnx):
-            self.result.onnx_path = onnx
-            self.tracker.log_artifact(onnx, "model")
+        save_weights(module, self.work, self.tracker, self.result, example)
 
 
 def _entry(config: dict[str, Any]) -> tuple[Path, Callable[[ScriptRun], Any]]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from twinengine.ai.artifacts import META_FILE, ONNX_FILE, SCALING_FILE, STATE_FILE
 from twinengine.ai.config import build, flatten
 from twinengine.ai.data import PreparedData, load_data
 from twinengine.ai.models import LOSSES, METRICS, MODELS, OPTIMIZERS
@@ -326,20 +327,33 @@ def _save_model(
 ) -> None:
     """Log the final ``state_dict`` with what rebuilds its model (``model_meta.json``:
     serving without ONNX), the scaling statistics and the ONNX export."""
-    result.model_path = work / "model.pt"
-    torch.save(model.state_dict(), result.model_path)
-    tracker.log_artifact(result.model_path, "model")
     meta = {**shapes, "input_shape": list(data.input_shape)}
-    (work / "model_meta.json").write_text(json.dumps(meta, default=str))
-    tracker.log_artifact(work / "model_meta.json", "model")
+    (work / META_FILE).write_text(json.dumps(meta, default=str))
+    tracker.log_artifact(work / META_FILE, "model")
     if data.mean is not None and data.std is not None:
-        scaling = work / "standardize.json"
+        scaling = work / SCALING_FILE
         stats = {"mean": data.mean.tolist(), "std": data.std.tolist()}
         scaling.write_text(json.dumps(stats))
         tracker.log_artifact(scaling, "model")
-    if trainer["onnx"] and _export_onnx(model.eval(), example, work / "model.onnx"):
-        result.onnx_path = work / "model.onnx"
-        tracker.log_artifact(result.onnx_path, "model")
+    save_weights(model, work, tracker, result, example if trainer["onnx"] else None)
+
+
+def save_weights(
+    module: torch.nn.Module,
+    work: Path,
+    tracker: RunTracker,
+    result: TrainResult,
+    example: Any = None,
+) -> None:
+    """Save and log ``module``'s ``state_dict`` as the run's model, and its ONNX export
+    when an ``example`` input is given (and the export works)."""
+    result.model_path = work / STATE_FILE
+    torch.save(module.state_dict(), result.model_path)
+    tracker.log_artifact(result.model_path, "model")
+    onnx = work / ONNX_FILE
+    if example is not None and _export_onnx(module.eval(), example, onnx):
+        result.onnx_path = onnx
+        tracker.log_artifact(onnx, "model")
 
 
 def _epoch(

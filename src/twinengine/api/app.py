@@ -108,6 +108,9 @@ def build_context(settings: Settings) -> ServerContext:
         notify=ctx.extras["notify"],
         functions=ctx.extras["functions"],
     )
+    from twinengine.api.routers.mlflow_ui import MlflowUI
+
+    ctx.extras["mlflow_ui"] = MlflowUI(Path(settings.home))  # its child starts on first use
     return ctx
 
 
@@ -126,8 +129,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         finally:
             ctx.extras["events"].stop()
             ctx.dispatcher.stop()
-            if "mlflow_ui" in ctx.extras:
-                ctx.extras["mlflow_ui"].stop()
+            ctx.extras["mlflow_ui"].stop()
             ctx.extras["notify"].close()
             functions.shutdown_functions(ctx)
 

@@ -100,11 +100,12 @@ def _export(result: Any, folder: Path) -> list[str]:
     """Copy the model files (ONNX, state_dict, input scaling) into ``folder``."""
     import shutil
 
+    from twinengine.ai.artifacts import ONNX_FILE, SCALING_FILE, STATE_FILE
+
     if result.model_path is None:
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    names = ("model.onnx", "model.pt", "standardize.json")
-    found = [result.model_path.parent / n for n in names]
+    found = [result.model_path.parent / n for n in (ONNX_FILE, STATE_FILE, SCALING_FILE)]
     return [shutil.copy2(f, folder / f.name) for f in found if f.is_file()]
 
 

@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from twinengine.ai.artifacts import META_FILE, ONNX_FILE, SCALING_FILE, STATE_FILE
 from twinengine.ai.serving.batching import Signature
 from twinengine.core.errors import ConfigError, NotFoundError
-
-SCALING_FILE = "standardize.json"
-META_FILE = "model_meta.json"  # what rebuilds a model.pt (written by twin train)
 
 
 def open_session(path: Path, threads: int = 1) -> Any:
@@ -136,7 +134,7 @@ class TorchSession:
             out_features=meta["out_features"],
             input_shape=tuple(shape),
         )
-        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        model.load_state_dict(torch.load(folder / STATE_FILE, weights_only=True))
         torch.set_num_threads(threads)
         self.torch, self.model = torch, model.eval()
         self.inputs = [_Node("input", ["batch", *shape])]
@@ -165,8 +163,8 @@ def load_bundle(
     """Load an ``.onnx`` file, or the ``model.onnx`` of a folder, with its input scaling."""
     path = Path(model)
     if path.is_dir():
-        torch_only = not (path / "model.onnx").is_file() and (path / META_FILE).is_file()
-        path = path / ("model.pt" if torch_only else "model.onnx")
+        torch_only = not (path / ONNX_FILE).is_file() and (path / META_FILE).is_file()
+        path = path / (STATE_FILE if torch_only else ONNX_FILE)
     if not path.is_file():
         raise NotFoundError(f"no ONNX model at {path}", hint="give the path of a .onnx file")
     if path.suffix == ".pt":
@@ -197,7 +195,7 @@ def registry_bundle(registry: Any, ref: str, *, threads: int = 1, found: Any = N
     found = found if found is not None else registry.version_of(ref)
     folder = registry.folder(found)
     name = found.name
-    if not (folder / "model.onnx").is_file() and not (folder / META_FILE).is_file():
+    if not (folder / ONNX_FILE).is_file() and not (folder / META_FILE).is_file():
         raise NotFoundError(
             f"{name} version {found.version} has no ONNX file (model.onnx) to serve",
             hint="retrain with trainer.onnx=true so that the model can be served",

@@ -15,7 +15,6 @@ The child stops with the server.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import threading
@@ -25,13 +24,15 @@ from pathlib import Path
 import httpx
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.background import BackgroundTask
 
 from twinengine.api.accounts import Principal
-from twinengine.api.context import ServerContext, caller, context
+from twinengine.api.context import bearer, caller, context
 from twinengine.api.errors import ERROR_RESPONSES
-from twinengine.api.process import free_port
+from twinengine.api.process import free_port, healthy
 from twinengine.core import AuthError, TwinError
+from twinengine.workflows.children import kill_group
 
 router = APIRouter(responses=ERROR_RESPONSES)
 PREFIX = "/mlflow"
@@ -60,10 +61,14 @@ class MlflowUI:
             *("--static-prefix", PREFIX, "--workers", "1"),
         ]
 
+    def running(self) -> bool:
+        return self.child is not None and self.child.poll() is None and self.port is not None
+
     def ensure(self, timeout: float = 60.0) -> int:
         """The port of a running MLflow server, starting it when needed."""
         with self._lock:
-            if self.child is not None and self.child.poll() is None and self.port:
+            if self.running():
+                assert self.port is not None
                 return self.port
             port = free_port()
             log = open(self.home / "mlflow-ui.log", "ab")  # noqa: SIM115 - the child keeps it
@@ -72,20 +77,15 @@ class MlflowUI:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=dict(os.environ),
                 start_new_session=True,
             )
             log.close()
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.child.poll() is not None:
-                    break
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}{PREFIX}/health", timeout=1).is_success:
-                        self.port = port
-                        return port
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            while time.monotonic() < deadline and self.child.poll() is None:
+                if healthy(f"http://127.0.0.1:{port}{PREFIX}"):
+                    self.port = port
+                    return port
+                time.sleep(0.2)
             self.stop()
             raise TwinError(
                 "the MLflow UI did not start",
@@ -98,26 +98,21 @@ class MlflowUI:
             child.terminate()
             try:
                 child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-
-
-def ui_of(ctx: ServerContext) -> MlflowUI:
-    if "mlflow_ui" not in ctx.extras:
-        ctx.extras["mlflow_ui"] = MlflowUI(Path(ctx.settings.home))
-    return ctx.extras["mlflow_ui"]
+            except subprocess.TimeoutExpired:  # with the workers it started
+                kill_group(child)
 
 
 @router.post("/api/v1/session", tags=["access"], summary="Set the browser session cookie")
 def open_session(
-    request: Request, response: Response, who: Principal = Depends(caller)
+    request: Request,
+    response: Response,
+    who: Principal = Depends(caller),
+    credentials: HTTPAuthorizationCredentials = Depends(bearer),  # as caller read it
 ) -> dict[str, str | None]:
     """Store the bearer token in an HTTP-only cookie valid for ``/mlflow`` (the MLflow UI)."""
-    token = request.headers["authorization"].split(None, 1)[1].strip()
     response.set_cookie(
         COOKIE,
-        token,
+        credentials.credentials.strip(),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -142,8 +137,6 @@ def _principal(request: Request) -> Principal:
             "the MLflow UI needs a TwinEngine token",
             hint="sign in to the web UI and open MLflow from there (POST /api/v1/session)",
         )
-    from fastapi.security import HTTPAuthorizationCredentials
-
     return caller(request, HTTPAuthorizationCredentials(scheme="Bearer", credentials=token))
 
 
@@ -162,8 +155,10 @@ async def proxy(request: Request, path: str) -> Response:
             return HTMLResponse(page, status_code=401)
         raise
     who.require_scope("read" if request.method in ("GET", "HEAD") else "run")
-    ui = ui_of(context(request))
-    port = await asyncio.to_thread(ui.ensure)
+    ui: MlflowUI = context(request).extras["mlflow_ui"]
+    port = ui.port if ui.running() else None
+    if port is None:  # started (or restarted) off the event loop
+        port = await asyncio.to_thread(ui.ensure)
     if ui.client is None:
         ui.client = httpx.AsyncClient(timeout=60)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}

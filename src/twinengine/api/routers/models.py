@@ -23,7 +23,6 @@ from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.api.schemas import Strict
-from twinengine.core import TwinError
 
 router = APIRouter(prefix="/api/v1", tags=["models"], responses=ERROR_RESPONSES)
 NAME = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
@@ -87,12 +86,7 @@ class PromoteIn(Strict):
 
 def registry(ctx: ServerContext, who: Principal | None = None) -> Any:
     """A ModelRegistry on the server's store (its PROV records in the server's database)."""
-    try:
-        from twinengine.ai.registry import ModelRegistry
-    except ImportError as exc:  # pragma: no cover - the ai extra is part of every install here
-        raise TwinError(
-            "the model registry needs the ai extra", hint="pip install 'twinengine[ai]'"
-        ) from exc
+    from twinengine.ai.registry import ModelRegistry
     from twinengine.ai.tracking import tracking_uri
 
     uri = tracking_uri(home=ctx.settings.home)
