@@ -136,9 +136,15 @@ def test_cli_train_json_export_and_guard_event(
     assert {Path(p).name for p in result["exported"]} == {
         "model.onnx",
         "model.pt",
+        "model_meta.json",
         "standardize.json",
     }
     assert (tmp_path / "m" / "model.onnx").is_file()
+    # the folder serves without its ONNX file too: model.pt is rebuilt from model_meta.json
+    from twinengine.ai.serving.bundle import load_bundle
+
+    (tmp_path / "m" / "model.onnx").unlink()
+    assert load_bundle(tmp_path / "m").path.name == "model.pt"
     exploding = [
         "optimizer={name: sgd, lr: 1000}",
         "trainer.epochs=20",

@@ -97,15 +97,16 @@ def train(
 
 
 def _export(result: Any, folder: Path) -> list[str]:
-    """Copy the model files (ONNX, state_dict, input scaling) into ``folder``."""
+    """Copy the model files (ONNX, state_dict with what rebuilds it, input scaling) into
+    ``folder``: what ``twin models serve FOLDER`` and ``load_bundle`` open."""
     import shutil
 
-    from twinengine.ai.artifacts import ONNX_FILE, SCALING_FILE, STATE_FILE
+    from twinengine.ai.artifacts import MODEL_FILES
 
     if result.model_path is None:
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    found = [result.model_path.parent / n for n in (ONNX_FILE, STATE_FILE, SCALING_FILE)]
+    found = [result.model_path.parent / n for n in MODEL_FILES]
     return [shutil.copy2(f, folder / f.name) for f in found if f.is_file()]
 
 
