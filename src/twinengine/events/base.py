@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -28,6 +29,8 @@ from typing import Any, ClassVar
 from twinengine.core import ConfigError
 from twinengine.core.errors import InvalidInputError
 from twinengine.core.times import utcnow
+
+log = logging.getLogger(__name__)
 
 Emit = Callable[["Event"], None]
 
@@ -101,9 +104,6 @@ class EventSource(ABC):
     """
 
     kind: ClassVar[str] = ""
-    #: its events (also) arrive as requests to ``POST /api/v1/events/{source}``, which
-    #: hands each one to :meth:`parse`
-    takes_posts: ClassVar[bool] = False
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         self.name = name
@@ -118,8 +118,14 @@ class EventSource(ABC):
         """Release connections (called after :meth:`run` returned or raised)."""
 
     def parse(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> list[Event]:
-        """The events of one posted request (sources that set ``takes_posts``)."""
+        """The events of one request to ``POST /api/v1/events/{source}``; a source whose
+        events (also) arrive that way overrides this (see :meth:`takes_posts`)."""
         raise no_posts(self.name, self.kind)
+
+    @classmethod
+    def takes_posts(cls) -> bool:
+        """Whether the API hands posted requests to this kind (it overrides :meth:`parse`)."""
+        return cls.parse is not EventSource.parse
 
     # helpers for subclasses ------------------------------------------------------------
     def option(self, key: str, default: Any = ..., kind: type | tuple[type, ...] = object) -> Any:
@@ -158,6 +164,18 @@ def no_posts(name: str, kind: str) -> InvalidInputError:
         f"source {name!r} is a {kind} source; it takes no posted events",
         hint="post to a webhook source, or bucket notifications to an s3 source",
     )
+
+
+def run_once(source: EventSource, emit: Emit, stop: threading.Event) -> None:
+    """Run ``source`` until ``stop`` or a failure (which propagates); close it either way
+    (a failing close is only logged)."""
+    try:
+        source.run(emit, stop)
+    finally:
+        try:
+            source.close()
+        except Exception:
+            log.debug("closing source %s failed", source.name, exc_info=True)
 
 
 def retry_until_stopped(

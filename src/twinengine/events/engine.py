@@ -66,11 +66,13 @@ class EventEngine:
         self._backlog_checked = (0.0, 0)
         self._ready: deque[dict[str, Any]] = deque()  # leased at ingest, handed over here
         self.transport: Any = None
+        self.state_folder = settings.home / "events" / "state"  # the sources' cursors
         if getattr(settings, "event_queue", None):
             from twinengine.events.transport import StreamTransport
 
-            folder = settings.home / "events" / "state"
-            self.transport = StreamTransport(settings.event_queue, self.ingest_local, folder)
+            self.transport = StreamTransport(
+                settings.event_queue, self.ingest_local, self.state_folder
+            )
         self.processed = 0
 
     # -- life cycle ------------------------------------------------------------------

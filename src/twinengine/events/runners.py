@@ -12,7 +12,13 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from twinengine.events.base import Event, SourceState, make_source, retry_until_stopped
+from twinengine.events.base import (
+    Event,
+    SourceState,
+    make_source,
+    retry_until_stopped,
+    run_once,
+)
 from twinengine.events.runsource import RunsSource
 
 if TYPE_CHECKING:
@@ -31,22 +37,16 @@ class SourceRunner(threading.Thread):
 
     def run(self) -> None:
         name = self.row["name"]
-        state = SourceState(self.engine.settings.home / "events" / "state", name)
+        state = SourceState(self.engine.state_folder, name)
 
         def emit(event: Event, project: str = self.row["project"]) -> None:
             self.engine.ingest(event, project)
 
         def attempt() -> None:
             source = make_source(name, self.row["kind"], self.row["config"], state)
-            try:
-                passive = getattr(source, "passive", False)
-                self.engine.store.set_source_status(name, "passive" if passive else "ok")
-                source.run(emit, self.stop_event)
-            finally:
-                try:
-                    source.close()
-                except Exception:
-                    log.debug("closing source %s failed", name, exc_info=True)
+            passive = getattr(source, "passive", False)
+            self.engine.store.set_source_status(name, "passive" if passive else "ok")
+            run_once(source, emit, self.stop_event)
 
         def failed(exc: Exception, delay: float) -> None:
             status = "retrying" if delay < 30 else "down"
@@ -60,9 +60,7 @@ class RunsRunner(SourceRunner):
     """The built-in ``runs`` source: an event per run that ended (workflows chaining)."""
 
     def run(self) -> None:
-        source = RunsSource(
-            self.engine.db, SourceState(self.engine.settings.home / "events" / "state", "runs")
-        )
+        source = RunsSource(self.engine.db, SourceState(self.engine.state_folder, "runs"))
 
         def failed(exc: Exception, delay: float) -> None:
             log.error("the runs source failed; retrying in %.0f s", delay, exc_info=exc)
@@ -70,7 +68,7 @@ class RunsRunner(SourceRunner):
         retry_until_stopped(
             self.stop_event,
             lambda: source.run(
-                lambda e, p=None: self.engine.ingest(e, e.metadata.get("project")),
+                lambda e: self.engine.ingest(e, e.metadata.get("project")),
                 self.stop_event,
             ),
             failed,

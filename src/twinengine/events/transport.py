@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from twinengine.core import ConfigError
-from twinengine.events.base import Event, SourceState, retry_until_stopped
+from twinengine.events.base import Event, SourceState, retry_until_stopped, run_once
 
 log = logging.getLogger(__name__)
 Ingest = Callable[[Event, "str | None"], Any]
@@ -94,11 +94,7 @@ class StreamTransport:
 
     def _consume(self) -> None:
         def attempt() -> None:
-            source = self._source()
-            try:
-                source.run(self._deliver, self._stop)
-            finally:
-                source.close()
+            run_once(self._source(), self._deliver, self._stop)
 
         def failed(exc: Exception, delay: float) -> None:  # the broker is down
             log.warning("event queue %s: %s; retrying in %.0f s", self.url, exc, delay)

@@ -218,10 +218,11 @@ async def post_event(
 
 
 def _parse_webhook(row: dict[str, Any], body: bytes, request: Request) -> list[Any]:
-    from twinengine.events.base import make_source, no_posts, source_class
+    from twinengine.events.base import no_posts, source_class
 
-    if not source_class(row["kind"]).takes_posts:  # refused without building the source
+    kind = source_class(row["kind"])
+    if not kind.takes_posts():  # refused without building the source
         raise no_posts(row["name"], row["kind"])
-    source = make_source(row["name"], row["kind"], row["config"])
+    source = kind(row["name"], row["config"])
     headers = {k.lower(): v for k, v in request.headers.items()}
     return source.parse(body, headers.get("content-type", ""), headers)

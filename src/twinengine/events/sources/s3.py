@@ -30,7 +30,6 @@ class S3Source(EventSource):
     """Objects created or overwritten in ``bucket`` under ``prefix`` (deletions optional)."""
 
     kind = "s3"
-    takes_posts = True  # MinIO/S3 bucket notifications, besides the polling
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)

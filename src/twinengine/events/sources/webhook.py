@@ -36,7 +36,6 @@ class WebhookSource(EventSource):
 
     kind = "webhook"
     passive = True  # nothing to watch: the API receives its events
-    takes_posts = True
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)
