@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,18 +29,9 @@ AI_TOOLS = Path(__file__).parent.parent / "ai" / "cwl"  # train, register, predi
 _HOISTED = ("$namespaces", "$schemas")
 
 
-_TEMPLATES_LOCK = threading.Lock()
-
-
-def templates() -> tuple[dict[str, Any], ...]:
-    """The built-in step templates with their interfaces (loaded once per process; the
-    first callers at the same time wait for one load instead of each doing it)."""
-    with _TEMPLATES_LOCK:
-        return _load_templates()
-
-
 @lru_cache(maxsize=1)
-def _load_templates() -> tuple[dict[str, Any], ...]:
+def templates() -> tuple[dict[str, Any], ...]:
+    """The built-in step templates with their interfaces (loaded once per process)."""
     items = []
     found = [(p, p.stem) for p in sorted(TEMPLATES.glob("*.cwl"))]
     found += [(p, f"ai-{p.stem}") for p in sorted(AI_TOOLS.glob("*.cwl"))]

@@ -36,7 +36,7 @@ from twinengine.core import (
 )
 from twinengine.core.models import runs
 from twinengine.workflows.children import child_env, exit_code_of, kill_group
-from twinengine.workflows.inprocess import InProcessRunner
+from twinengine.workflows.inprocess import NativeDocuments
 from twinengine.workflows.runs import WATCHED, RunStore
 from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
 
@@ -58,7 +58,7 @@ class RunDispatcher:
         self.max_runs = self.settings.max_runs or max(2, self.settings.cores)
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.threads: set[str] = set()  # runs executing in this process
-        self.runner = InProcessRunner(self.settings, self.max_runs) if inprocess else None
+        self.documents = NativeDocuments()  # which queued runs a run worker can take
         # native runs go to warm worker processes, one per core
         self.pool = None
         if inprocess:
@@ -97,7 +97,7 @@ class RunDispatcher:
         main = str(Path(workflow["folder"]) / workflow["main"])
         options: dict[str, Any] = {"cache": cache, "dispatch": "serve"}
         values: dict[str, Any] = {}
-        if direct and self.pool is not None and self.runner.load(main) is not None:
+        if direct and self.pool is not None and self.documents.load(main) is not None:
             options["inprocess"] = True
             values = {"pid": os.getpid(), "host": socket.gethostname()}
             self._direct[run_id] = (main, str(run_dir), cache)
@@ -197,8 +197,6 @@ class RunDispatcher:
                 RunStore(self.db).cancel(run_id)
             except TwinError:
                 pass  # it ended meanwhile
-        if self.runner is not None:
-            self.runner.shutdown()
         if self.pool is not None:
             self.pool.shutdown()
 
@@ -248,7 +246,7 @@ class RunDispatcher:
             row.started_at is None
             and self.pool is not None
             and not options.get("no_worker")
-            and self.runner.load(row.workflow) is not None  # the worker reads the job
+            and self.documents.load(row.workflow) is not None  # the worker reads the job
         ):
             self._launch_here(row, run_dir, options)
             return

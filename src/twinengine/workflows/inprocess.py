@@ -28,12 +28,11 @@ from twinengine.workflows.options import RunOptions
 log = logging.getLogger(__name__)
 
 
-class InProcessRunner:
-    """Run queued native-path runs on ``workers`` threads of this process."""
+class NativeDocuments:
+    """Documents loaded by the native path, kept by path and modification time (the
+    dispatcher asks whether a run is native; a run worker runs it)."""
 
-    def __init__(self, settings: Settings, workers: int) -> None:
-        self.settings = settings
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="twin-run")
+    def __init__(self) -> None:
         self._documents: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
 
@@ -60,11 +59,20 @@ class InProcessRunner:
             self._documents[key] = process
         return process
 
+
+class InProcessRunner:
+    """Run queued native-path runs on ``workers`` threads of this process."""
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        self.settings = settings
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="twin-run")
+        self.documents = NativeDocuments()
+
     def prepare(self, document: str, job_file: str) -> tuple[Any, dict[str, Any]] | None:
         """``(process, job)`` when the native path can run this run; None otherwise."""
         from twinengine.workflows.native import NotNative, read_job
 
-        process = self.load(document)
+        process = self.documents.load(document)
         if process is None:
             return None
         try:

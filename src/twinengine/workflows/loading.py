@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from cwltool.context import LoadingContext
@@ -21,9 +22,19 @@ from schema_salad.exceptions import ValidationException
 from twinengine.core import InvalidDocumentError
 from twinengine.workflows.extensions import register_schemas
 
+# cwltool keeps its schemas, and this module the "salad" log level, in process-wide
+# state: loads in several threads of a server (uploads, validation, the composer's
+# templates) go one at a time, so the first parses the CWL schema and the rest reuse it
+_LOAD_LOCK = threading.Lock()
+
 
 def load_document(path: str) -> Any:
     """Load and validate the CWL document at ``path``; returns the cwltool process."""
+    with _LOAD_LOCK:
+        return _load(path)
+
+
+def _load(path: str) -> Any:
     from cwltool.load_tool import fetch_document, make_tool, resolve_and_validate_document
 
     if "://" not in path and not os.path.exists(path.split("#", 1)[0]):
