@@ -413,7 +413,8 @@ def test_a_run_whose_document_cannot_be_made_does_not_break_the_others(
         return real(run_id, store)
 
     monkeypatch.setattr(api, "capture", flaky)
-    monkeypatch.setattr(store_module, "_UNCAPTURABLE", {})
+    backoff = store_module.CaptureBackoff()
+    monkeypatch.setattr(store_module, "_BACKOFF", backoff)
     store = ProvStore()
     assert store.load(store.document_of_run(two_runs["a"])).elements
     with pytest.raises(NotFoundError, match="twin prov capture"):
@@ -423,6 +424,6 @@ def test_a_run_whose_document_cannot_be_made_does_not_break_the_others(
     assert tries == [two_runs["b"]]
     monkeypatch.setattr(api, "capture", real)
     assert store.ensure_captured() == []  # still within the back-off
-    monkeypatch.setattr(store_module, "CAPTURE_RETRY_SECONDS", 0.0)
-    store_module._UNCAPTURABLE[two_runs["b"]] = (store_module._UNCAPTURABLE[two_runs["b"]][0], 0.0)
+    later = backoff.clock() + backoff.seconds + 1
+    backoff.clock = lambda: later
     assert store.load(store.document_of_run(two_runs["b"])).elements

@@ -63,15 +63,29 @@ _RELATIONS = (
     " WHERE r.{this} IN (SELECT id FROM walk){scope}"
 )
 DIRECTIONS = ("up", "down", "both")
-# runs whose document could not be made: the end time they had then and when to try
-# again (this process)
-_UNCAPTURABLE: dict[str, tuple[Any, float]] = {}
-CAPTURE_RETRY_SECONDS = 60.0
 
 
-def _skip_capture(run_id: str, ended: Any) -> bool:
-    failed = _UNCAPTURABLE.get(run_id)
-    return failed is not None and failed[0] == ended and time.monotonic() < failed[1]
+class CaptureBackoff:
+    """Runs whose PROV document could not be made (in this process, per database): the
+    end time each had then and when to try it again."""
+
+    def __init__(self, seconds: float = 60.0) -> None:
+        self.seconds = seconds
+        self.clock = time.monotonic
+        self.failed: dict[tuple[str, str], tuple[Any, float]] = {}
+
+    def due(self, key: tuple[str, str], ended: Any) -> bool:
+        """Try this run now? Not while it waits, unless it ended anew (a resume)."""
+        failed = self.failed.get(key)
+        return failed is None or failed[0] != ended or self.clock() >= failed[1]
+
+    def keep(self, keys: set[tuple[str, str]], database: str) -> None:
+        """Forget the runs of ``database`` that need no capture any more."""
+        for key in [k for k in self.failed if k[0] == database and k not in keys]:
+            del self.failed[key]
+
+
+_BACKOFF = CaptureBackoff()
 
 
 # documents of some projects: their own (imported, client) and those of their runs
@@ -113,24 +127,23 @@ class ProvStore:
             runs.c.state.in_(("succeeded", "failed", "cancelled", "interrupted")),
             runs.c.id.not_in(documented),
         )
+        database = str(self.db.engine.url)
         with self.db.engine.connect() as conn:
-            pending = [
-                (run_id, ended)
-                for run_id, ended in conn.execute(query)
-                if not _skip_capture(run_id, ended)
-            ]
+            pending = {(database, run_id): ended for run_id, ended in conn.execute(query)}
+        _BACKOFF.keep(set(pending), database)
         made = []
-        if pending:
+        due = [(key, ended) for key, ended in pending.items() if _BACKOFF.due(key, ended)]
+        if due:
             from twinengine.provenance.api import capture
 
-            for run_id, ended in pending:
+            for key, ended in due:
                 try:
-                    capture(run_id, self)
-                    made.append(run_id)
-                    _UNCAPTURABLE.pop(run_id, None)
+                    capture(key[1], self)
+                    made.append(key[1])
+                    _BACKOFF.failed.pop(key, None)
                 except Exception as exc:  # one run's records must not break every query
-                    _UNCAPTURABLE[run_id] = (ended, time.monotonic() + CAPTURE_RETRY_SECONDS)
-                    log.warning("provenance of run %s could not be made: %s", run_id, exc)
+                    _BACKOFF.failed[key] = (ended, _BACKOFF.clock() + _BACKOFF.seconds)
+                    log.warning("provenance of run %s could not be made: %s", key[1], exc)
         return made
 
     def save(
