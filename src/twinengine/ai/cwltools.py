@@ -35,8 +35,4 @@ def copy_tools(target: str | Path) -> list[Path]:
     """Copy every tool description into ``target`` (created); the copied paths."""
     folder = Path(target)
     folder.mkdir(parents=True, exist_ok=True)
-    return [
-        Path(shutil.copy2(tool_path(name), folder))
-        for name in TOOLS
-        if (_folder() / f"{name}.cwl").is_file()
-    ]
+    return [Path(shutil.copy2(tool_path(name), folder)) for name in TOOLS]

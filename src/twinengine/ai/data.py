@@ -69,6 +69,17 @@ def _names(value: Any, key: str) -> list[Any]:
     raise ConfigError(f"{key}: {value!r} must be a name or a non-empty list of names")
 
 
+def is_data(path: Path) -> bool:
+    """A data file, or a Zarr store (a ``.zarr`` folder)."""
+    return path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")
+
+
+def windows(x: np.ndarray, window: int) -> np.ndarray:
+    """Every ``window`` consecutive rows of 2-D ``x``: shape ``(n - window + 1, window,
+    features)`` (a view)."""
+    return np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
+
+
 def read_arrays(path: Path, fmt: str) -> tuple[Any, list[str]]:
     """``(lookup(name) -> array, available names)`` for the file."""
     if fmt == "csv":
@@ -209,7 +220,7 @@ def _from_file(
     path = Path(str(spec["path"])).expanduser()
     if not path.is_absolute():
         path = Path(base) / path
-    if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")):
+    if not is_data(path):
         raise ConfigError(
             f"data.path: no such file {path}",
             hint="relative paths are resolved against the folder of the config file",
@@ -242,6 +253,5 @@ def _from_file(
                 f"data.window: {window!r} must be a positive integer no larger than the "
                 f"{len(x)} rows, over 2-D features (these are {x.ndim}-D)"
             )
-        x = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
-        x, y = np.ascontiguousarray(x), y[window - 1 :]
+        x, y = np.ascontiguousarray(windows(x, window)), y[window - 1 :]
     return path, x, y, features, targets, fmt

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from twinengine.ai.data import SUFFIXES, read_arrays, stack_columns
+from twinengine.ai.data import SUFFIXES, is_data, read_arrays, stack_columns, windows
 from twinengine.ai.serving.bundle import ModelBundle, load_bundle, registry_bundle
 from twinengine.ai.serving.deploy import RegistryRef, source_of
 from twinengine.core.errors import ConfigError, InvalidInputError
@@ -58,13 +58,11 @@ def open_model(model: str, tracking_uri: str | None = None) -> tuple[ModelBundle
     return bundle, _trained_on(registry.client.get_run(bundle.run_id))
 
 
-def read_rows(
-    path: Path, features: list[str] | None, window: int | None, fmt: str | None = None
-) -> np.ndarray:
+def read_rows(path: Path, features: list[str] | None, window: int | None) -> np.ndarray:
     """The input rows of ``path`` (all numeric columns when ``features`` is None)."""
-    if not (path.is_file() or (path.is_dir() and path.suffix.lower() == ".zarr")):
+    if not is_data(path):
         raise InvalidInputError(f"no input file {path}")
-    fmt = fmt or SUFFIXES.get(path.suffix.lower())
+    fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise InvalidInputError(
             f"input {path}: unknown format {path.suffix!r}; use one of {', '.join(SUFFIXES)}"
@@ -88,7 +86,7 @@ def read_rows(
                 f"input {path}: the model reads windows of {window} rows of 2-D features; "
                 f"got shape {list(x.shape)}"
             )
-        x = np.lib.stride_tricks.sliding_window_view(x, window, axis=0).transpose(0, 2, 1)
+        x = windows(x, window)
     return np.ascontiguousarray(x)
 
 

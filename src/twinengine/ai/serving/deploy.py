@@ -106,9 +106,9 @@ class AlertSink:
     def _post(self, url: str, body: bytes) -> None:
         headers = {"Content-Type": "application/json"}
         if self.secret:
-            from twinengine.notify.webhook import sign
+            from twinengine.notify.webhook import SIGNATURE_HEADER, sign
 
-            headers["X-Twin-Signature"] = sign(self.secret, body)
+            headers[SIGNATURE_HEADER] = sign(self.secret, body)
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(url, body, headers, method="POST")

@@ -125,7 +125,8 @@ class ServingMetrics:
         self.latency = _Histogram(LATENCY_BUCKETS)
         self.batches = _Histogram(BATCH_BUCKETS)
         self.recent: deque[float] = deque(maxlen=2000)
-        self.stamps: deque[float] = deque(maxlen=100_000)
+        self.stamps: deque[float] = deque(maxlen=100_000)  # only a throughput threshold reads
+        self._stamp = any(t.metric == "throughput_rps" for t in self.thresholds)
         self.rows = 0
         self.version: int | None = None
         self.swaps = 0
@@ -139,9 +140,12 @@ class ServingMetrics:
         self.requests[status] = self.requests.get(status, 0) + 1
         self.latency.observe(seconds)
         self.recent.append(seconds)
+        if not self.thresholds:
+            return
         now = time.monotonic()
-        self.stamps.append(now)
-        if self.thresholds and now - self._checked >= 1.0:
+        if self._stamp:
+            self.stamps.append(now)
+        if now - self._checked >= 1.0:  # also when mounted without the server's ticker
             self.check()
 
     def batch(self, rows: int, inputs: list[np.ndarray]) -> None:

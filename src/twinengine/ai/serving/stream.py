@@ -243,13 +243,13 @@ class StreamPredictor:
                 f"cannot reach the {self.source.scheme} broker at {where}: {exc}"
             ) from None
 
-    def run(self, until: Callable[[], bool] | None = None) -> StreamStats:
-        """Process messages until :meth:`stop` (or ``until()`` is true)."""
+    def run(self) -> StreamStats:
+        """Process messages until :meth:`stop`."""
         if self.transport is None:
             self.connect()
         checked = time.monotonic()
         try:
-            while not self.stop_event.is_set() and not (until and until()):
+            while not self.stop_event.is_set():
                 if self.watch is not None and time.monotonic() - checked >= self.poll_s:
                     checked = time.monotonic()
                     self._check_version()
