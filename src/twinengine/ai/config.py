@@ -226,6 +226,24 @@ def import_target(path: Any, key: str) -> Any:
         raise ConfigError(f"{key}._target_: {module_name} has no attribute {attr!r}") from None
 
 
+def factory_of(
+    spec: Mapping[str, Any], key: str, builtins: Mapping[str, Callable[..., Any]]
+) -> tuple[Callable[..., Any], str]:
+    """The class or function ``spec`` names (a built-in ``name`` or a ``_target_``) and
+    how to name it in a message (``model.name gan``)."""
+    if "_target_" in spec:
+        return import_target(spec["_target_"], key), f"{key}._target_ {spec['_target_']}"
+    name = spec["name"]
+    factory = builtins.get(str(name).lower()) if isinstance(name, str) else None
+    if factory is None:
+        raise ConfigError(
+            f"{key}.name: {name!r} is not a built-in {key}; built-ins: "
+            f"{', '.join(sorted(builtins))}",
+            hint=f"or give {key}._target_: a dotted path to your own class",
+        )
+    return factory, f"{key}.name {name}"
+
+
 def build(
     spec: Mapping[str, Any],
     key: str,
@@ -240,19 +258,7 @@ def build(
     not set them itself.
     """
     kwargs = {k: v for k, v in spec.items() if k not in ("name", "_target_")}
-    if "_target_" in spec:
-        factory = import_target(spec["_target_"], key)
-        label = f"{key}._target_ {spec['_target_']}"
-    else:
-        name = spec["name"]
-        factory = builtins.get(str(name).lower()) if isinstance(name, str) else None
-        if factory is None:
-            raise ConfigError(
-                f"{key}.name: {name!r} is not a built-in {key}; built-ins: "
-                f"{', '.join(sorted(builtins))}",
-                hint=f"or give {key}._target_: a dotted path to your own class",
-            )
-        label = f"{key}.name {name}"
+    factory, label = factory_of(spec, key, builtins)
     try:
         params = inspect.signature(factory).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

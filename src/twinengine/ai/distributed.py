@@ -61,18 +61,11 @@ def launch(
     if not isinstance(nproc, int) or nproc < 1:
         raise ConfigError(f"--nproc: {nproc!r} is not a positive number of processes")
     config = load_config(config_path, list(overrides))
-    check_trainer(config["trainer"], nproc)
+    check_trainer(config, nproc)
     if "script" in config:
-        if nproc > 1:
-            raise ConfigError("--nproc: a training script distributes itself; run it alone")
         from twinengine.ai.script import run_script
 
         return run_script(config, resume)
-    if nproc > 1 and str(config["model"].get("name", "")).lower() == "gan":
-        raise ConfigError(
-            "model.name: 'gan' trains with one process (its own adversarial steps are not "
-            "distributed); run it without --nproc"
-        )
     if nproc == 1:
         from twinengine.ai.trainer import train
 
@@ -142,7 +135,7 @@ def slurm_script(
         if not isinstance(value, int) or value < (0 if key == "--gpus-per-node" else 1):
             raise ConfigError(f"{key}: {value!r} is not a valid count")
     config = load_config(config_path, list(overrides))
-    check_trainer(config["trainer"], nodes * nproc)
+    check_trainer(config, nodes * nproc)
     gpus = (
         f"#SBATCH --gpus-per-node={gpus_per_node}"
         if gpus_per_node

@@ -33,8 +33,11 @@ class RankZeroFailed(Exception):
     """Rank 0 failed in a step the other ranks wait for; rank 0 reports the error."""
 
 
-def check_trainer(trainer: dict[str, Any], world_size: int) -> None:
-    """Reject a ``trainer.strategy`` that cannot run, or a batch the ranks cannot split."""
+def check_trainer(config: dict[str, Any], world_size: int) -> None:
+    """Reject a ``trainer.strategy`` that cannot run, a batch the ranks cannot split, and,
+    with several processes, what trains in one only: a training script, or a model with
+    its own ``train_step`` (the GAN's adversarial steps are not distributed)."""
+    trainer = config["trainer"]
     name = trainer.get("strategy", "ddp")
     if name not in STRATEGIES:
         raise ConfigError(
@@ -59,6 +62,20 @@ def check_trainer(trainer: dict[str, Any], world_size: int) -> None:
             hint=f"use a multiple of {world_size}, e.g. trainer.batch_size="
             f"{max(world_size, size - size % world_size)}",
         )
+    if world_size > 1 and "script" in config:
+        raise ConfigError("--nproc: a training script distributes itself; run it alone")
+    if world_size > 1:
+        from twinengine.ai.config import factory_of
+        from twinengine.ai.models import MODELS
+
+        spec = config["model"]
+        factory, _ = factory_of(spec, "model", MODELS)
+        if hasattr(factory, "train_step"):
+            key = "_target_" if "_target_" in spec else "name"
+            raise ConfigError(
+                f"model.{key}: {spec[key]!r} trains with one process (its own adversarial "
+                "steps are not distributed); run it without --nproc"
+            )
 
 
 class NullTracker:

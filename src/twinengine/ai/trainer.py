@@ -164,10 +164,15 @@ def train(
     search reports them and may raise to stop the run — e.g. a pruned trial).
     ``strategy`` is this process's share of a distributed run (one rank of
     :mod:`twinengine.ai.distributed`); by default training runs in this one process."""
+    if "script" in config:
+        raise ConfigError(
+            "script: a training script runs through twin train (twinengine.ai.launch), "
+            "which calls its main(run); train() builds a model from model/data sections"
+        )
     strategy = strategy or Strategy()
     trainer, tracking = config["trainer"], config["tracking"]
     check_tracking(tracking)
-    check_trainer(trainer, strategy.world_size)
+    check_trainer(config, strategy.world_size)
     seed = int(trainer["seed"])
     torch.manual_seed(seed)
     np.random.seed(seed)
