@@ -22,6 +22,7 @@ pytest.importorskip("mlflow")
 pytest.importorskip("onnxruntime")
 
 import twinengine.core
+from tests.waiting import until
 from twinengine.ai import load_config, train
 from twinengine.core.errors import InvalidInputError, NotFoundError
 
@@ -93,13 +94,6 @@ class Running:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(lambda: self.stop_future and self.stop_future.set_result(1))
         self.thread.join(10)
-
-
-def until(check: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_alias_is_followed_and_swapped_under_load_without_dropping(env: dict) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.api.conftest import ECHO, Live, start_server, wait_run
+from tests.waiting import until
 
 SLEEPY = b"""cwlVersion: v1.2
 class: CommandLineTool
@@ -232,12 +233,6 @@ def test_a_run_resumed_before_its_last_process_is_reaped_is_not_failed(tmp_path:
     def state(client: httpx.Client, run_id: str) -> dict:
         return client.get(f"/api/v1/runs/{run_id}").json()
 
-    def until(check, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-
     try:
         with live.client() as client:
             sleepy = register(client, SLEEPY, "sleepy")
@@ -246,18 +241,18 @@ def test_a_run_resumed_before_its_last_process_is_reaped_is_not_failed(tmp_path:
             ).json()["id"]
             dispatcher.tick()
             first = dispatcher.children[run_id]
-            until(lambda: state(client, run_id)["state"] == "running")
+            until(lambda: state(client, run_id)["state"] == "running", 30)
             assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
-            until(lambda: state(client, run_id)["state"] == "cancelled")
-            until(lambda: _exit_code(first) is not None)  # ended, not reaped yet
+            until(lambda: state(client, run_id)["state"] == "cancelled", 30)
+            until(lambda: _exit_code(first) is not None, 30)  # ended, not reaped yet
             assert client.post(f"/api/v1/runs/{run_id}/resume").json()["state"] == "queued"
             dispatcher.tick()  # reaps the first child, starts the resumed run
             assert state(client, run_id)["state"] in ("queued", "running")
             second = dispatcher.children[run_id]
             assert second.pid != first.pid
-            until(lambda: state(client, run_id)["state"] == "running")
+            until(lambda: state(client, run_id)["state"] == "running", 30)
             assert client.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
-            until(lambda: _exit_code(second) is not None)
+            until(lambda: _exit_code(second) is not None, 30)
             dispatcher.tick()
             final = state(client, run_id)
             assert final["state"] == "cancelled" and final["attempt"] == 2, final

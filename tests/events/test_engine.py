@@ -10,6 +10,7 @@ import pytest
 
 from tests.api.conftest import ECHO, Live, start_server, wait_run
 from tests.events.samples import MINIO_NOTIFICATION
+from tests.waiting import until
 
 COUNT = {
     "name": "count",
@@ -28,17 +29,6 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         assert echo.status_code == 201
     yield server
     server.stop()
-
-
-def until(probe, timeout: float = 20.0, every: float = 0.05):
-    """Poll ``probe`` until it returns something truthy; that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"nothing after {timeout} s")
 
 
 def post_yaml(client: httpx.Client, path: str, text: str) -> httpx.Response:

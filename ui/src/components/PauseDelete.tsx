@@ -1,5 +1,5 @@
-// The Pause/Resume and Delete buttons of a pausable item (event sources, triggers) and the
-// hook that runs those actions: a confirmation before a delete, errors in the banner, the
+// The Pause/Resume and Delete buttons of a pausable item (event sources, triggers), the
+// hook that runs those actions (built on useAction, one action at a time on a page): a confirmation before a delete, errors in the banner, the
 // list reloaded afterwards, every button disabled while one action is under way.
 
 import { useState } from "react";
@@ -7,21 +7,16 @@ import { useErrors } from "../errors";
 
 export type PauseAction = "pause" | "resume" | "delete";
 
-export function usePauseDelete(
-  noun: string,
-  pause: (name: string, paused: boolean) => Promise<unknown>,
-  remove: (name: string) => Promise<unknown>,
-  reload: () => void,
-) {
+/** One action at a time on the items of a page: ``busy`` names the item being acted on,
+ * errors go to the banner, and ``reload`` runs after each action. */
+export function useAction(reload: () => void) {
   const { report } = useErrors();
   const [busy, setBusy] = useState<string | null>(null);
-  /** Run one action on the item ``name``; true when it was done. */
-  const act = async (name: string, what: PauseAction): Promise<boolean> => {
-    if (what === "delete" && !window.confirm(`Delete ${noun} ${name}?`)) return false;
-    setBusy(name);
+  /** Run ``what`` for the item ``key``; true when it was done. */
+  const run = async (key: string, what: () => Promise<unknown>): Promise<boolean> => {
+    setBusy(key);
     try {
-      if (what === "delete") await remove(name);
-      else await pause(name, what === "pause");
+      await what();
       return true;
     } catch (err) {
       report(err);
@@ -30,6 +25,21 @@ export function usePauseDelete(
       setBusy(null);
       reload();
     }
+  };
+  return { busy, run };
+}
+
+export function usePauseDelete(
+  noun: string,
+  pause: (name: string, paused: boolean) => Promise<unknown>,
+  remove: (name: string) => Promise<unknown>,
+  reload: () => void,
+) {
+  const { busy, run } = useAction(reload);
+  /** Run one action on the item ``name``; true when it was done. */
+  const act = async (name: string, what: PauseAction): Promise<boolean> => {
+    if (what === "delete" && !window.confirm(`Delete ${noun} ${name}?`)) return false;
+    return run(name, () => (what === "delete" ? remove(name) : pause(name, what === "pause")));
   };
   return { busy, act };
 }

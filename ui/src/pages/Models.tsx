@@ -6,6 +6,7 @@ import { api, type ModelDetail, type ModelSummary } from "../api";
 import { useErrors } from "../errors";
 import { ago, when } from "../format";
 import { href } from "../router";
+import { useAction } from "../components/PauseDelete";
 
 function Aliases({ aliases }: { aliases: Record<string, number> | string[] }) {
   const names = Array.isArray(aliases) ? aliases : Object.entries(aliases).map(([a, v]) => `${a}=v${v}`);
@@ -22,14 +23,17 @@ function Aliases({ aliases }: { aliases: Record<string, number> | string[] }) {
 }
 
 export function Models({ selected }: { selected: string | null }) {
+  return selected ? <ModelPage name={selected} /> : <ModelList />;
+}
+
+function ModelList() {
   const { report } = useErrors();
   const [items, setItems] = useState<ModelSummary[] | null>(null);
 
   useEffect(() => {
     api.models().then(setItems).catch(report);
-  }, [report, selected]);
+  }, [report]);
 
-  if (selected) return <ModelPage name={selected} />;
   return (
     <div data-testid="models-page">
       <div className="page-head">
@@ -82,24 +86,13 @@ export function Models({ selected }: { selected: string | null }) {
 function ModelPage({ name }: { name: string }) {
   const { report } = useErrors();
   const [model, setModel] = useState<ModelDetail | null>(null);
-  const [busy, setBusy] = useState(false);
-
   const load = useCallback(() => api.model(name).then(setModel).catch(report), [name, report]);
   useEffect(() => {
     load();
   }, [load]);
-
-  const act = async (what: () => Promise<unknown>) => {
-    setBusy(true);
-    try {
-      await what();
-    } catch (err) {
-      report(err);
-    } finally {
-      setBusy(false);
-      load();
-    }
-  };
+  const { busy: acting, run } = useAction(load);
+  const busy = acting !== null;
+  const act = (what: () => Promise<unknown>) => run(name, what);
 
   if (!model) return <p className="muted">Loading…</p>;
   const history = [...model.promotions].reverse();

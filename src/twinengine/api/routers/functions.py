@@ -1,8 +1,8 @@
 """Routes of functions (serverless steps): deploy, list, show, delete, invoke, calls, logs.
 
 The server's :class:`~twinengine.events.function_service.FunctionService` lives in
-``ctx.extras["functions"]`` (made on first use; :func:`shutdown_functions` stops its
-workers when the app ends). A function belongs to a project: a caller outside it gets
+``ctx.extras["functions"]`` (made with the server context; :func:`shutdown_functions`
+stops its workers when the app ends). A function belongs to a project: a caller outside it gets
 404. Invoking answers 200 with the finished call — also when the *function* failed
 (``state: failed`` and its ``error``): the request was fine, the call is the resource —
 and 202 with the call's id for ``?async=true``. 4xx are for bad requests only (unknown
