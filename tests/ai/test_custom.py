@@ -99,6 +99,9 @@ def test_training_script_is_tracked_guarded_and_registrable(tmp_path: Path) -> N
     (tmp_path / "bad.yaml").write_text("script: {path: train.py, entry: run_it}\n")
     no_entry = cli.invoke(app, ["train", str(tmp_path / "bad.yaml")])
     assert "has no function 'run_it'" in no_entry.output
+    # train() builds models from model/data sections: a script config says where it runs
+    with pytest.raises(ConfigError, match="a training script runs through twin train"):
+        train(load_config(tmp_path / "c.yaml"))
     with pytest.raises(ConfigError, match=r"script\.options: must be a mapping"):
         (tmp_path / "bad.yaml").write_text("script: {path: train.py, options: 3}\n")
         load_config(tmp_path / "bad.yaml")

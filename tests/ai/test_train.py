@@ -382,3 +382,8 @@ def test_gan_refuses_several_processes(tmp_path: Path) -> None:
     config = write_example(tmp_path)
     with pytest.raises(ConfigError, match="'gan' trains with one process"):
         launch(config, ["model={name: gan}"], None, 2)
+    # every multi-process path checks it, not only launch
+    from twinengine.ai.distributed import slurm_script
+
+    with pytest.raises(ConfigError, match="'gan' trains with one process"):
+        slurm_script(config, ["model={name: gan}"], nodes=2, nproc=1)
