@@ -15,9 +15,15 @@ Peer, measured in the same run on the same machine: the same one-step runs launc
 folder each), at most ``--parallel`` at once, as the server runs them. cwltool takes
 about a second per run here, so by default the peer runs ``--peer-runs`` (100) of them
 and the ratio is taken on runs/s; the wall time it would take for ``--runs`` is printed
-as an extrapolation. Usage::
+as an extrapolation.
+
+The sandbox: by default (``--sandbox both``) the load runs twice on fresh homes, with
+``TWIN_SANDBOX=none`` and with the sandbox ``twin serve`` picks here, and the report
+gives runs/s of both and the cost the sandbox adds to each one-step run; the cost per
+step measured at the executor (:mod:`sandbox_cost`) is printed with it. Usage::
 
     python benchmarks/api.py [--clients 50] [--runs 500] [--peer-runs 100] [--poll 0.25]
+                             [--sandbox both|auto|bwrap|none]
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sandbox_cost import report as sandbox_report  # benchmarks/sandbox_cost.py
 
 from twinengine.api.process import ServeProcess
 
@@ -153,8 +160,9 @@ def metrics_summary(text: str) -> list[str]:
     return out + lines
 
 
-def run_server_side(args: argparse.Namespace, home: Path) -> tuple[Load, list[str]]:
-    server = ServeProcess(home, env={"TWIN_MAX_RUNS": str(args.parallel)}).start()
+def run_server_side(args: argparse.Namespace, home: Path, sandbox: str) -> tuple[Load, list[str]]:
+    env = {"TWIN_MAX_RUNS": str(args.parallel), "TWIN_SANDBOX": sandbox}
+    server = ServeProcess(home, env=env).start()
     try:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=60
@@ -217,17 +225,30 @@ def main() -> int:
     )
     parser.add_argument("--peer-runs", type=int, default=100, help="0: no peer")
     parser.add_argument("--timeout", type=float, default=900, help="limit for the whole load")
+    parser.add_argument(
+        "--sandbox",
+        choices=("both", "auto", "bwrap", "podman", "none"),
+        default="both",
+        help="TWIN_SANDBOX of the server; both: none and auto, one after the other",
+    )
     args = parser.parse_args()
+    sandboxes = ["none", "auto"] if args.sandbox == "both" else [args.sandbox]
     print(
         f"{args.clients} clients, {args.runs} one-step runs (echo), poll every {args.poll} s, "
         f"{args.parallel} runs at once",
         flush=True,
     )
+    loads: dict[str, Load] = {}
     with tempfile.TemporaryDirectory(prefix="twin-api-bench-") as tmp:
         folder = Path(tmp)
-        (folder / "home").mkdir()
-        load, metrics = run_server_side(args, folder / "home")
-        print(f"twin serve: {load.wall:.1f} s, {dict(load.states)}", flush=True)
+        for sandbox in sandboxes:
+            (folder / f"home-{sandbox}").mkdir()
+            load, metrics = run_server_side(args, folder / f"home-{sandbox}", sandbox)
+            loads[sandbox] = load
+            print(
+                f"twin serve (sandbox {sandbox}): {load.wall:.1f} s, {dict(load.states)}",
+                flush=True,
+            )
         peer_wall, peer_codes = 0.0, Counter[str]()
         if args.peer_runs:
             (folder / "peer").mkdir()
@@ -236,18 +257,16 @@ def main() -> int:
             )
             print(f"cwltool: {peer_wall:.1f} s, {dict(peer_codes)}", flush=True)
 
-    finished = sum(load.states.values())
     print()
-    print(
-        f"runs launched {args.runs}, finished {finished}: "
-        + ", ".join(f"{state} {count}" for state, count in sorted(load.states.items()))
-    )
-    rate = load.states["succeeded"] / load.wall if load.wall else 0.0
     print(f"{'runner':28} {'runs':>5} {'wall':>8} {'runs/s':>7}")
-    print(
-        f"{'twin serve (' + str(args.clients) + ' clients)':28} {args.runs:5} "
-        f"{load.wall:7.1f}s {rate:7.2f}"
-    )
+    for sandbox, each in loads.items():
+        each_rate = each.states["succeeded"] / each.wall if each.wall else 0.0
+        print(
+            f"{'twin serve, sandbox ' + sandbox:28} {args.runs:5} "
+            f"{each.wall:7.1f}s {each_rate:7.2f}"
+        )
+    finished = sum(load.states.values())
+    rate = load.states["succeeded"] / load.wall if load.wall else 0.0
     if args.peer_runs:
         peer_rate = peer_codes["succeeded"] / peer_wall
         print(
@@ -257,6 +276,18 @@ def main() -> int:
         print(f"{'cwltool, extrapolated':28} {args.runs:5} {args.runs / peer_rate:7.1f}s")
         print(f"speed-up (runs/s, twin serve / cwltool): {rate / peer_rate:.1f}x")
     print()
+    if "none" in loads and len(loads) > 1:
+        added = (load.wall - loads["none"].wall) / args.runs * args.parallel * 1000
+        print(
+            f"sandbox cost per one-step run, end to end: {added:.1f} ms of a run slot "
+            f"((wall with - wall without) / runs x {args.parallel} runs at once)"
+        )
+    print(sandbox_report(200))
+    print()
+    print(
+        f"runs launched {args.runs}, finished {finished} (sandbox {sandboxes[-1]}): "
+        + ", ".join(f"{state} {count}" for state, count in sorted(load.states.items()))
+    )
     print(f"{'request':24} {'count':>6} {'p50':>9} {'p99':>9}")
     for name, times in (("POST /api/v1/runs", load.post), ("GET /api/v1/runs/{id}", load.get)):
         if times:
@@ -266,10 +297,10 @@ def main() -> int:
             )
     print("\nserver /metrics at the end:")
     print("\n".join(metrics))
-    failed = load.errors or finished != args.runs or load.states["succeeded"] != args.runs
+    failed = any(each.errors or each.states["succeeded"] != args.runs for each in loads.values())
     if args.peer_runs and peer_codes["succeeded"] != args.peer_runs:
         failed = True
-    for error in load.errors[:20]:
+    for error in [e for each in loads.values() for e in each.errors][:20]:
         print(f"error: {error}", file=sys.stderr)
     if failed:
         print(

@@ -1,6 +1,7 @@
 """Event benchmark: a burst of events, each starting a one-step workflow in ``twin serve``.
 
     python benchmarks/events.py [--source folder|nats] [--rate 200] [--seconds 60] [--kill]
+                                [--sandbox both|auto|bwrap|none]
 
 Files are dropped into a watched folder (written aside, then renamed in, as producers
 should), or messages published to a NATS JetStream subject, at ``--rate`` per second for
@@ -9,7 +10,10 @@ key). Reported: event-to-run-start latency (the producer's clock at write/publis
 run's ``started_at``) p50/p99, throughput, events lost (no run) and events run twice.
 Targets on the embedded default: p99 ≤ 200 ms at 200 events/s, 0 lost. With ``--kill``
 the server is killed (SIGKILL) half-way through the burst and started again on the same
-home: every event must still lead to exactly one run.
+home: every event must still lead to exactly one run. By default (``--sandbox both``) the
+burst runs twice on fresh homes — ``TWIN_SANDBOX=none``, then the sandbox ``twin serve``
+picks here — and each is reported, with the cost the sandbox adds to a step measured at
+the executor (:mod:`sandbox_cost`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sandbox_cost import report as sandbox_report  # benchmarks/sandbox_cost.py
 
 from twinengine.api.process import ServeProcess
 
@@ -121,12 +126,29 @@ def main() -> int:
     parser.add_argument("--kill", action="store_true", help="kill -9 the server half-way")
     parser.add_argument("--parallel", type=int, default=4, help="TWIN_MAX_RUNS")
     parser.add_argument("--drain", type=float, default=120.0, help="limit to finish the runs")
+    parser.add_argument(
+        "--sandbox",
+        choices=("both", "auto", "bwrap", "podman", "none"),
+        default="both",
+        help="TWIN_SANDBOX of the server; both: a burst with none, then one with auto",
+    )
     args = parser.parse_args()
+    code = 0
+    for sandbox in ["none", "auto"] if args.sandbox == "both" else [args.sandbox]:
+        print(f"--- TWIN_SANDBOX={sandbox}", flush=True)
+        code |= burst(args, sandbox)
+    print(sandbox_report(200))
+    return code
+
+
+def burst(args: argparse.Namespace, sandbox: str) -> int:
+    """One burst of events against a fresh server; non-zero when an event was lost."""
     home = Path(tempfile.mkdtemp(prefix="twin-events-bench-"))
     drop = home / "drop"
     drop.mkdir()
     subject = f"bench.{os.getpid()}"
-    env = {"TWIN_MAX_RUNS": str(args.parallel)}
+    env = {"TWIN_MAX_RUNS": str(args.parallel), "TWIN_SANDBOX": sandbox}
+    env["TWIN_WATCH_ROOTS"] = str(drop)  # a folder source may watch only such folders
     server = ServeProcess(home, env=env).start()
     token = server.token
     prepare(server, token, args.source, drop, subject)

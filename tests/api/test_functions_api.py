@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,12 +31,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment that lets the workers import ``apifuncs``."""
     code = tmp_path_factory.mktemp("code")
     (code / "apifuncs.py").write_text(FUNCS)
+    code.chmod(0o755)  # readable by the sandbox user
     return {"PYTHONPATH": str(code)}
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    server = start_server(tmp_path_factory.mktemp("serve"))
+def live(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Iterator[Live]:
+    # a sandboxed server shows functions only module folders under its input roots
+    roots = (Path(env["PYTHONPATH"]),)
+    server = start_server(tmp_path_factory.mktemp("serve"), input_roots=roots)
     yield server
     functions_router.shutdown_functions(server.app.state.twin)
     server.stop()

@@ -4,7 +4,9 @@
 ``TWIN_HOME`` (and no other ``TWIN_*`` setting inherited unless given), keeps draining
 its output into a log file (a full pipe would stall the server), picks up the admin token
 printed on the first start, waits until ``GET /health`` answers, and stops the server
-with SIGTERM (SIGKILL after a grace period). Use it as a context manager.
+with SIGTERM (SIGKILL after a grace period). Use it as a context manager. On a machine
+where no sandbox works it starts the server with ``TWIN_SANDBOX=none`` (unless told a
+sandbox), as ``twin serve`` would otherwise refuse.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from twinengine.core import Settings
+from twinengine.workflows.sandbox import probe
+
 TOKEN = re.compile(r"twin_[A-Za-z0-9_-]+")
 
 
@@ -34,6 +39,12 @@ def twin_command() -> str:
     """The ``twin`` console script of this interpreter's environment."""
     beside = Path(sys.executable).with_name("twin")
     return str(beside) if beside.exists() else (shutil.which("twin") or "twin")
+
+
+def sandbox_works(home: Path) -> bool:
+    """Whether ``twin serve`` would find a sandbox that works here (it refuses otherwise)."""
+    settings = Settings(home=home, database_url="", store="")
+    return any(probe(name, settings) is None for name in ("bwrap", "podman"))
 
 
 def healthy(url: str) -> bool:
@@ -69,6 +80,8 @@ class ServeProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
         env.update(TWIN_HOME=str(self.home), PYTHONUNBUFFERED="1", **self.extra_env)
+        if "TWIN_SANDBOX" not in self.extra_env and not sandbox_works(self.home):
+            env["TWIN_SANDBOX"] = "none"  # tests and scripts on a machine without one
         self.process = subprocess.Popen(
             [twin_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=self.home,

@@ -79,3 +79,14 @@ def info() -> None:
     print(f"ram_mb        {s.ram_mb or 'all'}")
     print(f"containers    {working_container_engine() or 'none (DockerRequirement unsupported)'}")
     print(f"config file   {s.config_file or '-'}")
+    print(f"sandbox       {_sandbox_line(s)}")
+
+
+def _sandbox_line(settings: object) -> str:
+    """What ``twin serve`` would confine steps with here (it starts one to know)."""
+    from twinengine.workflows.sandbox import SandboxUnavailableError, server_sandbox
+
+    try:
+        return server_sandbox(settings).describe()
+    except SandboxUnavailableError as exc:
+        return f"none works here, twin serve refuses to start: {exc}"

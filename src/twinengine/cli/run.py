@@ -69,6 +69,10 @@ def run(
     native: Annotated[
         bool, typer.Option(help="Let plain documents run without cwltool (--no-native: never).")
     ] = True,
+    sandbox: Annotated[
+        str | None,
+        typer.Option(help="Confine every step as twin serve does: bwrap, podman or auto."),
+    ] = None,
 ) -> None:
     """Run a CWL workflow or tool; prints the output object like cwltool."""
     from twinengine.core import get_settings, new_id
@@ -115,6 +119,7 @@ def run(
         name=name,
         dask_address=dask_address,
         native=native,
+        sandbox=sandbox,
     )
     raise typer.Exit(execute_run(argv, options))
 

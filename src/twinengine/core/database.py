@@ -3,18 +3,22 @@
 :func:`open_database` creates the engine, applies pending Alembic migrations (checked
 with one cheap query, so an up-to-date database costs nothing at start-up) and returns
 a :class:`Database`. SQLite runs in WAL mode with ``synchronous=NORMAL`` so that the CLI,
-a running workflow and the server can read and write the same file concurrently.
+a running workflow and the server can read and write the same file concurrently. Its
+file is readable by its owner only (0600, and so are the ``-wal``/``-shm`` files SQLite
+makes with the database's mode); a folder made for it is 0700.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from twinengine.core.columns import HEAD_REVISION
@@ -50,11 +54,23 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
+def private_sqlite_file(path: str) -> None:
+    """Create the SQLite file ``path`` 0600 (its folder 0700 when made here), and make an
+    existing one, its ``-wal`` and ``-shm`` 0600 (when this user owns them)."""
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(OSError):  # missing, or someone else's (read-only use)
+            if os.stat(name).st_uid == os.geteuid():
+                os.chmod(name, 0o600)
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = make_url(url).database or ""  # "sqlite://": an in-memory database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_sqlite_file(path)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -119,7 +135,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "a+") as handle:
+    lock = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    with os.fdopen(lock, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -9,7 +9,8 @@ adds a worker, up to ``max_workers``; a worker that found nothing to do for
 call timed out or whose process died is replaced at once (a fresh process). The pool
 tells a *recorder* when a call starts and ends (the service writes the call's row) and
 resolves the call's :class:`~concurrent.futures.Future` with the outcome afterwards, so
-a caller that waited on the future reads a finished row.
+a caller that waited on the future reads a finished row. A pool with a sandbox starts
+every worker in it; the pool's private folder holds the workers' logs and folders.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Protocol
 
 from twinengine.core import StateError, new_id
 from twinengine.core.times import utcnow
+from twinengine.events.function_sandbox import FunctionSandbox
 from twinengine.events.function_workers import CommandWorker, PythonWorker, outcome
 from twinengine.events.functions import FunctionSpec
 
@@ -62,10 +64,16 @@ class FunctionPool:
     """Worker processes of one function and the queue of its calls."""
 
     def __init__(
-        self, spec: FunctionSpec, recorder: Recorder | None = None, *, idle_seconds: float = 30.0
+        self,
+        spec: FunctionSpec,
+        recorder: Recorder | None = None,
+        *,
+        idle_seconds: float = 30.0,
+        sandbox: FunctionSandbox | None = None,
     ) -> None:
         self.spec = spec
         self.recorder = recorder
+        self.sandbox = sandbox  # where the workers run (twin serve's sandbox)
         self.idle_seconds = idle_seconds
         self._cond = threading.Condition()
         self._queue: deque[Job] = deque()
@@ -133,7 +141,7 @@ class FunctionPool:
     def _spawn(self) -> None:
         """Add a worker (called with the lock held)."""
         kind = PythonWorker if self.spec.kind == "python" else CommandWorker
-        slot = _Slot(kind(self.spec, self._log_dir))
+        slot = _Slot(kind(self.spec, self._log_dir, self.sandbox))
         slot.thread = threading.Thread(
             target=self._serve, args=(slot,), name=f"fn-{self.spec.name}", daemon=True
         )

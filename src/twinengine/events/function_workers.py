@@ -8,7 +8,10 @@ starts a fresh process. :class:`CommandWorker` runs the command once per call wi
 input JSON on stdin; its stdout is the result (JSON when it parses, else text), its
 stderr the logs, and a non-zero exit a failure. Both answer a call with an *outcome*
 dict ``{"ok", "result", "error", "logs", "started_at", "ended_at"}`` and never raise
-for what the function did.
+for what the function did. With a sandbox (``twin serve``), each process starts in it
+(:class:`~twinengine.events.function_sandbox.FunctionSandbox`) with a working folder of
+its own, and a python worker writes its logs to a file the pool opened for it (passed
+as a descriptor: the worker never names a server path).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from twinengine.events.function_sandbox import FunctionSandbox
 from twinengine.events.functions import FunctionSpec
 from twinengine.events.workers import LOG_LIMIT, read_tail
 from twinengine.workflows.children import kill_group
@@ -51,8 +55,13 @@ def _no_constants(name: str) -> Any:
 class PythonWorker:
     """A warm interpreter serving one python function, one call at a time."""
 
-    def __init__(self, spec: FunctionSpec, log_dir: Path) -> None:
+    def __init__(
+        self, spec: FunctionSpec, log_dir: Path, sandbox: FunctionSandbox | None = None
+    ) -> None:
         self.spec = spec
+        self.log_dir = log_dir
+        self.sandbox = sandbox if sandbox is not None and sandbox.confines else None
+        self.folder: str | None = None  # the sandboxed process's working folder
         self.log_path = log_dir / f"{uuid.uuid4().hex}.log"
         self.proc: subprocess.Popen | None = None
         self._buffer = bytearray()
@@ -81,14 +90,7 @@ class PythonWorker:
                 return ("the function's pool was shut down", "")
             self._buffer = bytearray()
             try:
-                self.proc = subprocess.Popen(
-                    [*command, "--log-file", str(self.log_path)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    env=self.spec.environment(),
-                    start_new_session=True,
-                )
+                self.proc = self._popen(command)
             except OSError as exc:
                 self.proc = None
                 return (f"cannot start a worker process: {exc}", "")
@@ -102,6 +104,40 @@ class PythonWorker:
             return (error, str(message.get("logs") or ""))
         why = "took too long to start" if message == "timeout" else "exited while starting"
         return (f"the worker for {self.spec.target} {why}", self._log_text())
+
+    def _popen(self, command: list[str]) -> subprocess.Popen:
+        """Start the worker process: plainly, or in the sandbox with a fresh folder."""
+        pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE}
+        if self.sandbox is None:
+            return subprocess.Popen(
+                [*command, "--log-file", str(self.log_path)],
+                stderr=subprocess.DEVNULL,
+                env=self.spec.environment(),
+                start_new_session=True,
+                **pipes,
+            )
+        FunctionSandbox.remove_folder(self.folder)
+        self.folder = FunctionSandbox.new_folder(self.log_dir)
+        log_fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            launch = self.sandbox.launch(
+                [*command, "--log-fd", str(log_fd)],
+                self.spec.env,
+                self.folder,
+                network=self.spec.network,
+                python=True,
+            )
+            return subprocess.Popen(
+                launch.argv,
+                stderr=subprocess.DEVNULL,
+                env=launch.env,
+                cwd=self.folder,
+                pass_fds=(log_fd,),
+                start_new_session=True,
+                **pipes,
+            )
+        finally:
+            os.close(log_fd)
 
     def call(self, value: Any, timeout: float) -> dict[str, Any]:
         if not self.alive:
@@ -153,9 +189,11 @@ class PythonWorker:
             kill_group(proc)
 
     def close(self) -> None:
-        """Kill the process if still there, free its pipes and the log file."""
+        """Kill the process if still there, free its pipes, the log file and the folder."""
         self._kill()
         self.log_path.unlink(missing_ok=True)
+        FunctionSandbox.remove_folder(self.folder)
+        self.folder = None
 
     def _kill(self) -> None:
         proc = self.proc
@@ -219,10 +257,15 @@ class PythonWorker:
 
 
 class CommandWorker:
-    """A slot of a command function: one process per call."""
+    """A slot of a command function: one process per call (in a folder of its own when
+    sandboxed)."""
 
-    def __init__(self, spec: FunctionSpec, log_dir: Path) -> None:
+    def __init__(
+        self, spec: FunctionSpec, log_dir: Path, sandbox: FunctionSandbox | None = None
+    ) -> None:
         self.spec = spec
+        self.log_dir = log_dir
+        self.sandbox = sandbox if sandbox is not None and sandbox.confines else None
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._stopped = False
@@ -241,25 +284,36 @@ class CommandWorker:
         return None
 
     def call(self, value: Any, timeout: float) -> dict[str, Any]:
+        folder = None
         try:
             with self._lock:
                 if self._stopped:
                     return outcome(False, error="the function's pool was shut down")
+                argv, env = self.spec.argv, self.spec.environment()
+                if self.sandbox is not None:
+                    folder = FunctionSandbox.new_folder(self.log_dir)
+                    launch = self.sandbox.launch(
+                        argv, self.spec.env, folder, network=self.spec.network, python=False
+                    )
+                    argv, env = launch.argv, launch.env
                 self.proc = proc = subprocess.Popen(
-                    self.spec.argv,
+                    argv,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    env=self.spec.environment(),
+                    env=env,
+                    cwd=folder,
                     start_new_session=True,
                 )
                 self.started += 1
         except OSError as exc:
+            FunctionSandbox.remove_folder(folder)
             return outcome(False, error=f"cannot start {self.spec.argv[0]!r}: {exc}")
         try:
             out, err, why = _communicate(proc, json.dumps(value).encode(), timeout)
         finally:
             self.proc = None
+            FunctionSandbox.remove_folder(folder)
         logs = tail(err.decode("utf-8", "replace"))
         if why is None and proc.returncode != 0:
             why = f"exit code {proc.returncode}" if proc.returncode > 0 else "killed by a signal"

@@ -7,7 +7,10 @@ keeps the definitions in the ``functions`` table: :meth:`~FunctionRegistry.deplo
 checks the target before storing it — the syntax of ``module:function`` and that the
 module can be found (``importlib.util.find_spec``, asked in a child interpreter with the
 function's environment, so deploying never runs user code in the caller), or that the
-command's program exists — and redeploying a name replaces it. Running calls is the
+command's program exists — and redeploying a name replaces it. A registry with a
+sandbox (``twin serve``'s: :class:`~twinengine.events.function_sandbox.FunctionSandbox`)
+asks in that sandbox and refuses what the sandbox cannot show. ``network`` (default
+false) is whether the function's workers may use the network. Running calls is the
 business of :class:`~twinengine.events.function_service.FunctionService` (re-exported
 here, with :class:`~twinengine.events.function_pool.FunctionPool` and
 :func:`~twinengine.events.function_service.run_function`).
@@ -40,6 +43,7 @@ from twinengine.core.lazy import lazy_exports
 from twinengine.core.models import function_calls, functions
 from twinengine.core.times import as_utc as aware
 from twinengine.core.times import utcnow
+from twinengine.events.function_sandbox import FunctionSandbox
 
 KINDS = ("python", "command")
 MAX_WORKERS = 64  # the most workers one function may ask for
@@ -94,6 +98,7 @@ class FunctionSpec:
     timeout: float = 60.0
     env: dict[str, str] = field(default_factory=dict)
     created_at: dt.datetime | None = None
+    network: bool = False  # sandboxed workers may use the network
 
     @property
     def argv(self) -> list[str]:
@@ -114,6 +119,7 @@ class FunctionSpec:
             self.timeout,
             tuple(sorted(self.env.items())),
             self.created_at,
+            self.network,
         )
 
     @classmethod
@@ -129,6 +135,7 @@ class FunctionSpec:
             timeout=float(config.get("timeout", 60.0)),
             env=dict(config.get("env") or {}),
             created_at=aware(row.get("created_at")),
+            network=bool(config.get("network", False)),
         )
 
 
@@ -158,9 +165,12 @@ def check_env(env: dict[str, Any] | None) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-def check_python_target(target: str, env: dict[str, str] | None = None) -> str:
+def check_python_target(
+    target: str, env: dict[str, str] | None = None, sandbox: FunctionSandbox | None = None
+) -> str:
     """``target`` if it is ``module:function`` and the module can be found with the
-    function's environment; :class:`InvalidFunctionError` saying what is wrong otherwise."""
+    function's environment (in ``sandbox``, as its workers will look);
+    :class:`InvalidFunctionError` saying what is wrong otherwise."""
     match = _TARGET.match(target.strip()) if isinstance(target, str) else None
     if match is None:
         raise InvalidFunctionError(
@@ -168,16 +178,19 @@ def check_python_target(target: str, env: dict[str, str] | None = None) -> str:
             hint="write module:function, e.g. mypackage.steps:normalise",
         )
     module = match.group(1)
-    environment = {**os.environ, **(env or {})}
+    command = [sys.executable, "-c", _FIND_SPEC, module]
     try:
-        probe = subprocess.run(
-            [sys.executable, "-c", _FIND_SPEC, module],
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        if sandbox is not None and sandbox.confines:
+            probe = sandbox.run(command, env or {}, timeout=30, python=True)
+        else:
+            probe = subprocess.run(
+                command,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
     except subprocess.TimeoutExpired:
         raise InvalidFunctionError(
             f"looking for module {module!r} took more than 30 s",
@@ -248,10 +261,11 @@ def check_pool(min_workers: int, max_workers: int, timeout: float) -> None:
 
 
 class FunctionRegistry:
-    """Deploy, read, list and delete function definitions."""
+    """Deploy, read, list and delete function definitions (checked in ``sandbox``)."""
 
-    def __init__(self, db: Database | None = None) -> None:
+    def __init__(self, db: Database | None = None, sandbox: FunctionSandbox | None = None):
         self.db = db or get_database()
+        self.sandbox = sandbox
 
     def deploy(
         self,
@@ -265,26 +279,34 @@ class FunctionRegistry:
         timeout: float = 60,
         env: dict[str, str] | None = None,
         created_by: str | None = None,
+        network: bool = False,
     ) -> dict[str, Any]:
         """Check and store a function (replacing one of the same name in the same project)."""
         check_name(name)
         env = check_env(env)
         check_pool(min_workers, max_workers, timeout)
-        if kind == "python":
-            if not isinstance(target, str):
-                raise InvalidFunctionError("a python target is one string", hint="module:function")
-            target = check_python_target(target, env)
-        elif kind == "command":
-            target = check_command(target, env)
-        else:
+        if not isinstance(network, bool):
+            raise InvalidFunctionError("network is true or false", hint="e.g. network: false")
+        if kind not in KINDS:
             raise InvalidFunctionError(
                 f"unknown function kind {kind!r}", hint="kinds are: " + ", ".join(KINDS)
             )
+        if kind == "python":
+            if not isinstance(target, str):
+                raise InvalidFunctionError("a python target is one string", hint="module:function")
+            if self.sandbox is not None:
+                self.sandbox.check(kind, None, env)
+            target = check_python_target(target, env, self.sandbox)
+        else:
+            target = check_command(target, env)
+            if self.sandbox is not None:
+                self.sandbox.check(kind, shlex.split(target), env)
         config = {
             "min_workers": min_workers,
             "max_workers": max_workers,
             "timeout": float(timeout),
             "env": env,
+            "network": network,
         }
         row = {
             "name": name,
@@ -350,6 +372,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
         "max_workers": spec.max_workers,
         "timeout": spec.timeout,
         "env": spec.env,
+        "network": spec.network,
         "created_at": spec.created_at,
         "created_by": row.get("created_by"),
     }

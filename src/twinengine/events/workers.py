@@ -5,11 +5,13 @@ serves calls as JSON lines, one at a time: it reads ``{"input": …}`` on stdin 
 ``{"ok": true, "result": …, "logs": …}`` or ``{"ok": false, "error": …, "logs": …}`` on
 stdout. The protocol uses private duplicates of the original stdin/stdout descriptors;
 descriptors 0, 1 and 2 are pointed elsewhere (0 at ``/dev/null``, 1 and 2 at the log
-file given with ``--log-file``), so whatever the callable prints — Python ``print``, C
-libraries, child processes — lands in the call's ``logs`` and never in the protocol. A
-call that raises answers with the traceback's last line as ``error`` (the whole
-traceback goes into the logs); the worker keeps serving. End of input ends the worker.
-Only the standard library is imported here, so a worker is warm in a few tens of ms.
+file given with ``--log-file``, or opened by the pool and given as ``--log-fd`` — a
+sandboxed worker cannot see the pool's folder), so whatever the callable prints — Python
+``print``, C libraries, child processes — lands in the call's ``logs`` and never in the
+protocol. A call that raises answers with the traceback's last line as ``error`` (the
+whole traceback goes into the logs); the worker keeps serving. End of input ends the
+worker. Only the standard library is imported here, so a worker is warm in a few tens of
+ms.
 """
 
 from __future__ import annotations
@@ -111,11 +113,15 @@ def _call(function: Callable[[Any], Any], request: dict[str, Any], log: IO[bytes
     return {"ok": True, "result": result, "logs": read_log(log)}
 
 
-def serve(target: str, log_path: str | None = None) -> int:
+def serve(target: str, log_path: str | None = None, log_fd: int | None = None) -> int:
     """Serve calls of ``target`` on this process's stdin/stdout until end of input."""
     proto_in = os.fdopen(os.dup(0), "rb")
     proto = os.fdopen(os.dup(1), "wb")
-    log: IO[bytes] = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
+    log: IO[bytes]
+    if log_fd is not None:
+        log = os.fdopen(log_fd, "w+b")
+    else:
+        log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -145,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m twinengine.events.workers")
     parser.add_argument("target", help="module:function")
     parser.add_argument("--log-file", help="where the calls' output is collected")
+    parser.add_argument("--log-fd", type=int, help="an open file for the calls' output")
     args = parser.parse_args(argv)
-    return serve(args.target, args.log_file)
+    return serve(args.target, args.log_file, args.log_fd)
 
 
 if __name__ == "__main__":

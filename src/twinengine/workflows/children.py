@@ -5,8 +5,9 @@ reaping, and the entry point of a child that continues a stored run.
 :func:`child_env` is the environment of a child working on the same home;
 :func:`exit_code_of` tells whether a child ended without reaping it (the dispatcher
 records a run's end before the process entry disappears); ``python -m
-twinengine.workflows.children resume RUN_ID`` is the child the run dispatcher starts to
-continue a resumed run (what ``twin runs resume`` does in the foreground).
+twinengine.workflows.children resume RUN_ID [SANDBOX]`` is the child the run dispatcher
+starts to continue a resumed run (what ``twin runs resume`` does in the foreground), in
+the server's sandbox.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def child_env(settings: Any, **extra: str) -> dict[str, str]:
         TWIN_HOME=str(settings.home),
         TWIN_DATABASE_URL=settings.database_url,
         TWIN_STORE=settings.store,
-        **extra,
+        TWIN_SANDBOX=settings.sandbox,
+        TWIN_SANDBOX_USER=settings.sandbox_user,
     )
+    env.update(extra)
     return env
 
 
@@ -55,14 +58,16 @@ def exit_code_of(child: subprocess.Popen) -> int | None:
     return info.si_status if info.si_code == os.CLD_EXITED else 128 + info.si_status
 
 
-def resume_main(run_id: str) -> int:
-    """Child entry point continuing a stored run (what ``twin runs resume`` does)."""
+def resume_main(run_id: str, sandbox: str | None = None) -> int:
+    """Child entry point continuing a stored run (what ``twin runs resume`` does);
+    ``sandbox``: the server's, which the run's commands use."""
     from twinengine.workflows.cwlrunner import run_cwl
     from twinengine.workflows.options import RunOptions
     from twinengine.workflows.runs import RunStore
 
     run = RunStore().get(run_id)
     argv, cwd, options = RunOptions.for_resume(run)
+    options.sandbox = sandbox or options.sandbox
     if os.path.isdir(cwd):
         os.chdir(cwd)
     return run_cwl(argv, options)
@@ -72,7 +77,7 @@ if __name__ == "__main__":  # pragma: no cover - run as a child by the dispatche
     from twinengine.core import TwinError
 
     try:
-        sys.exit(resume_main(sys.argv[2]))
+        sys.exit(resume_main(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None))
     except TwinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

@@ -24,10 +24,14 @@ from twinengine.workflows.options import RunOptions, split_twin_options
 __all__ = ["RunOptions", "container_args", "main", "run_cwl", "split_twin_options"]
 
 
-def container_args(argv: list[str]) -> list[str]:
-    """Add ``--no-container`` (or the engine's flag) when no container engine works here."""
+def container_args(argv: list[str], confined: bool = False) -> list[str]:
+    """Add ``--no-container`` (or the engine's flag) when no container engine works here;
+    ``confined`` (a sandboxed run): always ``--no-container`` — cwltool's container runner
+    is not the sandbox, and a DockerRequirement hint runs in the sandbox without one."""
     if "--no-container" in argv or "--version" in argv:
         return argv
+    if confined:
+        return ["--no-container", *argv]
     engine = working_container_engine()
     if engine is None:
         return ["--no-container", *argv]

@@ -8,6 +8,11 @@ and reaps them. Because the queue is the ``runs`` table, a server restart loses
 nothing: runs still queued start when the next server comes up, runs whose child is
 alive keep running, and a child that dies before recording its end leaves the run
 ``failed`` with the tail of its log. Resumed runs go through the same queue.
+
+Every run it starts is confined: the dispatcher settles the server's sandbox once
+(:func:`~twinengine.workflows.sandbox.server_sandbox`) and hands its name to each run
+process (``--sandbox``, ``TWIN_SANDBOX``), with ``--no-container`` (a served step never
+starts a container of cwltool's).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from twinengine.workflows.children import child_env, exit_code_of, kill_group
 from twinengine.workflows.inprocess import NativeDocuments
 from twinengine.workflows.runs import WATCHED, RunStore
 from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
+from twinengine.workflows.sandbox import server_sandbox
 
 log = logging.getLogger(__name__)
 _TICK = 0.25
@@ -56,6 +62,7 @@ class RunDispatcher:
         self.settings = settings or get_settings()
         self.db = db or get_database(self.settings)
         self.max_runs = self.settings.max_runs or max(2, self.settings.cores)
+        self.sandbox = server_sandbox(self.settings, strict=False)  # `twin serve` was strict
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.threads: set[str] = set()  # runs executing in this process
         self.documents = NativeDocuments()  # which queued runs a run worker can take
@@ -64,7 +71,9 @@ class RunDispatcher:
         if inprocess:
             count = max(1, self.settings.cores)
             threads = max(1, -(-self.max_runs // count))
-            self.pool = RunWorkerPool(self.settings, count, threads, self._thread_done)
+            self.pool = RunWorkerPool(
+                self.settings, count, threads, self._thread_done, self.sandbox.name
+            )
         self.started_total = 0
         self._direct: dict[str, tuple[str, str, bool]] = {}  # queued with direct=True
         self._wake = threading.Event()
@@ -260,13 +269,17 @@ class RunDispatcher:
                 "--outdir",
                 str(run_dir / "outputs"),
                 "--quiet",
+                "--sandbox",
+                self.sandbox.name,
+                "--no-container",
                 *(["--cache"] if options.get("cache") else []),
                 row.workflow,
                 str(run_dir / "job.json"),
             ]
         else:
             command = [sys.executable, "-m", "twinengine.workflows.children", "resume", row.id]
-        env = child_env(self.settings)
+            command.append(self.sandbox.name)
+        env = child_env(self.settings, TWIN_SANDBOX=self.sandbox.name)
         WATCHED.add(row.id)  # before its pid is written: see RunStore._reconcile
         with open(run_dir / "driver.log", "ab") as logfile:
             child = subprocess.Popen(

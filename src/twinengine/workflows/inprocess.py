@@ -100,6 +100,7 @@ class InProcessRunner:
             loader="native",
             argv=["--outdir", outdir, document],
             inprocess=True,
+            sandbox=self.settings.sandbox,  # the server's (TWIN_SANDBOX of the run worker)
         )
 
         def work() -> int:

@@ -8,11 +8,21 @@ command line, environment, InitialWorkDir, stdio names) and collects its outputs
 :func:`finish_command` relinks InitialWorkDir entries, collects the CWL outputs and
 decides the process status from ``successCodes``/``temporaryFailCodes``/
 ``permanentFailCodes`` exactly as cwltool does.
+
+A job of a sandboxed run (``twin serve``) also says what its sandbox shows: its output
+and temporary folders writable, each staged input read-only where the command line
+names it (and at its real path when InitialWorkDir links to it), the network when
+``NetworkAccess`` allows. What the run process reads or copies for it stays inside that:
+staged copies and stdin must be readable by the sandbox user and lead nowhere else, and
+outputs are collected through :class:`ConfinedFsAccess` — a glob match, a
+``cwl.output.json`` or a ``loadContents`` that leads outside the working folder and the
+inputs fails the step (:class:`~twinengine.workflows.sandbox.EscapeError`).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 from typing import Any
@@ -20,10 +30,20 @@ from typing import Any
 from cwltool.errors import WorkflowException
 from cwltool.job import CommandLineJob, relink_initialworkdir
 from cwltool.process import stage_files
+from cwltool.stdfsaccess import StdFsAccess
 from cwltool.utils import bytes2str_in_dicts
+from schema_salad.ref_resolver import uri_file_path
 
 from twinengine.workflows.executors.base import JobResult, JobSpec
 from twinengine.workflows.outcome import command_outcome
+from twinengine.workflows.sandbox import (
+    EscapeError,
+    Mount,
+    check_inside,
+    check_tree,
+    inside,
+    open_sandbox,
+)
 
 log = logging.getLogger("twinengine.workflows")
 
@@ -60,14 +80,18 @@ def prepare_command(
     log_stderr: str | None,
     cores: int = 1,
     ram_mb: int = 0,
+    sandbox: str | None = None,
 ) -> JobSpec:
     """Stage ``job``'s inputs and InitialWorkDir and return the command to run.
 
     ``log_stdout``/``log_stderr`` receive the streams the tool does not capture itself;
-    ``cores``/``ram_mb`` are what the scheduler reserved for it.
+    ``cores``/``ram_mb`` are what the scheduler reserved for it; ``sandbox``: the run's
+    sandbox (see the module doc).
     """
     os.makedirs(job.tmpdir, exist_ok=True)
     job._setup(runtime_context)
+    if sandbox is not None:
+        _check_copies(job, sandbox)
     stage_files(
         job.pathmapper,
         ignore_writable=True,
@@ -97,12 +121,22 @@ def prepare_command(
             return None
         path = os.path.join(job.base_path_logs, name)
         parent = os.path.dirname(path)
+        if sandbox is not None:  # the server makes and opens it: never through a link
+            check_inside(parent, (os.path.realpath(job.outdir),), "stream folder")
         if parent and not os.path.exists(parent):
             os.makedirs(parent)
         return path
 
     stdout_path = captured(job.stdout)
     stderr_path = captured(job.stderr)
+    for path in (stdout_path, stderr_path):
+        if sandbox is None or path is None:
+            continue
+        if os.path.islink(path):  # an InitialWorkDir entry: the server would write into it
+            raise EscapeError(
+                f"{os.path.basename(path)!r} is a link, not a new file for the stream",
+                hint="capture stdout/stderr to a name no InitialWorkDir entry uses",
+            )
     argv = [str(x) for x in job.command_line]
     if not argv:
         raise WorkflowException(
@@ -114,7 +148,7 @@ def prepare_command(
     if runtime_context.secret_store is not None:
         argv = runtime_context.secret_store.retrieve(argv)
         env = runtime_context.secret_store.retrieve(env)
-    return JobSpec(
+    spec = JobSpec(
         key=key,
         argv=argv,
         cwd=job.outdir,
@@ -129,13 +163,108 @@ def prepare_command(
         ram_mb=ram_mb,
         name=job.name,
     )
+    if sandbox is not None:
+        spec.sandbox = sandbox
+        spec.writable = (job.outdir, job.tmpdir)
+        spec.readonly = input_mounts(job)
+        spec.network = network_access(job)
+        if stdin_path is not None and not open_sandbox(sandbox).may_read(stdin_path):
+            raise EscapeError(
+                f"stdin {os.path.basename(stdin_path)!r} is not readable by the sandbox user",
+                hint="give the step an input it may read",
+            )
+    return spec
+
+
+def input_mounts(job: CommandLineJob) -> tuple[Mount, ...]:
+    """The staged inputs a sandbox shows read-only: each where the command line names it,
+    and at its real path when a link in the output folder leads there."""
+    mounts: list[Mount] = []
+    for mapper in (job.pathmapper, job.generatemapper):
+        if mapper is None:
+            continue
+        for _, entry in mapper.items_exclude_children():
+            if not entry.staged or entry.resolved.startswith("_:"):
+                continue
+            in_outdir = inside(entry.target, job.outdir)
+            if entry.type in ("File", "Directory"):
+                mounts.append(Mount(entry.resolved, entry.resolved if in_outdir else entry.target))
+            elif entry.type in ("CreateFile", "CreateWritableFile") and not in_outdir:
+                mounts.append(Mount(entry.target, entry.target))
+    return tuple(mounts)
+
+
+def network_access(job: CommandLineJob) -> bool:
+    """Whether the tool asks for the network (``NetworkAccess``, maybe an expression)."""
+    requirement, _ = job.get_requirement("NetworkAccess")
+    if not requirement:
+        return False
+    value = requirement.get("networkAccess", False)
+    if isinstance(value, str):
+        value = job.builder.do_eval(value)
+    return value is True
+
+
+def _check_copies(job: CommandLineJob, sandbox: str) -> None:
+    """Refuse to copy (as the server) what the sandbox user could not read, or a folder
+    holding links that lead outside the job's inputs."""
+    box = open_sandbox(sandbox)
+    mappers = [m for m in (job.pathmapper, job.generatemapper) if m is not None]
+    entries = [entry for mapper in mappers for _, entry in mapper.items_exclude_children()]
+    kinds = ("File", "Directory", "WritableFile", "WritableDirectory")
+    inputs = [
+        os.path.realpath(e.resolved)
+        for e in entries
+        if e.type in kinds and not e.resolved.startswith("_:")
+    ]
+    for entry in entries:
+        if entry.type not in ("WritableFile", "WritableDirectory") or not entry.staged:
+            continue
+        if entry.resolved.startswith("_:"):
+            continue
+        name = os.path.basename(entry.target)
+        check_tree(entry.resolved, inputs, f"input {name!r}")
+        if not box.may_read(entry.resolved):
+            raise EscapeError(
+                f"input {name!r} is not readable by the sandbox user, so it is not copied",
+                hint="give the step an input it may read",
+            )
+
+
+class ConfinedFsAccess(StdFsAccess):
+    """cwltool's file access for collecting a sandboxed step's outputs: every path it
+    opens, tests or lists must lead inside ``roots`` (:class:`EscapeError` otherwise);
+    glob matches that lead outside are dropped and remembered in ``refused``."""
+
+    def __init__(self, basedir: str, roots: tuple[str, ...], refused: list[str]) -> None:
+        super().__init__(basedir)
+        self.roots = roots
+        self.refused = refused
+
+    def _abs(self, p: str) -> str:
+        path = super()._abs(p)
+        check_inside(path, self.roots)
+        return path
+
+    def glob(self, pattern: str) -> list[str]:
+        kept = []
+        for match in super().glob(pattern):
+            try:
+                self._abs(match)
+            except EscapeError as exc:
+                self.refused.append(str(exc))
+                continue
+            kept.append(match)
+        return kept
 
 
 def finish_command(
-    job: CommandLineJob, result: JobResult
+    job: CommandLineJob, result: JobResult, roots: tuple[str, ...] | None = None
 ) -> tuple[dict[str, Any], str, str | None]:
     """Collect the outputs of a finished command: ``(outputs, status, message)``.
 
+    ``roots``: the real paths a sandboxed step's outputs may lead to (its output folder
+    and its inputs); None: anywhere (an unconfined run).
     Work and temporary folders are not removed here: they belong to the run, which
     removes them all at once when it succeeds (and keeps them for resume otherwise).
     """
@@ -149,15 +278,27 @@ def finish_command(
     )
     if not ran:
         return outputs, status, message
+    refused: list[str] = []
+    if roots is not None:
+        job.builder.make_fs_access = functools.partial(
+            ConfinedFsAccess, roots=roots, refused=refused
+        )
     try:
         if "listing" in job.generatefiles and job.generatemapper is not None:
+            if roots is not None:
+                _check_relink(job)
             relink_initialworkdir(
                 job.generatemapper,
                 job.outdir,
                 job.builder.outdir,
                 inplace_update=job.inplace_update,
             )
-        outputs = bytes2str_in_dicts(job.collect_outputs(job.outdir, result.exit_code))
+        collected = bytes2str_in_dicts(job.collect_outputs(job.outdir, result.exit_code))
+        if roots is not None:
+            _check_output_trees(collected, roots)
+        if refused:
+            raise EscapeError(refused[0])
+        outputs = collected
     except OSError as exc:
         status = "permanentFail"
         message = (
@@ -166,5 +307,37 @@ def finish_command(
             else f"cannot collect outputs: {exc}"
         )
     except Exception as exc:  # WorkflowException, a bug in an output expression …
-        status, message = "permanentFail", f"cannot collect outputs: {exc}"
+        why = refused[0] if refused else exc  # a refused match first: it made the rest fail
+        status, message = "permanentFail", f"cannot collect outputs: {why}"
     return outputs, status, message
+
+
+def _check_relink(job: CommandLineJob) -> None:
+    """Before the server re-links InitialWorkDir entries in a finished sandboxed step's
+    folder (removing what the tool left there): no folder on the way may be a link the
+    tool made, or the removal would happen wherever it leads."""
+    assert job.generatemapper is not None
+    outdir = os.path.realpath(job.outdir)
+    for _, entry in job.generatemapper.items_exclude_children():
+        if not entry.staged or not entry.target.startswith(job.builder.outdir + "/"):
+            continue
+        target = os.path.join(job.outdir, entry.target[len(job.builder.outdir) + 1 :])
+        check_inside(os.path.dirname(target), (outdir,), "InitialWorkDir entry")
+
+
+def _check_output_trees(value: Any, roots: tuple[str, ...]) -> None:
+    """Every File and Directory of an output object, and every link in a Directory, leads
+    inside ``roots``."""
+    if isinstance(value, list):
+        for item in value:
+            _check_output_trees(item, roots)
+    elif isinstance(value, dict):
+        if value.get("class") in ("File", "Directory"):
+            path = value.get("path") or value.get("location")
+            if isinstance(path, str) and (path.startswith("file://") or path.startswith("/")):
+                check_tree(uri_file_path(path) if path.startswith("file://") else path, roots)
+        for key in ("secondaryFiles", "listing"):
+            _check_output_trees(value.get(key), roots)
+        if "class" not in value:
+            for item in value.values():
+                _check_output_trees(item, roots)

@@ -36,6 +36,7 @@ class RunOptions:
     native: bool = True  # let TwinEngine's native loader run documents it fully understands
     loader: str | None = None  # which path ran the run: "native" or "cwltool" (set by run_cwl)
     inprocess: bool = False  # run on a thread of twin serve: cancelled by flag, not signal
+    sandbox: str | None = None  # confine every command (runs of twin serve); None: plainly
 
     def record(self) -> dict[str, Any]:
         """What the run record keeps of these options: enough to resume the run."""
@@ -51,6 +52,7 @@ class RunOptions:
             "native": self.native,
             "loader": self.loader,
             "inprocess": self.inprocess,
+            "sandbox": self.sandbox,
         }
 
     @classmethod
@@ -68,6 +70,7 @@ class RunOptions:
             dask_address=stored.get("dask_address"),
             native=stored.get("native", True),
             resume=run["id"],
+            sandbox=stored.get("sandbox"),
         )
         return list(stored["argv"]), stored.get("cwd") or os.getcwd(), options
 
@@ -82,6 +85,7 @@ _VALUE_OPTIONS = {
     "--queued-run": "run_id",
     "--run-name": "name",
     "--dask-address": "dask_address",
+    "--sandbox": "sandbox",
 }
 _INT_OPTIONS = {"cores", "ram_mb", "retries"}
 

@@ -9,7 +9,8 @@ hands each queued run to the least busy one over a pipe (JSON lines: ``{"run", "
 "job", "outdir", "cache"}`` in, ``{"done", "code", "message"}`` out). A run records its
 worker's pid; it is cancelled through its cancel flag (its scheduler polls it), never by a
 signal. A worker that dies is replaced; its runs are reported ended, and the dispatcher
-records them ``failed`` unless they recorded their own end.
+records them ``failed`` unless they recorded their own end. Workers get the server's
+sandbox (``TWIN_SANDBOX``), which every command of their runs is confined in.
 """
 
 from __future__ import annotations
@@ -89,15 +90,19 @@ class _Worker:
 class RunWorkerPool:
     """``workers`` warm processes running queued runs, ``threads`` runs each at once."""
 
-    def __init__(self, settings: Any, workers: int, threads: int, done: Done) -> None:
+    def __init__(
+        self, settings: Any, workers: int, threads: int, done: Done, sandbox: str | None = None
+    ) -> None:
         self.settings, self.count, self.threads, self.done = settings, workers, threads, done
+        self.sandbox = sandbox  # the server's: every run of a worker is confined in it
         self.workers: list[_Worker] = []
         self._lock = threading.Lock()
 
     def _env(self) -> dict[str, str]:
         from twinengine.workflows.children import child_env
 
-        return child_env(self.settings, TWIN_CORES=str(self.settings.cores))
+        extra = {"TWIN_SANDBOX": self.sandbox} if self.sandbox else {}
+        return child_env(self.settings, TWIN_CORES=str(self.settings.cores), **extra)
 
     def pick(self) -> _Worker:
         """The least busy live worker (dead ones are replaced first)."""

@@ -10,7 +10,9 @@ Besides dispatch, the scheduler owns: resource accounting (never more cores or R
 flight than configured; a job asking for more than exists runs alone), retries with
 backoff (``twin:Retry``), reuse of succeeded executions (resume and ``--cache``), step
 records (batched through :class:`~twinengine.workflows.records.RunRecorder`), step logs
-in the object store, cancellation, and progress events for the CLI.
+in the object store, cancellation, and progress events for the CLI. A scheduler with a
+``sandbox`` (runs of ``twin serve``) gives each command to that sandbox and refuses the
+steps it cannot confine (:func:`~twinengine.workflows.confinement.unconfinable`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 from twinengine.core import ObjectStore, State, TwinError, new_id
 from twinengine.workflows.cache import execution_key, outputs_exist
+from twinengine.workflows.confinement import output_roots, unconfinable
 from twinengine.workflows.executors.base import Executor, JobResult
 from twinengine.workflows.options import Listener
 from twinengine.workflows.records import RunRecorder, from_epoch, jsonable, state_of, utcnow
@@ -75,6 +78,7 @@ class CommandTask:
     thread_result: tuple[Any, str] | None = None
     started: float = 0.0  # epoch seconds, for jobs run in a thread
     log_paths: tuple[str | None, str | None] = (None, None)
+    roots: tuple[str, ...] | None = None  # where a sandboxed command's outputs may lead
 
 
 class Scheduler:
@@ -92,8 +96,10 @@ class Scheduler:
         use_cache: bool = False,
         default_attempts: int = 1,
         listeners: list[Listener] | None = None,
+        sandbox: str | None = None,
     ) -> None:
         self.executor = executor
+        self.sandbox = sandbox
         self.cores = max(1, cores)
         self.ram_mb = max(0, ram_mb)
         self.rec = recorder
@@ -212,6 +218,10 @@ class Scheduler:
             self._emit("reused", task.path, State.SUCCEEDED.value)
             task.callback(jsonable(hit["outputs"]), "success")
             return
+        refused = unconfinable(task.process, task.path) if self.sandbox else None
+        if refused:
+            self._fail_unstarted(task, refused)
+            return
         if task.native:
             try:
                 task.job = task.process.make_job(task.job_order, task.rc)
@@ -242,6 +252,9 @@ class Scheduler:
                 return
             cores, ram = requested_resources(task.job)
             task.threaded = not is_plain_command_job(task.job)
+            if task.threaded and self.sandbox:  # cwltool's own runner: not confinable
+                self._fail_unstarted(task, unconfinable(task.process, task.path, task.job) or "")
+                return
         task.cores = min(self.cores, cores)  # more than exists: clamp, and it runs alone
         task.ram_mb = min(self.ram_mb, ram) if self.ram_mb else 0
         self._queue.append(task)
@@ -355,13 +368,17 @@ class Scheduler:
         try:
             task.log_paths = self._log_paths(task)
             if task.native:
-                spec = task.job.prepare(task.key, *task.log_paths, task.cores, task.ram_mb)
+                spec = task.job.prepare(
+                    task.key, *task.log_paths, task.cores, task.ram_mb, self.sandbox
+                )
             else:
                 from twinengine.workflows.jobs import prepare_command
 
                 spec = prepare_command(
-                    task.job, task.rc, task.key, *task.log_paths, task.cores, task.ram_mb
-                )
+                    task.job, task.rc, task.key, *task.log_paths, task.cores, task.ram_mb,
+                    self.sandbox,
+                )  # fmt: skip
+            task.roots = output_roots(spec)
         except (TwinError, OSError, *_cwl_errors()) as exc:
             self._release(task)
             self._fail_unstarted(task, f"cannot stage the job: {exc}")
@@ -412,7 +429,7 @@ class Scheduler:
         else:
             from twinengine.workflows.jobs import finish_command
 
-            outputs, status, message = finish_command(task.job, result)
+            outputs, status, message = finish_command(task.job, result, task.roots)
         self._upload_logs(task)
         if (
             status != "success"
@@ -495,9 +512,17 @@ class Scheduler:
         path = task.log_paths[1]
         if task.job is not None and getattr(task.job, "stderr", None):
             path = os.path.join(task.job.outdir, task.job.stderr)
+            if task.roots is not None:  # the tool's folder: no link of its is followed
+                outdir = os.path.realpath(task.job.outdir)
+                if not os.path.realpath(os.path.dirname(path)).startswith(outdir):
+                    return ""
         if not path or not os.path.exists(path):
             return ""
-        with open(path, "rb") as handle:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            return ""
+        with open(fd, "rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - 8192))

@@ -6,7 +6,8 @@ run's folders (``TWIN_HOME/runs/RUN/{work,tmp}``), builds the executor and the
 run), installs the signal handlers that turn Ctrl-C into a clean cancel, and stores the
 final state. Both the cwltool-backed path (:mod:`twinengine.workflows.cwlexec`) and the
 native path (:mod:`twinengine.workflows.native`) run through it, so runs look the same
-in the database whichever path ran them.
+in the database whichever path ran them. A run with a sandbox (every run of ``twin
+serve``) gives it to the scheduler, which confines each command in it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from twinengine.workflows.executors import make_executor
 from twinengine.workflows.options import RunOptions
 from twinengine.workflows.records import RunRecorder, state_of
 from twinengine.workflows.recordstore import open_record_store
+from twinengine.workflows.sandbox import run_sandbox
 from twinengine.workflows.scheduler import Scheduler
 from twinengine.workflows.scratch import tidy, tidy_later
 
@@ -65,6 +67,9 @@ class RunSession:
         self.recorder: RunRecorder | None = None
         self.scheduler: Scheduler | None = None
         self.keep_work = options.cache
+        # the sandbox every command runs in: the server's (its name travels with the run),
+        # or what `twin run --sandbox NAME` asked for; None: commands run plainly
+        self.sandbox = options.sandbox = run_sandbox(options.sandbox, self.settings)
 
     @property
     def work_dir(self) -> Path:
@@ -135,6 +140,7 @@ class RunSession:
             use_cache=opts.cache,
             default_attempts=max(1, opts.retries),
             listeners=opts.listeners,
+            sandbox=self.sandbox,
         )
         return self.scheduler
 

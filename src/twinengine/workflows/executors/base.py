@@ -10,12 +10,19 @@ plug-in package adds one without touching TwinEngine.
 The contract is deliberately small and non-blocking: ``submit`` returns at once,
 ``wait`` blocks until at least one job ended (or a timeout), ``cancel`` stops a job.
 Batch systems fit it by polling their queue in ``wait``.
+
+A spec with ``sandbox`` set (runs of ``twin serve``) is confined where it is started:
+:func:`spawn` — which the local executor and :func:`run_blocking` (Dask) both use —
+hands the spec's writable folders, read-only inputs and network flag to the sandbox
+(:mod:`twinengine.workflows.sandbox`) and starts what it returns.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twinengine.core.errors import ConfigError
+from twinengine.workflows.sandbox import Mount, SandboxPolicy, open_sandbox
 
 
 @dataclass
@@ -45,6 +53,12 @@ class JobSpec:
     cores: int = 1
     ram_mb: int = 0
     name: str = ""
+    # the sandbox (a backend name: ``bwrap``, ``podman``, ``none``) and what it lets the
+    # command touch; None: the command runs plainly (``twin run``)
+    sandbox: str | None = None
+    writable: tuple[str, ...] = ()  # folders it may write (its working and temporary one)
+    readonly: tuple[Mount, ...] = ()  # its inputs, shown read-only
+    network: bool = False
 
 
 @dataclass
@@ -176,11 +190,15 @@ def spawn(
     """
     stdin, stdout, stderr = stdio or _open_stdio(spec)
     try:
+        argv, env = spec.argv, spec.env
+        if spec.sandbox:
+            argv, env = _confined(spec, executable, (stdout, stderr))
+            executable = None
         return subprocess.Popen(
-            spec.argv,
+            argv,
             executable=executable,
             cwd=spec.cwd,
-            env=spec.env,
+            env=env,
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
@@ -193,6 +211,34 @@ def spawn(
                 handle.close()
             elif isinstance(handle, int) and handle > 2:
                 os.close(handle)
+
+
+def _confined(
+    spec: JobSpec, executable: str | None, streams: tuple[Any, Any]
+) -> tuple[list[str], dict[str, str]]:
+    """The program line and launcher environment of ``spec`` in its sandbox; the files
+    it writes its streams to (in its working folder) become the sandbox user's."""
+    box = open_sandbox(spec.sandbox or "none")
+    name = spec.argv[0] if spec.argv else ""
+    if box.confines and executable is None:  # the same error as an unconfined start
+        found = os.path.exists(name) if os.sep in name else shutil.which(name, path=_path(spec))
+        if not found:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
+    user = box.view.user
+    if user is not None and box.confines:
+        folders = [os.path.realpath(folder) + os.sep for folder in spec.writable]
+        for stream in streams:
+            if hasattr(stream, "fileno") and os.path.realpath(stream.name).startswith(
+                tuple(folders)
+            ):
+                os.fchown(stream.fileno(), user.uid, user.gid)
+    policy = SandboxPolicy(spec.cwd, spec.writable, spec.readonly, spec.network)
+    launch = box.launch(spec.argv, spec.env, policy)
+    return launch.argv, launch.env
+
+
+def _path(spec: JobSpec) -> str:
+    return (spec.env if spec.env is not None else os.environ).get("PATH", os.defpath)
 
 
 def kill_tree(pid: int, sig: int = signal.SIGTERM) -> None:

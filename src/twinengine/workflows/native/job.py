@@ -4,7 +4,10 @@
 command line in cwltool's binding order and argument rules, the environment (HOME,
 TMPDIR, PATH and EnvVarRequirement), and — after the command ran — the outputs (globs,
 ``stdout``/``stderr`` captures, ``cwl.output.json``) as File objects with SHA-1 checksums
-and sizes. :class:`RunContext` hands out the job folders (spare ones first).
+and sizes. :class:`RunContext` hands out the job folders (spare ones first). A job of a
+sandboxed run says what its sandbox shows (its folders writable, its input files
+read-only, the network when ``NetworkAccess`` allows) and collects only outputs that
+lead inside its working folder or its inputs (:func:`~twinengine.workflows.sandbox.check_inside`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from twinengine.workflows.native.document import (
     optional,
 )
 from twinengine.workflows.outcome import command_outcome
+from twinengine.workflows.sandbox import Mount, check_inside
 from twinengine.workflows.scratch import SparePool
 
 if TYPE_CHECKING:
@@ -189,6 +193,7 @@ class NativeJob:
         self.cores, self.ram_mb = tool.cores, tool.ram_mb
         self.timelimit = tool.timelimit
         self.stdout, self.stderr = tool.stdout, tool.stderr
+        self.roots: tuple[str, ...] | None = None  # sandboxed: where outputs may lead
         bindings: list[tuple[list[Any], list[str]]] = [
             ([-1000000, i], [cmd]) for i, cmd in enumerate(tool.base_command)
         ]
@@ -199,6 +204,12 @@ class NativeJob:
                 bindings.append((position, generate_args(param.binding, values[param.name])))
         bindings.sort(key=_by_position)
         self.argv = [arg for _, args in bindings for arg in args]
+        self.inputs = [
+            v["path"]
+            for value in values.values()
+            for v in (value if isinstance(value, list) else [value])
+            if isinstance(v, dict) and v.get("class") == "File"
+        ]
 
     def prepare(
         self,
@@ -207,6 +218,7 @@ class NativeJob:
         log_stderr: str | None,
         cores: int = 1,
         ram_mb: int = 0,
+        sandbox: str | None = None,
     ) -> JobSpec:
         if not self.argv:
             raise InvalidInputError(
@@ -220,7 +232,7 @@ class NativeJob:
         for extra in ("SYSTEMROOT", "QEMU_LD_PREFIX"):
             if extra in os.environ:
                 env[extra] = os.environ[extra]
-        return JobSpec(
+        spec = JobSpec(
             key=key,
             argv=self.argv,
             cwd=self.outdir,
@@ -234,6 +246,15 @@ class NativeJob:
             ram_mb=ram_mb,
             name=self.name,
         )
+        if sandbox is not None:
+            network = self.tool.effective.get("NetworkAccess", {}).get("networkAccess")
+            spec.sandbox = sandbox
+            spec.writable = (self.outdir, self.tmpdir)
+            spec.readonly = tuple(Mount(path, path) for path in self.inputs)
+            spec.network = network is True
+            real = [os.path.realpath(path) for path in (self.outdir, *self.inputs)]
+            self.roots = tuple(real)
+        return spec
 
     def _captured(self, name: str | None) -> str | None:
         if name is None:
@@ -259,15 +280,21 @@ class NativeJob:
             return {}, "permanentFail", f"cannot collect outputs: {exc}"
         return outputs, status, message
 
+    def _confined(self, path: str) -> str:
+        """``path``, refused when a sandboxed job's output leads outside its roots."""
+        if self.roots is not None:
+            check_inside(path, self.roots)
+        return path
+
     def collect(self) -> dict[str, Any]:
         custom = os.path.join(self.outdir, "cwl.output.json")
-        if os.path.exists(custom):
-            return self._custom_outputs(custom)
+        if os.path.lexists(custom):
+            return self._custom_outputs(self._confined(custom))
         outputs: dict[str, Any] = {}
         for name, t, patterns in self.tool.outputs:
             files = []
             for path in self._glob(patterns):
-                st = os.stat(path)
+                st = os.stat(self._confined(path))
                 if not stat.S_ISREG(st.st_mode):
                     raise InvalidInputError(f"output {name!r}: {path} is not a file")
                 files.append(_with_checksum(file_object(path, st)))
@@ -317,7 +344,7 @@ class NativeJob:
             location = value.get("location") or value.get("path")
             if not isinstance(location, str):
                 raise InvalidInputError("cwl.output.json: a File without location")
-            path = str(file_path(location, Path(self.outdir)))
+            path = self._confined(str(file_path(location, Path(self.outdir))))
             if not os.path.isfile(path):
                 raise InvalidInputError(f"cwl.output.json: {location} does not exist")
             return _with_checksum(file_object(path))

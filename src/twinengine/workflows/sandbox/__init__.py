@@ -1,0 +1,52 @@
+"""Sandboxes: how ``twin serve`` confines every step command and every function call.
+
+A command of a shared server sees only its own working folder (writable), its declared
+inputs (read-only), the system and the server's Python environment (read-only); not the
+home (``twin.db``, the store, other runs), ``/tmp``, ``/run``, ``/home``, ``/root``, the
+server's configuration or environment; no network unless the tool (``NetworkAccess``)
+or the function (``network``) asks for it; and it runs as an unprivileged user. The
+engine describes each command with a :class:`SandboxPolicy`; a backend — bubblewrap
+(:mod:`.bwrap`), podman (:mod:`.podman`) or ``none`` (:mod:`.none`), chosen by the
+``sandbox`` setting (:mod:`.choice`) — turns it into what to start (:class:`Launch`).
+:mod:`.paths` keeps what the run process itself reads of a step's folder (outputs,
+staged copies) inside what the step may show it.
+"""
+
+from twinengine.workflows.sandbox.base import Launch, Sandbox
+from twinengine.workflows.sandbox.choice import (
+    BACKENDS,
+    SandboxUnavailableError,
+    open_sandbox,
+    probe,
+    run_sandbox,
+    server_sandbox,
+)
+from twinengine.workflows.sandbox.paths import EscapeError, check_inside, check_tree
+from twinengine.workflows.sandbox.policy import (
+    BASE_PATH,
+    HostView,
+    Mount,
+    SandboxPolicy,
+    SandboxUser,
+    inside,
+)
+
+__all__ = [
+    "BACKENDS",
+    "BASE_PATH",
+    "EscapeError",
+    "HostView",
+    "Launch",
+    "Mount",
+    "Sandbox",
+    "SandboxPolicy",
+    "SandboxUnavailableError",
+    "SandboxUser",
+    "check_inside",
+    "check_tree",
+    "inside",
+    "open_sandbox",
+    "probe",
+    "run_sandbox",
+    "server_sandbox",
+]
