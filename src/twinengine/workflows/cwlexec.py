@@ -3,7 +3,9 @@
 cwltool parses the arguments, loads and validates the document and the input object,
 and relocates the final outputs; everything in between — scheduling, execution, state,
 retries, logs — is done by :class:`TwinJobExecutor` through a
-:class:`~twinengine.workflows.session.RunSession`.
+:class:`~twinengine.workflows.session.RunSession`. A sandboxed run (``twin serve``)
+evaluates its expressions with :class:`~twinengine.workflows.jsengine.SandboxedNodeEngine`
+and never uses cwltool's container runner (``--no-container``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from cwl_utils.sandboxjs import set_js_engine
 from cwltool.errors import UnsupportedRequirement, WorkflowException
 from cwltool.executors import JobExecutor
 
-from twinengine.core import Settings, State
+from twinengine.core import Settings, State, get_settings
+from twinengine.workflows.jsengine import SandboxedNodeEngine
+from twinengine.workflows.loading import run_contexts
 from twinengine.workflows.options import RunOptions
+from twinengine.workflows.sandbox import open_sandbox, run_sandbox
 from twinengine.workflows.session import RunSession
 
 log = logging.getLogger("twinengine.workflows")
@@ -118,9 +124,18 @@ def run_with_cwltool(argv: list[str], options: RunOptions, stdout: Any = None) -
     from twinengine.workflows.extensions import register_schemas
 
     executor = TwinJobExecutor(options)
+    options.sandbox = run_sandbox(options.sandbox)
+    if options.sandbox is not None:  # served: expressions' node runs in the sandbox too
+        set_js_engine(SandboxedNodeEngine(open_sandbox(options.sandbox)))
+    argsl = container_args(argv, confined=options.sandbox is not None)
+    # a registered document loads (and its steps stage files) confined to what it may
+    # reach, as when it was registered (see twinengine.workflows.loading); None: cwltool's
+    loading, runtime = run_contexts(argsl, get_settings())
     return cwltool_main(
-        argsl=container_args(argv),
+        argsl=argsl,
         executor=executor,
         stdout=stdout,
         custom_schema_callback=register_schemas,
+        loadingContext=loading,
+        runtimeContext=runtime,
     )

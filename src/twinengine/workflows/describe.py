@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.core import InvalidDocumentError
+from twinengine.workflows.fetching import Confinement, scrub
+from twinengine.workflows.fileroots import file_objects
 
 _POSITION = re.compile(r"^(?P<file>[^\s:][^:\n]*):(?P<line>\d+):(?P<column>\d+):\s*(?P<msg>.*)$")
 
@@ -115,23 +117,35 @@ def interface(tool: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe(path: str) -> dict[str, Any]:
-    """Load and validate the document at ``path``; its :func:`interface`."""
-    from twinengine.workflows.loading import load_document
+def describe(path: str, confinement: Confinement | None = None) -> dict[str, Any]:
+    """Load and validate the document at ``path``; its :func:`interface`.
+    ``confinement``: the document was uploaded to the server (see ``loading``)."""
+    from twinengine.workflows.loading import load_document  # cwltool: imported on first use
 
-    process = load_document(path)
-    return interface(process.tool)
+    process = load_document(path, confinement)
+    info = interface(process.tool)
+    if confinement is not None:  # defaults name files by their place in the upload
+        for port in info["inputs"]:
+            for _, obj in file_objects(port.get("default")):
+                for key in ("location", "path"):
+                    if isinstance(obj.get(key), str) and not obj[key].startswith("_:"):
+                        obj[key] = confinement.shown(obj[key])
+    return info
 
 
-def validation_errors(error: InvalidDocumentError, folder: str | None = None) -> list[dict]:
-    """``{message, line, column, file}`` items of a validation error (server paths hidden)."""
+def validation_errors(
+    error: InvalidDocumentError, folder: str | None = None, hidden: tuple[Path, ...] = ()
+) -> list[dict]:
+    """``{message, line, column, file}`` items of a validation error; paths in ``folder``
+    are named relative to it, other local paths (those in ``hidden`` too) left out."""
     items: list[dict[str, Any]] = []
-    for raw in str(error.message).splitlines():
+    text = str(error.message)
+    if folder:
+        text = scrub(text, Path(folder), hidden)
+    for raw in text.splitlines():
         line = raw.strip()
         if not line:
             continue
-        if folder:
-            line = line.replace(f"file://{folder}/", "").replace(f"{folder}/", "")
         match = _POSITION.match(line)
         if match and match.group("msg"):
             where = match.group("file")

@@ -5,7 +5,9 @@ a row each (project, name, size, SHA-256). :func:`resolve_inputs` checks an inpu
 against a registered workflow's interface before a run is queued — unknown or missing
 inputs and values of the wrong type are a clear :class:`InvalidInputError` at once, not
 a failed run later — and turns ``{"class": "File", "location": "upload:ID"}`` into the
-uploaded file's path. A server path is accepted only under ``TWIN_INPUT_ROOTS``.
+uploaded file's path. Every File and Directory object, at any depth, is checked: a
+server path is accepted only under ``TWIN_INPUT_ROOTS`` (never in the server's home) or
+among the files a trigger's event reported, with links resolved.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import urllib.parse
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -29,6 +32,8 @@ from twinengine.core import (
     new_id,
 )
 from twinengine.core.models import uploads
+from twinengine.workflows.fetching import url_path
+from twinengine.workflows.fileroots import FILE_CLASSES, Roots
 
 _CHUNK = 1 << 20
 _SCALARS: dict[str, tuple[type, ...]] = {
@@ -136,11 +141,14 @@ def resolve_inputs(
     *,
     project: str,
     uploads_store: UploadStore,
-    trusted: bool = False,
+    extra_roots: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """The job object for a run: ``given`` checked against ``interface``, files resolved.
-    ``trusted``: server paths are allowed anywhere (inputs made by a configured trigger
-    from its own source's files, not typed by an API user)."""
+
+    Every File and Directory object, at any depth, must be an upload of ``project``
+    (``upload:ID``), a literal (``contents``, or a Directory ``listing``), or name a path
+    that — links resolved — lies under ``input_roots`` (not in the server's home) or
+    under one of ``extra_roots`` (the files a trigger's event reported)."""
     if not isinstance(given, dict):
         raise InvalidInputError("inputs must be a JSON object of input name → value")
     ports = {p["id"]: p for p in interface}
@@ -158,8 +166,13 @@ def resolve_inputs(
             raise InvalidInputError(
                 f"input {key!r} must be {ports[key]['type']}, got {json_type(value)}"
             )
-    roots = (Path("/"),) if trusted else uploads_store.settings.input_roots
-    return {k: _resolve(v, project, uploads_store, roots) for k, v in given.items()}
+    settings = uploads_store.settings
+    resolver = _Resolver(
+        project,
+        uploads_store,
+        Roots.of(own=extra_roots, shared=settings.input_roots, hidden=(settings.home,)),
+    )
+    return {k: resolver.value(v, k) for k, v in given.items()}
 
 
 def json_type(value: Any) -> str:
@@ -175,30 +188,68 @@ def json_type(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _resolve(value: Any, project: str, store: UploadStore, roots: tuple[Path, ...]) -> Any:
-    if isinstance(value, list):
-        return [_resolve(v, project, store, roots) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if value.get("class") not in ("File", "Directory"):
-        return {k: _resolve(v, project, store, roots) for k, v in value.items()}
-    item = dict(value)
-    location = str(item.pop("location", "") or item.pop("path", "") or "")
-    if value.get("class") == "File" and not location and "contents" in item:
-        return item
-    if location.startswith("upload:"):
-        item["path"] = store.get(location[len("upload:") :], project)["path"]
-    else:
-        path = Path(location.removeprefix("file://")).expanduser()
-        real = path.resolve()
-        if not location or not any(real.is_relative_to(root) for root in roots):
+class _Resolver:
+    """Walks an input value: File and Directory objects checked and resolved (see
+    :func:`resolve_inputs`); ``$`` keys (schema-salad directives) refused anywhere."""
+
+    def __init__(self, project: str, store: UploadStore, roots: Roots) -> None:
+        self.project, self.store, self.roots = project, store, roots
+
+    def value(self, value: Any, where: str) -> Any:
+        if isinstance(value, list):
+            return [self.value(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if not isinstance(value, dict):
+            return value
+        for key in value:
+            if isinstance(key, str) and key.startswith("$"):
+                raise InvalidInputError(
+                    f"input {where!r}: key {key!r} is a directive; inputs cannot hold "
+                    "$import, $include or other $ keys",
+                    hint="write the value itself (upload a file with POST /api/v1/uploads)",
+                )
+        if value.get("class") not in FILE_CLASSES:
+            return {k: self.value(v, f"{where}.{k}") for k, v in value.items()}
+        return self.file(value, where)
+
+    def file(self, value: dict[str, Any], where: str) -> dict[str, Any]:
+        kind = value["class"]
+        basename = value.get("basename")
+        if basename is not None and (
+            not isinstance(basename, str) or "/" in basename or basename in ("", ".", "..")
+        ):
+            raise InvalidInputError(f"input {where!r}: basename {basename!r} is not a file name")
+        item = {
+            k: self.value(v, f"{where}.{k}")
+            for k, v in value.items()
+            if k not in ("location", "path")
+        }
+        location = value.get("location") or value.get("path")
+        if location is None or location == "":
+            if (kind == "File" and "contents" in value) or (
+                kind == "Directory" and "listing" in value and basename
+            ):
+                return item  # a literal: its own contents (or listing) and nothing else
             raise InvalidInputError(
-                f"input file {location!r} is not an upload",
+                f"input {where!r}: a {kind} needs a location",
+                hint="upload it with POST /api/v1/uploads and give location 'upload:ID'",
+            )
+        if not isinstance(location, str):
+            raise InvalidInputError(f"input {where!r}: location must be a string")
+        if location.startswith("upload:"):
+            if kind != "File":
+                raise InvalidInputError(f"input {where!r}: an upload is a File, not a {kind}")
+            item["path"] = self.store.get(location[len("upload:") :], self.project)["path"]
+            return item
+        scheme = urllib.parse.urlsplit(location).scheme
+        path = url_path(location) if scheme == "file" else location
+        real = self.roots.allows(Path(path)) if scheme in ("", "file") else None
+        if real is None:
+            raise InvalidInputError(
+                f"input {where!r}: {kind.lower()} {location!r} is not an upload and not in "
+                "a folder this server shares: not found or not allowed",
                 hint="upload it with POST /api/v1/uploads and give location 'upload:ID'",
             )
         if not real.exists():
-            raise InvalidInputError(f"input file {location!r} does not exist")
+            raise InvalidInputError(f"input {where!r}: {kind.lower()} {location!r} does not exist")
         item["path"] = str(real)
-    if "secondaryFiles" in item:
-        item["secondaryFiles"] = _resolve(item["secondaryFiles"], project, store, roots)
-    return item
+        return item

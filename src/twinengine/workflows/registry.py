@@ -35,10 +35,12 @@ from twinengine.core.models import runs, workflows
 from twinengine.core.times import as_utc
 from twinengine.workflows.archive import is_archive, unpack
 from twinengine.workflows.describe import describe, validation_errors
+from twinengine.workflows.fetching import confinement_for
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CWL_SUFFIXES = (".cwl", ".yml", ".yaml", ".json")
 _MAIN_NAMES = ("main.cwl", "workflow.cwl", "packed.cwl")
+UNPACKED_RATIO = 10  #: an archive may unpack to this many times ``max_upload_mb``
 
 
 def _main_document(names: list[str], main: str | None) -> str:
@@ -88,7 +90,7 @@ class WorkflowRegistry:
             raise InvalidInputError("the upload is empty")
         limit = self.settings.max_upload_mb * 1024 * 1024
         if is_archive(filename):
-            return _main_document(unpack(data, filename, folder, 10 * limit), main)
+            return _main_document(unpack(data, filename, folder, UNPACKED_RATIO * limit), main)
         name = PurePosixPath(filename.replace("\\", "/")).name or "workflow.cwl"
         if not name.endswith(_CWL_SUFFIXES):
             raise InvalidInputError(
@@ -99,15 +101,22 @@ class WorkflowRegistry:
         (folder / name).write_bytes(data)
         return name
 
+    def _describe(self, folder: Path, main_name: str) -> dict[str, Any]:
+        """The interface of the uploaded document, loaded confined to its ``folder``."""
+        return describe(str(folder / main_name), confinement_for(folder, self.settings))
+
+    def _errors(self, exc: InvalidDocumentError, folder: Path) -> list[dict[str, Any]]:
+        return validation_errors(exc, str(folder.resolve()), (self.settings.home.resolve(),))
+
     def validate(self, data: bytes, filename: str, main: str | None = None) -> dict[str, Any]:
         """``{valid, errors, …interface}`` for an upload, registering nothing."""
         folder = self.root / ".validate" / new_id()
         try:
             main_name = self._stage(folder, data, filename, main)
             try:
-                return {"valid": True, "errors": [], **describe(str(folder / main_name))}
+                return {"valid": True, "errors": [], **self._describe(folder, main_name)}
             except InvalidDocumentError as exc:
-                return {"valid": False, "errors": validation_errors(exc, str(folder))}
+                return {"valid": False, "errors": self._errors(exc, folder)}
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -134,9 +143,9 @@ class WorkflowRegistry:
         try:
             main_name = self._stage(folder, data, filename, main)
             try:
-                info = describe(str(folder / main_name))
+                info = self._describe(folder, main_name)
             except InvalidDocumentError as exc:
-                errors = validation_errors(exc, str(folder))
+                errors = self._errors(exc, folder)
                 raise InvalidDocumentError(
                     "the workflow does not validate: " + "; ".join(_located(e) for e in errors[:5]),
                     hint="fix the document and upload it again",

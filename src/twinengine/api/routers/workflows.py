@@ -68,10 +68,13 @@ def validate_workflow(
     file: Annotated[UploadFile | None, File()] = None,
     content: Annotated[str | None, Form()] = None,
     main: Annotated[str | None, Form(max_length=500)] = None,
-    _who: Principal = Depends(needs("read")),
+    project: Annotated[str | None, Form(max_length=64)] = None,
+    who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Validate without registering: errors with line and column, or the interface."""
+    """Validate without registering: errors with line and column, or the interface.
+    The caller needs a role (viewer or above) in ``project`` (default: ``default``)."""
+    ctx.project_for(who, project, "viewer")
     data, filename = _read_upload(ctx, file, content)
     return ctx.registry.validate(data, filename, main)
 

@@ -6,6 +6,10 @@ watch can be set up, by scanning the folder every ``interval`` seconds. On start
 folder is scanned too, so files written while the source was down are announced. The
 cursor maps each file (path relative to the root) to its version ``<mtime_ns>-<size>``
 and is saved after the events of a batch were emitted.
+
+On a shared server a project may watch only folders under ``watch_roots``
+(:func:`check_watchable`, applied when a non-admin adds a source), and a trigger's runs
+may read only the files its source reported (:func:`reported_files`).
 """
 
 from __future__ import annotations
@@ -20,12 +24,52 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twinengine.core import ConfigError
+from twinengine.core import ConfigError, ForbiddenError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
 from twinengine.events.sources.options import choice, needs, number, text
 
 _IDLE_WAIT = 0.1  # seconds between checks when nothing is pending
 _SAVE_EVERY = 1.0  # seconds between saves of the cursor
+
+
+def _real(path: Any) -> Path | None:
+    try:
+        return Path(str(path)).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def check_watchable(config: dict[str, Any], roots: tuple[Path, ...]) -> None:
+    """Refuse a folder source whose ``path``, links resolved, lies outside every one of
+    ``roots`` (the server's ``watch_roots``: the folders a project may watch)."""
+    path = config.get("path")
+    real = _real(path) if isinstance(path, str) and path else None
+    if real is None or not any(real.is_relative_to(r) for r in _resolved(roots)):
+        raise ForbiddenError(
+            f"folder source: path {path!r} is not inside a folder this server lets projects watch",
+            hint="watch a folder under TWIN_WATCH_ROOTS ("
+            + (", ".join(str(r) for r in roots) or "none set")
+            + "), or ask an admin to add the source",
+        )
+
+
+def reported_files(config: dict[str, Any], events: list[dict[str, Any]]) -> tuple[Path, ...]:
+    """The files a folder source (``config``) reported in ``events``, links resolved, those
+    inside its folder only: what a trigger on the source may give its runs as inputs."""
+    root = _real(config.get("path") or "")
+    if root is None:
+        return ()
+    found = []
+    for event in events:
+        location = event.get("location")
+        real = _real(location) if isinstance(location, str) and location else None
+        if real is not None and real != root and real.is_relative_to(root):
+            found.append(real)
+    return tuple(found)
+
+
+def _resolved(roots: tuple[Path, ...]) -> list[Path]:
+    return [r for r in (_real(root) for root in roots) if r is not None]
 
 
 @dataclass

@@ -28,6 +28,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from twinengine.core import get_settings
+from twinengine.workflows.fileroots import registered_root
+
 
 class NotNative(Exception):
     """The document (or run) needs cwltool; the message says why."""
@@ -113,6 +116,20 @@ def file_path(location: str, base: Path) -> Path:
             raise NotNative(f"location {location!r} is not a local file")
         return Path(unquote(parts.path))
     return base / location
+
+
+def step_document(document: Path, run: str, where: str) -> Path:
+    """The file a step's ``run`` names, links resolved. A reference the native path does
+    not follow raises :class:`NotNative` (cwltool decides): a URL or fragment, and, for a
+    document registered on the server, one that leaves its upload folder — cwltool then
+    loads it confined to that folder, and refuses it."""
+    if "#" in run or "://" in run:
+        raise NotNative(f"{where}: run {run!r}")
+    target = (document.parent / run).resolve()
+    root = registered_root(document, get_settings().home)
+    if root is not None and not target.is_relative_to(root):
+        raise NotNative(f"{where}: run {run!r} leaves the uploaded folder")
+    return target
 
 
 # -- types --------------------------------------------------------------------------

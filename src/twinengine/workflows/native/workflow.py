@@ -22,6 +22,7 @@ from twinengine.workflows.native.document import (
     optional,
     parse_type,
     requirements,
+    step_document,
 )
 from twinengine.workflows.native.job import RunContext
 from twinengine.workflows.native.tool import (
@@ -104,9 +105,7 @@ class NativeWorkflow:
         hints = requirements(fields, "hints", where)
         run = fields.get("run")
         if isinstance(run, str):
-            if "#" in run or "://" in run:
-                raise NotNative(f"{where}: run {run!r}")
-            tool_path = (path.parent / run).resolve()
+            tool_path = step_document(path, run, where)
             doc = tools.get(tool_path)
             if doc is None:
                 doc = tools[tool_path] = load_plain(tool_path)
