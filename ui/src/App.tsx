@@ -135,11 +135,17 @@ export function App() {
   } else if (section === "events" && route.path[1]) {
     page = <EventDetail id={route.path[1]} />;
   } else if (section === "events") {
-    page = <Events initialSource={route.query.get("source") ?? ""} initialState={route.query.get("state") ?? ""} />;
+    page = (
+      <Events
+        initialSource={route.query.get("source") ?? ""}
+        initialState={route.query.get("state") ?? ""}
+        initialProject={route.query.get("project") ?? ""}
+      />
+    );
   } else if (section === "approvals") {
     page = <Approvals />;
   } else if (section === "triggers" && route.path[1]) {
-    page = <TriggerDetail name={route.path[1]} />;
+    page = <TriggerDetail name={route.path[1]} project={route.query.get("project") ?? undefined} />;
   } else if (section === "triggers") {
     page = <Triggers />;
   } else if (section === "sources") {

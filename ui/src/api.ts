@@ -524,16 +524,19 @@ export const api = {
   sources: () => request<{ items: TwinSource[] }>("/api/v1/sources"),
   addSource: (yaml: string, replace: boolean) =>
     request<TwinSource>("/api/v1/sources", { text: yaml, contentType: "application/yaml", query: { replace: replace || undefined } }),
-  pauseSource: (name: string, pause: boolean) =>
-    request<TwinSource>(`/api/v1/sources/${enc(name)}/${pause ? "pause" : "resume"}`, { method: "POST" }),
-  deleteSource: (name: string) => request<void>(`/api/v1/sources/${enc(name)}`, { method: "DELETE" }),
+  // sources and triggers are named per project: ``project`` says whose one is meant
+  pauseSource: (name: string, pause: boolean, project?: string) =>
+    request<TwinSource>(`/api/v1/sources/${enc(name)}/${pause ? "pause" : "resume"}`, { method: "POST", query: { project } }),
+  deleteSource: (name: string, project?: string) =>
+    request<void>(`/api/v1/sources/${enc(name)}`, { method: "DELETE", query: { project } }),
   triggers: () => request<{ items: Trigger[] }>("/api/v1/triggers"),
-  trigger: (name: string) => request<Trigger>(`/api/v1/triggers/${enc(name)}`),
+  trigger: (name: string, project?: string) => request<Trigger>(`/api/v1/triggers/${enc(name)}`, { query: { project } }),
   addTrigger: (yaml: string, replace: boolean) =>
     request<Trigger>("/api/v1/triggers", { text: yaml, contentType: "application/yaml", query: { replace: replace || undefined } }),
-  pauseTrigger: (name: string, pause: boolean) =>
-    request<Trigger>(`/api/v1/triggers/${enc(name)}/${pause ? "pause" : "resume"}`, { method: "POST" }),
-  deleteTrigger: (name: string) => request<void>(`/api/v1/triggers/${enc(name)}`, { method: "DELETE" }),
+  pauseTrigger: (name: string, pause: boolean, project?: string) =>
+    request<Trigger>(`/api/v1/triggers/${enc(name)}/${pause ? "pause" : "resume"}`, { method: "POST", query: { project } }),
+  deleteTrigger: (name: string, project?: string) =>
+    request<void>(`/api/v1/triggers/${enc(name)}`, { method: "DELETE", query: { project } }),
 
   // notifications
   notifications: (query: RequestOptions["query"]) =>

@@ -1,6 +1,11 @@
 """``twin sources``, ``twin triggers`` and ``twin events``: event-driven runs from the
 command line (on the server's machine, against its database; a running ``twin serve``
-picks the changes up within a second)."""
+picks the changes up within a second).
+
+Names are unique within a project; ``--project`` says which project's is meant when
+several projects have one of that name. Sources are listed and shown with their secrets
+as ``***``. Whoever runs these commands holds the server's database, so a trigger added
+here is an admin's (it also sees events of no project, such as runs of ``twin run``)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,9 @@ events_app = typer.Typer(
 )
 console = LazyConsole(highlight=False)
 Name = Annotated[str, typer.Argument(help="Its name.")]
+InProject = Annotated[
+    str | None, typer.Option("--project", help="Its project (when several have the name).")
+]
 
 
 def _store() -> Any:
@@ -51,6 +59,15 @@ def _workflows() -> Any:
     return WorkflowLookup(WorkflowRegistry()).find
 
 
+def _functions() -> Any:
+    """Find a deployed function of a project the way the server's event engine does."""
+    from twinengine.events.functions import FunctionRegistry
+    from twinengine.events.lookup import function_of
+
+    registry = FunctionRegistry()
+    return lambda name, project: function_of(registry, name, project)
+
+
 # -- sources ----------------------------------------------------------------------------
 @sources_app.command("add")
 @handle_errors
@@ -66,35 +83,44 @@ def sources_add(
 
 @sources_app.command("list")
 @handle_errors
-def sources_list() -> None:
+def sources_list(
+    project: Annotated[str | None, typer.Option(help="Only this project's.")] = None,
+) -> None:
     """Sources with their status and last error."""
-    for row in _store().sources():
+    for row in _store().sources([project] if project else None):
         state = "paused" if row["paused"] else (row["status"] or "new")
         error = f"  [red]{row['error']}[/]" if row["error"] else ""
         console.print(f"{row['name']:<20} {row['kind']:<8} {state:<9} {row['project']}{error}")
 
 
+@sources_app.command("show")
+@handle_errors
+def sources_show(name: Name, project: InProject = None) -> None:
+    """A source's settings (secrets as ***) and status, as JSON."""
+    print(json.dumps(_store().source(name, project), indent=2, default=str))
+
+
 def _lifecycle(app: typer.Typer, kind: str) -> None:
     """``pause``, ``resume`` and ``delete`` of a source or a trigger (by name)."""
 
-    def pause(name: Name, paused: bool) -> None:
-        getattr(_store(), f"pause_{kind}")(name, paused)
+    def pause(name: str, project: str | None, paused: bool) -> None:
+        getattr(_store(), f"pause_{kind}")(name, paused, project)
         console.print(f"{kind} {name} {'paused' if paused else 'resumed'}")
 
     @app.command("pause")
     @handle_errors
-    def pause_it(name: Name) -> None:
-        pause(name, True)
+    def pause_it(name: Name, project: InProject = None) -> None:
+        pause(name, project, True)
 
     @app.command("resume")
     @handle_errors
-    def resume_it(name: Name) -> None:
-        pause(name, False)
+    def resume_it(name: Name, project: InProject = None) -> None:
+        pause(name, project, False)
 
     @app.command("delete")
     @handle_errors
-    def delete_it(name: Name) -> None:
-        getattr(_store(), f"delete_{kind}")(name)
+    def delete_it(name: Name, project: InProject = None) -> None:
+        getattr(_store(), f"delete_{kind}")(name, project)
         console.print(f"{kind} {name} deleted")
 
 
@@ -110,27 +136,39 @@ def triggers_add(
     replace: Annotated[bool, typer.Option(help="Replace one of the same name.")] = False,
 ) -> None:
     """Add a trigger (checked: every mistake names its field)."""
-    row = _store().add_trigger(_read(file), project, None, replace, workflows=_workflows())
+    row = _store().add_trigger(
+        _read(file),
+        project,
+        None,
+        replace,
+        workflows=_workflows(),
+        functions=_functions(),
+        admin=True,
+    )
     console.print(f"trigger {row['name']}: {row['source']} → {row['definition']['workflow']}")
 
 
 @triggers_app.command("list")
 @handle_errors
-def triggers_list() -> None:
-    for row in _store().triggers():
+def triggers_list(
+    project: Annotated[str | None, typer.Option(help="Only this project's.")] = None,
+) -> None:
+    for row in _store().triggers([project] if project else None):
         spec = row["definition"]
         flag = " (paused)" if row["paused"] else ""
-        console.print(f"{row['name']:<24} {row['source']} → {spec['workflow']}{flag}")
+        where = f"  (project {row['project']})"
+        console.print(f"{row['name']:<24} {row['source']} → {spec['workflow']}{flag}{where}")
 
 
 @triggers_app.command("show")
 @handle_errors
-def triggers_show(name: Name) -> None:
+def triggers_show(name: Name, project: InProject = None) -> None:
     """A trigger's definition and condition state, as JSON."""
-    row = _store().trigger(name)
+    row = _store().trigger(name, project)
+    keys = ("name", "project", "source", "paused", "admin", "definition", "state")
     print(
         json.dumps(
-            {k: row[k] for k in ("name", "project", "source", "paused", "definition", "state")},
+            {k: row[k] for k in keys},
             indent=2,
             default=str,
         )

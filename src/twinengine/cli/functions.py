@@ -84,6 +84,9 @@ def deploy(
     env: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE for the workers (repeat).")
     ] = None,
+    network: Annotated[
+        bool, typer.Option(help="Let the workers use the network (when sandboxed).")
+    ] = False,
 ) -> None:
     """Deploy a function (or replace one of the same name)."""
     if (python is None) == (command is None):
@@ -98,6 +101,7 @@ def deploy(
         max_workers=max_workers,
         timeout=timeout,
         env=_parse_env(env),
+        network=network,
     )
     console.print(
         f"function {definition['name']} deployed ({kind}: {definition['target']}, "
@@ -113,8 +117,8 @@ def list_functions(
 ) -> None:
     """List deployed functions."""
     items = _service().registry.list([project] if project else None)
-    if as_json:
-        print(_json(items))
+    if as_json:  # the variables' names, never their values (they may hold secrets)
+        print(_json([{**item, "env": sorted(item["env"])} for item in items]))
         return
     if not items:
         console.print("no functions (deploy one with `twin functions deploy`)")

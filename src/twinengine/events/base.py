@@ -5,7 +5,7 @@ A source watches one peer (a folder, a bucket, a dCache door, a message stream, 
 clock) and calls ``emit(event)`` for each new thing it sees. ``emit`` returns only once
 the event is stored durably (the event queue in the metadata database), so a source
 acknowledges to its peer — commits a cursor, acks a message — only *after* ``emit``
-returned. An event's :meth:`Event.idempotency_key` (source, object, version) makes a
+returned. An event's :meth:`Event.idempotency_key` (project, source, object, version) makes a
 re-delivered event a no-op, so at-least-once delivery from the peer becomes
 exactly-one-run downstream.
 """
@@ -50,9 +50,13 @@ class Event:
     location: str | None = None  # where the object can be read (path or URL)
     time: dt.datetime = field(default_factory=utcnow)
 
-    def idempotency_key(self) -> str:
-        """Same source, object and version: the same event (a re-delivery)."""
+    def idempotency_key(self, project: str | None = None) -> str:
+        """Same project, source, object and version: the same event (a re-delivery).
+        Source names are unique within a project only, so two projects' sources of the
+        same name never share keys (an event of no project keeps the key it always had)."""
         raw = "\x1f".join((self.source, self.key, self.version or ""))
+        if project is not None:
+            raw = f"{project}\x1e{raw}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,12 +77,28 @@ class Event:
 class SourceState:
     """A source's persisted cursor (last key seen, stream position …) as a JSON object.
 
-    Kept in ``$TWIN_HOME/events/state/<source>.json``, written atomically (temp file +
-    rename). A source saves its cursor only after ``emit`` returned for the events
-    before it, so a crash in between re-delivers (deduplicated), never skips."""
+    Kept in ``$TWIN_HOME/events/state/<project>/<source>.json`` (:meth:`of`), written
+    atomically (temp file + rename). A source saves its cursor only after ``emit``
+    returned for the events before it, so a crash in between re-delivers
+    (deduplicated), never skips."""
 
     def __init__(self, folder: Path, name: str) -> None:
         self.path = Path(folder) / f"{name}.json"
+
+    @classmethod
+    def of(cls, folder: Path, project: str, name: str) -> SourceState:
+        """The cursor of source ``name`` of ``project``. A cursor kept where it was when
+        source names were unique on the server (``<folder>/<name>.json``) moves here, so
+        an upgraded server does not announce everything again."""
+        state = cls(Path(folder) / project, name)
+        legacy = Path(folder) / f"{name}.json"
+        if not state.path.exists() and legacy.is_file():
+            state.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(legacy, state.path)
+            except OSError:
+                log.debug("moving the cursor %s failed", legacy, exc_info=True)
+        return state
 
     def load(self) -> dict[str, Any]:
         try:
@@ -104,6 +124,9 @@ class EventSource(ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: settings holding secrets besides those named like one (password, token, *_secret …;
+    #: see :mod:`twinengine.events.sourcesecrets`): sealed at rest, shown as ``***``
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         self.name = name

@@ -10,6 +10,11 @@ pre-processing function, maps the event to the workflow's inputs and queues the 
 the same transaction that marks the delivery done — so an event leads to exactly one
 run even across a ``kill -9``. A failed attempt is retried with backoff, then dead.
 ``emit`` blocks while the backlog is over ``max_backlog`` (back-pressure).
+
+Projects never mix: an event of a project goes only to that project's triggers (an event
+of no project — the end of a run started with ``twin run`` — only to triggers an admin
+added), and a trigger reaches only its own project's workflow and function, looked up
+again each time it fires (one deleted and re-made by another project is never reached).
 """
 
 from __future__ import annotations
@@ -24,14 +29,22 @@ from typing import Any
 from twinengine.core import TwinError, new_id
 from twinengine.events.base import Event
 from twinengine.events.conditions import evaluate, numbers
-from twinengine.events.lookup import WorkflowLookup, publish_note
+from twinengine.events.function_service import run_function
+from twinengine.events.lookup import WorkflowLookup, function_of, publish_note
 from twinengine.events.queue import EventQueue
 from twinengine.events.runners import RunsRunner, SourceRunner
+from twinengine.events.sources.folder import reported_files
 from twinengine.events.store import DefinitionStore
-from twinengine.events.triggers import map_inputs, resolve
+from twinengine.events.triggers import map_inputs, resolve, started_by
 
 log = logging.getLogger(__name__)
 _RELOAD_EVERY = 1.0
+_DEFINED = ("name", "kind", "project", "config", "created_at")
+
+
+def _defined(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a source the same source (its status and error change as it runs)."""
+    return tuple(row.get(key) for key in _DEFINED)
 
 
 class EventEngine:
@@ -51,11 +64,12 @@ class EventEngine:
         self.settings, self.db, self.dispatcher, self.registry = settings, db, dispatcher, registry
         self.uploads, self.functions, self.notify = uploads, functions, notify
         self.queue = EventQueue(db)
-        self.store = DefinitionStore(db)
+        self.store = DefinitionStore(db, settings)
         self.max_backlog = max_backlog
-        self.runners: dict[str, SourceRunner] = {}
-        self.triggers: dict[str, list[dict[str, Any]]] = {}  # source -> triggers
-        self.by_name: dict[str, dict[str, Any]] = {}
+        self.runners: dict[tuple[str | None, str], SourceRunner] = {}  # (project, source)
+        self.triggers: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (project, source)
+        self.admin_triggers: dict[str, list[dict[str, Any]]] = {}  # source -> admins' ones
+        self.by_name: dict[tuple[str, str], dict[str, Any]] = {}  # (project, name)
         self._version: Any = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -109,24 +123,30 @@ class EventEngine:
             self._apply()
 
     def _apply(self) -> None:
-        rows = {r["name"]: r for r in self.store.sources()}
+        rows = self.store.sealed_sources()
         trig = self.store.triggers()
-        by_source: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_source: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        by_admins: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for t in trig:
-            by_source[t["source"]].append(self.store.candidate(t))
+            by_source[(t["project"], t["source"])].append(self.store.candidate(t))
+            if t["admin"]:
+                by_admins[t["source"]].append(self.store.candidate(t))
         with self._lock:
             self.triggers = dict(by_source)
-            self.by_name = {t["name"]: t for t in trig}
-        wanted = {n: r for n, r in rows.items() if not r["paused"]}
-        if "runs" in by_source:
-            wanted["runs"] = {"name": "runs", "kind": "runs", "config": {}, "project": None}
-        for name in list(self.runners):
-            if name not in wanted or self.runners[name].row != wanted[name]:
-                self.runners.pop(name).stop_event.set()
-        for name, row in wanted.items():
-            if name not in self.runners:
-                runner = (RunsRunner if name == "runs" else SourceRunner)(self, row)
-                self.runners[name] = runner
+            self.admin_triggers = dict(by_admins)
+            self.by_name = {(t["project"], t["name"]): t for t in trig}
+        wanted: dict[tuple[str | None, str], dict[str, Any]] = {
+            (r["project"], r["name"]): r for r in rows if not r["paused"]
+        }
+        if any(t["source"] == "runs" for t in trig):
+            wanted[(None, "runs")] = {"name": "runs", "kind": "runs", "config": {}, "project": None}
+        for key in list(self.runners):  # a status change is no reason to restart
+            if key not in wanted or _defined(self.runners[key].row) != _defined(wanted[key]):
+                self.runners.pop(key).stop_event.set()
+        for key, row in wanted.items():
+            if key not in self.runners:
+                runner = (RunsRunner if key == (None, "runs") else SourceRunner)(self, row)
+                self.runners[key] = runner
                 runner.start()
 
     # -- the queue's input -----------------------------------------------------------
@@ -142,10 +162,11 @@ class EventEngine:
         """Store an event in the database (and wake the trigger worker)."""
         while self._backlog() > self.max_backlog and not self._stop.is_set():
             time.sleep(0.2)  # back-pressure: the source waits, its peer keeps the data
-        with self._lock:
-            candidates = list(self.triggers.get(event.source, []))
-        if project is not None:
-            candidates = [t for t in candidates if t["project"] == project]
+        with self._lock:  # a project's events: its triggers; no project's: admins' triggers
+            if project is None:
+                candidates = list(self.admin_triggers.get(event.source, []))
+            else:
+                candidates = list(self.triggers.get((project, event.source), []))
         event_id, rows = self.queue.ingest(event, project, candidates, claim=True)
         if rows:
             self._ready.extend(r for r in rows if r["state"] == "running")
@@ -167,7 +188,7 @@ class EventEngine:
         key = delivery["body"].get("key")
         self._note(
             "approval_needed",
-            delivery["trigger"],
+            (delivery["project"], delivery["trigger"]),
             f"trigger {delivery['trigger']} waits for approval",
             f"event {key}",
             {"delivery": delivery["id"]},
@@ -175,16 +196,22 @@ class EventEngine:
         )
 
     def _note(
-        self, kind: str, trigger: str, title: str, body: str, data: dict, link: str | None = None
+        self,
+        kind: str,
+        trigger: tuple[str, str],
+        title: str,
+        body: str,
+        data: dict,
+        link: str | None = None,
     ) -> None:
-        project = (self.by_name.get(trigger) or {}).get("project")
+        """Tell ``trigger``'s (project, name) people about something."""
         publish_note(
             self.notify,
             kind=kind,
             title=title,
             body=body,
-            project=project,
-            trigger=trigger,
+            project=trigger[0],
+            trigger=trigger[1],
             data=data,
             link=link,
         )
@@ -214,11 +241,11 @@ class EventEngine:
             claimed.append(self._ready.popleft())
         if not claimed:
             claimed = self.queue.claim(limit)
-        by_trigger: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_trigger: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for delivery in claimed:
-            by_trigger[delivery["trigger"]].append(delivery)
-        for name, group in by_trigger.items():
-            trigger = self.by_name.get(name)
+            by_trigger[(delivery["project"], delivery["trigger"])].append(delivery)
+        for key, group in by_trigger.items():
+            trigger = self.by_name.get(key)
             if trigger is None or trigger["paused"]:
                 ids = [d["id"] for d in group]
                 self.queue.mark(ids, state="skipped", error="trigger gone or paused")
@@ -231,7 +258,7 @@ class EventEngine:
         spec = trigger["definition"]
         limit = spec.get("concurrency") or 0
         if limit:
-            room = max(0, limit - len(self.queue.in_flight(trigger["name"])))
+            room = max(0, limit - len(self.queue.in_flight(trigger["name"], trigger["project"])))
             later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
             if group[room:]:
                 self.queue.mark(
@@ -280,13 +307,34 @@ class EventEngine:
         if self.uploads is not None:
             from twinengine.workflows.inputs import resolve_inputs
 
+            # besides uploads and input_roots, a run may read only what the events
+            # reported: the files of the trigger's folder source, the outputs of an
+            # ended run of the trigger's own project
+            extra: list[Any] = []
+            if spec["source"] == "runs":
+                for body in bodies:
+                    data = body.get("data") or {}
+                    run_id = data.get("run_id")
+                    if (
+                        data.get("project") == trigger["project"]
+                        and isinstance(run_id, str)
+                        and run_id.isalnum()
+                    ):
+                        extra.append(self.settings.runs_dir / run_id / "outputs")
+            else:
+                try:
+                    source = self.store.source(spec["source"], trigger["project"])
+                except TwinError:
+                    source = None
+                if source is not None and source["kind"] == "folder":
+                    extra.extend(reported_files(source["config"], bodies))
             interface = (workflow.get("interface") or {}).get("inputs", [])
             job = resolve_inputs(
                 interface,
                 given,
                 project=workflow["project"],
                 uploads_store=self.uploads,
-                trusted=True,
+                extra_roots=tuple(extra),
             )
         return workflow, job, given
 
@@ -302,7 +350,7 @@ class EventEngine:
         run_id = self.dispatcher.submit(
             workflow,
             job,
-            created_by=f"trigger:{trigger['name']}",
+            created_by=started_by(trigger["name"]),
             name=f"{workflow['name']} ← {trigger['name']}",
             given=given,
             conn=conn,
@@ -318,18 +366,18 @@ class EventEngine:
             if self.queue.failed(delivery, message, trigger["definition"]["retries"]) == "dead":
                 self._note(
                     "event_dead",
-                    trigger["name"],
+                    (trigger["project"], trigger["name"]),
                     f"an event of trigger {trigger['name']} failed for good",
                     message,
                     {"delivery": delivery["id"]},
                 )
 
     def flush_batches(self) -> None:
-        for name, trigger in list(self.by_name.items()):
+        for (project, name), trigger in list(self.by_name.items()):
             batch = trigger["definition"].get("batch")
             if not batch or trigger["paused"]:
                 continue
-            count, oldest = self.queue.batch_status(name)  # cheap: no bodies loaded
+            count, oldest = self.queue.batch_status(name, project)  # cheap: no bodies loaded
             if not count:
                 continue
             age = time.time() - oldest.timestamp()
@@ -337,7 +385,7 @@ class EventEngine:
             seconds = batch.get("seconds")
             if not (size and count >= size) and not (seconds and age >= seconds):
                 continue  # not due yet
-            waiting = self.queue.batched(name)
+            waiting = self.queue.batched(name, project)
             while size and len(waiting) >= size:
                 self._deliver(trigger, waiting[:size])
                 waiting = waiting[size:]
@@ -354,7 +402,7 @@ class EventEngine:
                 return
             result = None
             if spec.get("function"):
-                result = self._preprocess(spec["function"], bodies)
+                result = self._preprocess(spec["function"], trigger["project"], bodies)
             workflow, job, given = self._job(trigger, bodies, result)
             run_id = None
             try:
@@ -372,26 +420,35 @@ class EventEngine:
 
     def _condition_holds(self, trigger: dict[str, Any], bodies: list[dict[str, Any]]) -> bool:
         name, condition = trigger["name"], trigger["definition"]["condition"]
+        project = trigger["project"]
         reference = next(iter(condition.values()))["value"]
         values = numbers([resolve(reference, [body]) for body in bodies])
-        fire, state, detail = evaluate(condition, values, self.store.trigger(name)["state"] or {})
-        self.store.save_state(name, state)
+        stored = self.store.trigger(name, project)["state"] or {}
+        fire, state, detail = evaluate(condition, values, stored)
+        self.store.save_state(name, project, state)
         if fire:
             kind = "drift" if "drift" in condition else "threshold"
-            self._note(kind, name, f"trigger {name}: {kind} detected", str(detail), detail)
+            title = f"trigger {name}: {kind} detected"
+            self._note(kind, (project, name), title, str(detail), detail)
         return fire
 
-    def _preprocess(self, function: str, bodies: list[dict[str, Any]]) -> Any:
-        if self.functions is None:
-            raise TwinError(f"function {function!r} cannot run: no function service here")
-        from twinengine.events.functions import run_function
-
+    def _preprocess(self, function: str, project: str, bodies: list[dict[str, Any]]) -> Any:
+        """The result of the trigger's function — of its own project, checked now: a
+        function of that name deleted and made again by another project is not it."""
+        self.find_function(function, project)
         payload = bodies[0] if len(bodies) == 1 else {"events": bodies}
-        return run_function(self.functions, function, payload)
+        return run_function(self.functions, function, payload, project=project)
 
     def find_workflow(self, ref: str, project: str) -> dict[str, Any]:
         """A registered workflow by id, or by name (latest version), in ``project``."""
         return self.workflows.find(ref, project)
+
+    def find_function(self, name: str, project: str) -> dict[str, Any]:
+        """A deployed function of ``project``; NotFoundError alike for a missing one and
+        for one of another project."""
+        if self.functions is None:
+            raise TwinError(f"function {name!r} cannot run: no function service here")
+        return function_of(self.functions.registry, name, project)
 
     # -- people ------------------------------------------------------------------------
     def approve(self, delivery_id: str, user: str, approve: bool = True) -> dict[str, Any]:

@@ -7,7 +7,8 @@ call in ``function_calls`` (``queued → running → succeeded | failed``, with 
 result, error, logs and times). :meth:`~FunctionService.invoke` waits for the result;
 :meth:`~FunctionService.submit` queues the call and returns its id, to poll with
 :meth:`~FunctionService.call`. :func:`run_function` is the plain form the trigger
-engine uses for pre-processing: the result, or :class:`FunctionFailedError`.
+engine uses for pre-processing: the result, or :class:`FunctionFailedError`. The
+server's service has the server's sandbox: its pools start every worker in it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from twinengine.core import (
 )
 from twinengine.core.models import function_calls
 from twinengine.events.function_pool import FunctionPool
+from twinengine.events.function_sandbox import FunctionSandbox
 from twinengine.events.functions import (
     MAX_TIMEOUT,
     FunctionFailedError,
@@ -38,6 +40,7 @@ from twinengine.events.functions import (
     aware,
     utcnow,
 )
+from twinengine.workflows.sandbox import Sandbox
 
 __all__ = ["FunctionService", "run_function"]
 
@@ -57,10 +60,14 @@ class FunctionService:
         settings: Settings | None = None,
         *,
         idle_seconds: float = 30.0,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.db = db or get_database(settings)
         self.settings = settings
-        self.registry = FunctionRegistry(self.db)
+        # twin serve's: every worker runs in it, every definition is checked in it
+        roots = tuple(str(r) for r in (settings.input_roots if settings else ()))
+        self.sandbox = FunctionSandbox(sandbox, roots) if sandbox is not None else None
+        self.registry = FunctionRegistry(self.db, self.sandbox)
         self.idle_seconds = idle_seconds
         self._pools: dict[str, FunctionPool] = {}
         self._lock = threading.Lock()
@@ -94,7 +101,9 @@ class FunctionService:
             if pool is not None and same and not pool.closed:
                 return pool
             old = self._pools.pop(name, None)
-            pool = FunctionPool(spec, self, idle_seconds=self.idle_seconds).start()
+            pool = FunctionPool(
+                spec, self, idle_seconds=self.idle_seconds, sandbox=self.sandbox
+            ).start()
             self._pools[name] = pool
         if old is not None:
             old.shutdown()
@@ -118,21 +127,29 @@ class FunctionService:
         """Queue a call (asynchronous invocation); its id, to poll with :meth:`call`."""
         return self.enqueue(name, value, timeout)[0]
 
-    def invoke(self, name: str, value: Any, timeout: float | None = None) -> dict[str, Any]:
+    def invoke(
+        self, name: str, value: Any, timeout: float | None = None, project: str | None = None
+    ) -> dict[str, Any]:
         """Call ``name`` with ``value`` and wait: the finished call (see :meth:`call`)."""
-        call_id, future = self.enqueue(name, value, timeout)
+        call_id, future = self.enqueue(name, value, timeout, project)
         future.result()
         return self.call(call_id)
 
-    def enqueue(self, name: str, value: Any, timeout: float | None = None) -> tuple[str, Future]:
+    def enqueue(
+        self, name: str, value: Any, timeout: float | None = None, project: str | None = None
+    ) -> tuple[str, Future]:
         """Queue a call: its id and a future resolved (with the outcome) once its row is
-        final — for callers that wait without holding a thread (``asyncio.wrap_future``)."""
+        final — for callers that wait without holding a thread (``asyncio.wrap_future``).
+        ``project``: the call is refused (as for a missing function) unless the function
+        that runs it — the pool's definition — is that project's."""
         _check_input(value)
         if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
             raise InvalidInputError(
                 f"invalid timeout {timeout!r}", hint=f"seconds, > 0 and <= {MAX_TIMEOUT:g}"
             )
         pool = self.pool(name)
+        if project is not None and pool.spec.project != project:
+            raise NotFoundError(f"no function {name!r}", hint="`twin functions list`")
         call_id = new_id()
         with self.db.engine.begin() as conn:
             conn.execute(
@@ -206,11 +223,15 @@ class FunctionService:
 
 
 def run_function(
-    service: FunctionService, name: str, value: Any, timeout: float | None = None
+    service: FunctionService,
+    name: str,
+    value: Any,
+    timeout: float | None = None,
+    project: str | None = None,
 ) -> Any:
-    """The result of calling ``name`` with ``value``; :class:`FunctionFailedError` (the
-    call in ``.call``) when it failed."""
-    call = service.invoke(name, value, timeout)
+    """The result of calling ``name`` (of ``project``, when given) with ``value``;
+    :class:`FunctionFailedError` (the call in ``.call``) when it failed."""
+    call = service.invoke(name, value, timeout, project)
     if call["state"] != "succeeded":
         raise FunctionFailedError(
             f"function {name!r} failed: {call['error']}",

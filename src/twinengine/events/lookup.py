@@ -1,7 +1,9 @@
 """What the event engine looks up outside itself: which registered workflow a trigger
 names (an id, or a name — its latest version — in the trigger's project; remembered for
 two seconds, so a burst of events resolves it once, forgotten when the definitions
-change), and the notification centre it tells about approvals, drift and dead events."""
+change), which function (:func:`function_of`: of the trigger's project only), and the
+notification centre it tells about approvals, drift and dead events. A workflow or a
+function of another project answers exactly like a missing one."""
 
 from __future__ import annotations
 
@@ -36,15 +38,32 @@ class WorkflowLookup:
         except NotFoundError:
             pass
         items, _ = self.registry.list(projects=[project], name=ref, limit=1)
-        if not items:
-            raise NotFoundError(
-                f"no workflow {ref!r} in project {project!r}",
-                hint="register it first (POST /api/v1/workflows)",
-            )
-        return self.registry.row(items[0]["id"])
+        if items:
+            row = self.registry.row(items[0]["id"])
+            if row["project"] == project:
+                return row
+        raise NotFoundError(
+            f"no workflow {ref!r} in project {project!r}",
+            hint="register it first (POST /api/v1/workflows)",
+        )
 
     def clear(self) -> None:
         self._cache.clear()
+
+
+def function_of(registry: Any, name: str, project: str) -> dict[str, Any]:
+    """The function ``name`` of ``project`` (a FunctionRegistry's definition)."""
+    missing = NotFoundError(
+        f"no function {name!r} in project {project!r}",
+        hint="deploy it in the trigger's project (POST /api/v1/functions)",
+    )
+    try:
+        definition = registry.get(name)
+    except NotFoundError:
+        raise missing from None
+    if definition["project"] != project:
+        raise missing
+    return definition
 
 
 def publish_note(center: Any, **note: Any) -> None:

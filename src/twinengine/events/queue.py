@@ -2,9 +2,11 @@
 and trigger.
 
 :meth:`EventQueue.ingest` stores an event and its deliveries (one per active trigger of
-its source whose filter it passes) in one transaction, and skips an event whose
-idempotency key is already stored — a re-delivered object or message is a no-op, which
-turns a source's at-least-once delivery into exactly one run. Deliveries move
+its source whose filter it passes; each delivery records its trigger's project, as
+trigger names are unique within a project only) in one transaction, and skips an event
+whose idempotency key (project, source, object, version) is already stored — a
+re-delivered object or message is a no-op, which turns a source's at-least-once
+delivery into exactly one run. Deliveries move
 ``pending → running → done`` (with the run id written in the same transaction that
 creates the run), or ``retrying`` with exponential backoff and finally ``dead`` (the
 dead-letter state, listed and retried by hand), or ``approval`` while a trigger waits for
@@ -21,13 +23,19 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from twinengine.core import Database, NotFoundError, StateError, get_database, new_id
-from twinengine.core.models import deliveries, events
+from twinengine.core.models import deliveries, events, runs
 from twinengine.core.times import as_utc as _aware
 from twinengine.core.times import utcnow
 from twinengine.events.base import Event
-from twinengine.events.triggers import matches
+from twinengine.events.triggers import accepts
 
 LEASE = dt.timedelta(seconds=120)
+_EVENT_PROJECT = events.c.project.label("event_project")  # a delivery's is its trigger's
+
+
+def _of(trigger: str, project: str) -> Any:
+    """The deliveries of trigger ``trigger`` of ``project``."""
+    return and_(deliveries.c.trigger == trigger, deliveries.c.project == project)
 
 
 class LostLease(RuntimeError):
@@ -50,15 +58,16 @@ class EventQueue:
         triggers: list[dict[str, Any]],
         claim: bool = False,
     ) -> tuple[str | None, list[dict[str, Any]]]:
-        """Store ``event`` and a delivery per matching trigger (``{name, spec, paused}``)
-        in one transaction; ``(event id, delivery rows with the event's body)``, or
+        """Store ``event`` and a delivery per matching trigger (``{name, project, spec,
+        paused}``: the caller picks the triggers that may see the event) in one
+        transaction; ``(event id, delivery rows with the event's body)``, or
         ``(None, [])`` for a repeat. ``claim``: deliveries due at once are stored leased
         (``running``) to the caller, who hands them to its worker in memory."""
         body = event.as_dict()
         event_id, now = new_id(), utcnow()
         rows = []
         for trigger in triggers:
-            if trigger.get("paused") or not matches(trigger["spec"], body):
+            if trigger.get("paused") or not accepts(trigger, body):
                 continue
             spec = trigger["spec"]
             state = "approval" if spec.get("approval") else "pending"
@@ -72,6 +81,7 @@ class EventQueue:
                     "id": new_id(),
                     "event_id": event_id,
                     "trigger": trigger["name"],
+                    "project": trigger.get("project", project),
                     "state": state,
                     "attempts": 0,
                     "next_attempt_at": now,
@@ -90,7 +100,7 @@ class EventQueue:
                         key=event.key,
                         kind=event.kind,
                         version=event.version,
-                        idem_key=event.idempotency_key(),
+                        idem_key=event.idempotency_key(project),
                         body=body,
                         received_at=now,
                     )
@@ -99,7 +109,7 @@ class EventQueue:
                     conn.execute(insert(deliveries), rows)
         except IntegrityError:
             return None, []  # seen before: the first copy's deliveries stand
-        return event_id, [{**r, "body": body, "project": project} for r in rows]
+        return event_id, [{**r, "body": body, "event_project": project} for r in rows]
 
     def reclaim(self) -> int:
         """Make every leased delivery due now (a restarted server takes back its own)."""
@@ -132,29 +142,29 @@ class EventQueue:
                 .values(state="running", lease_until=now + LEASE, updated_at=now)
             )
             rows = conn.execute(
-                select(deliveries, events.c.body, events.c.project)
+                select(deliveries, events.c.body, _EVENT_PROJECT)
                 .join(events, events.c.id == deliveries.c.event_id)
                 .where(deliveries.c.id.in_(ids), deliveries.c.lease_until == now + LEASE)
             )
             return [dict(r._mapping) for r in rows]
 
-    def batch_status(self, trigger: str) -> tuple[int, Any]:
+    def batch_status(self, trigger: str, project: str) -> tuple[int, Any]:
         """How many deliveries of ``trigger`` wait in its batch, and the oldest one's time
         (``None`` when none): what decides whether the batch is due, without the bodies."""
-        waiting = and_(deliveries.c.trigger == trigger, deliveries.c.state == "batched")
+        waiting = and_(_of(trigger, project), deliveries.c.state == "batched")
         with self.db.engine.connect() as conn:
             count, oldest = conn.execute(
                 select(func.count(), func.min(deliveries.c.created_at)).where(waiting)
             ).one()
         return int(count or 0), _aware(oldest)
 
-    def batched(self, trigger: str) -> list[dict[str, Any]]:
+    def batched(self, trigger: str, project: str) -> list[dict[str, Any]]:
         """Deliveries of ``trigger`` waiting in its batch, oldest first."""
         with self.db.engine.connect() as conn:
             rows = conn.execute(
-                select(deliveries, events.c.body, events.c.project)
+                select(deliveries, events.c.body, _EVENT_PROJECT)
                 .join(events, events.c.id == deliveries.c.event_id)
-                .where(deliveries.c.trigger == trigger, deliveries.c.state == "batched")
+                .where(_of(trigger, project), deliveries.c.state == "batched")
                 .order_by(deliveries.c.created_at)
             )
             return [dict(r._mapping) for r in rows]
@@ -201,15 +211,13 @@ class EventQueue:
             query = select(func.count()).where(deliveries.c.state.in_(("pending", "retrying")))
             return int(conn.execute(query).scalar() or 0)
 
-    def in_flight(self, trigger: str) -> list[str]:
+    def in_flight(self, trigger: str, project: str) -> list[str]:
         """Run ids of the trigger's deliveries whose runs have not ended."""
-        from twinengine.core.models import runs
-
         with self.db.engine.connect() as conn:
             rows = conn.execute(
                 select(deliveries.c.run_id.distinct())
                 .join(runs, runs.c.id == deliveries.c.run_id)
-                .where(deliveries.c.trigger == trigger, runs.c.state.in_(("queued", "running")))
+                .where(_of(trigger, project), runs.c.state.in_(("queued", "running")))
             )
             return [r[0] for r in rows]
 
@@ -302,7 +310,7 @@ class EventQueue:
     def delivery(self, delivery_id: str) -> dict[str, Any]:
         with self.db.engine.connect() as conn:
             row = conn.execute(
-                select(deliveries, events.c.project, events.c.key)
+                select(deliveries, _EVENT_PROJECT, events.c.key)
                 .join(events, events.c.id == deliveries.c.event_id)
                 .where(deliveries.c.id == delivery_id)
             ).first()
@@ -311,14 +319,14 @@ class EventQueue:
         return _delivery(dict(row._mapping))
 
     def awaiting(self, projects: list[str] | None) -> list[dict[str, Any]]:
-        """Deliveries waiting for a person's approval."""
+        """Deliveries waiting for a person's approval, of triggers of ``projects``."""
         query = (
-            select(deliveries, events.c.project, events.c.key)
+            select(deliveries, _EVENT_PROJECT, events.c.key)
             .join(events, events.c.id == deliveries.c.event_id)
             .where(deliveries.c.state == "approval")
         )
         if projects is not None:
-            query = query.where(events.c.project.in_(projects))
+            query = query.where(deliveries.c.project.in_(projects))
         with self.db.engine.connect() as conn:
             return [_delivery(dict(r._mapping)) for r in conn.execute(query)]
 

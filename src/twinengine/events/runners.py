@@ -2,7 +2,9 @@
 
 :class:`SourceRunner` runs one configured source and, when its peer is down, waits (1 s,
 2 s … 60 s) and starts it again, writing its status (ok, retrying, down, passive) and
-the last error for the CLI, API and UI — one failing source never stops the others.
+the last error for the CLI, API and UI — one failing source never stops the others. The
+source gets its secrets opened; an error shown or logged, and an event's location, never
+repeat them (they are scrubbed to ``***``).
 :class:`RunsRunner` runs the built-in ``runs`` source (an event per run that ends).
 """
 
@@ -20,6 +22,8 @@ from twinengine.events.base import (
     run_once,
 )
 from twinengine.events.runsource import RunsSource
+from twinengine.events.sourcesecrets import scrub, secret_values
+from twinengine.events.store import secret_keys
 
 if TYPE_CHECKING:
     from twinengine.events.engine import EventEngine
@@ -36,22 +40,28 @@ class SourceRunner(threading.Thread):
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        name = self.row["name"]
-        state = SourceState(self.engine.state_folder, name)
+        name, project, store = self.row["name"], self.row["project"], self.engine.store
+        state = SourceState.of(self.engine.state_folder, project, name)
+        secrets: list[str] = []
 
-        def emit(event: Event, project: str = self.row["project"]) -> None:
+        def emit(event: Event) -> None:
+            if secrets and event.location:
+                event.location = scrub(event.location, secrets)
             self.engine.ingest(event, project)
 
         def attempt() -> None:
-            source = make_source(name, self.row["kind"], self.row["config"], state)
+            config = store.open_config(self.row)
+            secrets[:] = secret_values(config, secret_keys(self.row["kind"]))
+            source = make_source(name, self.row["kind"], config, state)
             passive = getattr(source, "passive", False)
-            self.engine.store.set_source_status(name, "passive" if passive else "ok")
+            store.set_source_status(name, project, "passive" if passive else "ok")
             run_once(source, emit, self.stop_event)
 
         def failed(exc: Exception, delay: float) -> None:
             status = "retrying" if delay < 30 else "down"
-            self.engine.store.set_source_status(name, status, f"{type(exc).__name__}: {exc}")
-            log.warning("source %s failed (%s); retrying in %.0f s", name, exc, delay)
+            error = scrub(f"{type(exc).__name__}: {exc}", secrets)
+            store.set_source_status(name, project, status, error)
+            log.warning("source %s/%s failed (%s); retrying in %.0f s", project, name, error, delay)
 
         retry_until_stopped(self.stop_event, attempt, failed)
 

@@ -4,7 +4,10 @@ workflow when another one succeeds or fails (its outputs as inputs).
 It reads the ``runs`` table (whoever ran them: ``twin serve``, the CLI, a trigger) for
 runs that ended after its cursor; the event's key is the run id, its kind the final
 state, its version the run's attempt (a resumed run that ends again is a new event), and
-its data ``{run_id, state, workflow, workflow_id, name, outputs, project}``.
+its data ``{run_id, state, workflow, workflow_id, name, outputs, project, created_by}``.
+The event belongs to the run's project: only that project's triggers see it (a run of no
+project, started with ``twin run``, is seen by admins' triggers only), and a trigger
+never sees the end of a run it started itself unless it asks to (``created_by``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class RunsSource:
                     runs.c.workflow_id,
                     runs.c.attempt,
                     runs.c.ended_at,
+                    runs.c.created_by,
                     workflows.c.name.label("wf"),
                 )
                 .outerjoin(workflows, workflows.c.id == runs.c.workflow_id)
@@ -71,6 +75,7 @@ class RunsSource:
             "workflow_id": row.workflow_id,
             "outputs": row.outputs,
             "project": row.project,
+            "created_by": row.created_by,
         }
         return Event(
             source="runs",

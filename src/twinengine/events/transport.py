@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Event, SourceState, retry_until_stopped, run_once
+from twinengine.events.sourcesecrets import scrub, shown_url
 
 log = logging.getLogger(__name__)
 Ingest = Callable[[Event, "str | None"], Any]
@@ -97,7 +98,9 @@ class StreamTransport:
             run_once(self._source(), self._deliver, self._stop)
 
         def failed(exc: Exception, delay: float) -> None:  # the broker is down
-            log.warning("event queue %s: %s; retrying in %.0f s", self.url, exc, delay)
+            shown = shown_url(self.url)
+            error = scrub(str(exc), [p for p in (urlsplit(self.url).password,) if p])
+            log.warning("event queue %s: %s; retrying in %.0f s", shown, error, delay)
 
         retry_until_stopped(self._stop, attempt, failed, most=30.0)
 
@@ -120,7 +123,7 @@ class StreamTransport:
                 self._publisher = (_NatsPublisher if self.kind == "nats" else _RedisPublisher)(
                     self.url, self.name
                 )
-        self._publisher.publish(event, _payload(event, project))
+        self._publisher.publish(event, project, _payload(event, project))
 
 
 class _NatsPublisher:
@@ -145,9 +148,10 @@ class _NatsPublisher:
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
-    def publish(self, event: Event, payload: bytes) -> None:
+    def publish(self, event: Event, project: str | None, payload: bytes) -> None:
         subject = self.subject_prefix + re.sub(r"[^A-Za-z0-9_-]", "_", event.source)
-        headers = {"Nats-Msg-Id": event.idempotency_key()}  # the broker drops a repeat too
+        # the broker drops a repeat too (the key holds the project: names are per project)
+        headers = {"Nats-Msg-Id": event.idempotency_key(project)}
         self._call(self.stream.publish(subject, payload, headers=headers))
 
     def close(self) -> None:
@@ -164,7 +168,7 @@ class _RedisPublisher:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
         self.stream = f"{name}:events"
 
-    def publish(self, event: Event, payload: bytes) -> None:
+    def publish(self, event: Event, project: str | None, payload: bytes) -> None:
         self.client.xadd(self.stream, {"data": payload})
 
     def close(self) -> None:

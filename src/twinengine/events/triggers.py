@@ -13,6 +13,7 @@ A trigger is a YAML (or JSON) document::
       metadata: {station: "A*"}   # globs on metadata values
       states: [succeeded]         # for source "runs": the ended run's state
       workflow: hello-twin        # for source "runs": the ended run's workflow name
+      own_runs: false             # for source "runs": also the runs this trigger started
     function: clean-csv           # optional pre-processing function (its result: $result)
     workflow: hello-twin          # a registered workflow's name (latest version) or id
     inputs:                       # workflow input -> value; strings starting with $ are
@@ -27,19 +28,23 @@ A trigger is a YAML (or JSON) document::
     condition:                    # optional: fire only when it holds (see conditions.py)
       threshold: {value: $data.level, above: 4.5}
 
-:func:`parse_trigger` checks a definition and raises :class:`ConfigError` naming the
-field; :func:`matches` and :func:`map_inputs` are what the engine applies to events.
+:func:`parse_trigger` checks a definition (YAML within the bounds of
+:func:`~twinengine.core.boundedyaml.load_definition`; ``key_regex`` compiled by RE2, see
+:mod:`~twinengine.events.patterns`) and raises :class:`ConfigError` naming the field;
+:func:`accepts`, :func:`matches` and :func:`map_inputs` are what the engine applies to
+events. A trigger on ``runs`` never fires on a run it started itself (that would loop)
+unless its filter says ``own_runs: true``.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from typing import Any
 
-import yaml
-
 from twinengine.core import ConfigError
+from twinengine.core.boundedyaml import load_definition
+from twinengine.events.conditions import parse_condition
+from twinengine.events.patterns import check_glob, compile_regex, glob_matches, regex_finds
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP = {
@@ -68,6 +73,7 @@ _FILTER = {
     "metadata",
     "states",
     "workflow",
+    "own_runs",
 }
 _EVENT_FIELDS = {"key", "kind", "version", "size", "source", "location", "time", "content_type"}
 
@@ -85,10 +91,7 @@ def _number(name: str, where: str, value: Any, low: float = 0) -> float:
 def parse_trigger(source: str | bytes | dict[str, Any]) -> dict[str, Any]:
     """A checked trigger definition (YAML/JSON text or a mapping), defaults filled in."""
     if isinstance(source, str | bytes):
-        try:
-            doc = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"the trigger is not valid YAML: {exc}") from None
+        doc = load_definition(source, "the trigger definition")
     else:
         doc = source
     if not isinstance(doc, dict):
@@ -126,8 +129,6 @@ def parse_trigger(source: str | bytes | dict[str, Any]) -> dict[str, Any]:
     if doc.get("function") is not None and not isinstance(doc["function"], str):
         raise _fail(name, "function", "must be a function's name")
     if doc.get("condition") is not None:
-        from twinengine.events.conditions import parse_condition
-
         spec["condition"] = parse_condition(name, doc["condition"])
     return spec
 
@@ -141,9 +142,18 @@ def _parse_filter(name: str, raw: Any) -> dict[str, Any]:
     out = dict(raw)
     if "key_regex" in raw:
         try:
-            re.compile(raw["key_regex"])
-        except (re.error, TypeError) as exc:
-            raise _fail(name, "filter.key_regex", f"not a regular expression: {exc}") from None
+            compile_regex(raw["key_regex"])
+        except ConfigError as exc:
+            message = f"trigger {name!r}: filter.key_regex: {exc.message}"
+            raise ConfigError(message, hint=exc.hint) from None
+    for field in ("key", "content_type"):
+        if field in raw:
+            try:
+                check_glob(raw[field])
+            except ConfigError as exc:
+                raise _fail(name, f"filter.{field}", exc.message) from None
+    if "own_runs" in raw and not isinstance(raw["own_runs"], bool):
+        raise _fail(name, "filter.own_runs", "must be true or false")
     for field in ("kinds", "states"):
         if field in raw and not (
             isinstance(raw[field], list) and all(isinstance(v, str) for v in raw[field])
@@ -152,8 +162,14 @@ def _parse_filter(name: str, raw: Any) -> dict[str, Any]:
     for field in ("min_size", "max_size"):
         if field in raw:
             _number(name, f"filter.{field}", raw[field])
-    if "metadata" in raw and not isinstance(raw["metadata"], dict):
-        raise _fail(name, "filter.metadata", "must map metadata keys to globs")
+    if "metadata" in raw:
+        if not isinstance(raw["metadata"], dict):
+            raise _fail(name, "filter.metadata", "must map metadata keys to globs")
+        for key, pattern in raw["metadata"].items():
+            try:
+                check_glob(str(pattern))
+            except ConfigError as exc:
+                raise _fail(name, f"filter.metadata.{key}", exc.message) from None
     return out
 
 
@@ -183,13 +199,31 @@ def _check_reference(name: str, where: str, value: Any, batched: bool) -> None:
 
 
 # -- applying a trigger to events ---------------------------------------------------------
+def started_by(name: str) -> str:
+    """What a run started by trigger ``name`` records as its ``created_by``."""
+    return f"trigger:{name}"
+
+
+def accepts(candidate: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Whether a trigger (``{name, project, spec}``) takes an event: its filter passes,
+    and the event is not the end of a run the trigger started itself (unless its filter
+    says ``own_runs: true``)."""
+    spec = candidate["spec"]
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    if event.get("source") == "runs" and not (spec.get("filter") or {}).get("own_runs"):
+        own = data.get("created_by") == started_by(candidate["name"])
+        if own and data.get("project") == candidate.get("project"):
+            return False
+    return matches(spec, event)
+
+
 def matches(spec: dict[str, Any], event: dict[str, Any]) -> bool:
     """Whether an event (as stored: Event.as_dict()) passes the trigger's filter."""
     rule = spec.get("filter") or {}
     key = event.get("key") or ""
-    if "key" in rule and not fnmatch.fnmatchcase(key, rule["key"]):
+    if "key" in rule and not glob_matches(key, rule["key"]):
         return False
-    if "key_regex" in rule and not re.search(rule["key_regex"], key):
+    if "key_regex" in rule and not regex_finds(rule["key_regex"], key):
         return False
     if "kinds" in rule and event.get("kind") not in rule["kinds"]:
         return False
@@ -198,13 +232,13 @@ def matches(spec: dict[str, Any], event: dict[str, Any]) -> bool:
         return False
     if "max_size" in rule and (size is None or size > rule["max_size"]):
         return False
-    if "content_type" in rule and not fnmatch.fnmatchcase(
+    if "content_type" in rule and not glob_matches(
         event.get("content_type") or "", rule["content_type"]
     ):
         return False
     metadata = event.get("metadata") or {}
     for field, pattern in (rule.get("metadata") or {}).items():
-        if not fnmatch.fnmatchcase(str(metadata.get(field, "")), str(pattern)):
+        if not glob_matches(str(metadata.get(field, "")), str(pattern)):
             return False
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     if "states" in rule and data.get("state") not in rule["states"]:

@@ -31,15 +31,19 @@ export function useAction(reload: () => void) {
 
 export function usePauseDelete(
   noun: string,
-  pause: (name: string, paused: boolean) => Promise<unknown>,
-  remove: (name: string) => Promise<unknown>,
+  pause: (name: string, paused: boolean, project?: string) => Promise<unknown>,
+  remove: (name: string, project?: string) => Promise<unknown>,
   reload: () => void,
 ) {
   const { busy, run } = useAction(reload);
-  /** Run one action on the item ``name``; true when it was done. */
-  const act = async (name: string, what: PauseAction): Promise<boolean> => {
-    if (what === "delete" && !window.confirm(`Delete ${noun} ${name}?`)) return false;
-    return run(name, () => (what === "delete" ? remove(name) : pause(name, what === "pause")));
+  /** Run one action on the item ``name`` of ``project`` (names are per project); true
+   * when it was done. */
+  const act = async (name: string, what: PauseAction, project?: string): Promise<boolean> => {
+    const label = project ? `${name} (project ${project})` : name;
+    if (what === "delete" && !window.confirm(`Delete ${noun} ${label}?`)) return false;
+    return run(`${project ?? ""}/${name}`, () =>
+      what === "delete" ? remove(name, project) : pause(name, what === "pause", project),
+    );
   };
   return { busy, act };
 }

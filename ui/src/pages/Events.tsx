@@ -46,7 +46,16 @@ function useRetry(onDone: () => void) {
   return { busy, retry };
 }
 
-export function Events({ initialSource, initialState }: { initialSource: string; initialState: string }) {
+// ``initialProject``: the project whose source is meant (source names are per project)
+export function Events({
+  initialSource,
+  initialState,
+  initialProject = "",
+}: {
+  initialSource: string;
+  initialState: string;
+  initialProject?: string;
+}) {
   const { report } = useErrors();
   const [source, setSource] = useState(initialSource);
   const [state, setState] = useState(initialState);
@@ -59,7 +68,7 @@ export function Events({ initialSource, initialState }: { initialSource: string;
   const load = useCallback(
     (quiet = false) =>
       api
-        .events({ source, state, limit: LIMIT + 1, offset })
+        .events({ source, state, project: initialProject || undefined, limit: LIMIT + 1, offset })
         .then((p) => {
           failures.current = 0;
           setPage({ items: p.items.slice(0, LIMIT), total: p.total, more: p.items.length > LIMIT });
@@ -67,7 +76,7 @@ export function Events({ initialSource, initialState }: { initialSource: string;
         .catch((err) => {
           if (!quiet || failures.current++ === 0) report(err);
         }),
-    [source, state, offset, report],
+    [source, state, offset, initialProject, report],
   );
 
   useEffect(() => {
@@ -279,7 +288,7 @@ export function EventDetail({ id }: { id: string }) {
           <h1 data-testid="event-key">{event.key || event.id}</h1>
           <div className="meta">
             <span className="mono">{event.id}</span> · source{" "}
-            <a href={`${href("events")}?source=${encodeURIComponent(event.source)}`}>{event.source}</a> · {event.kind} ·
+            <a href={`${href("events")}?source=${encodeURIComponent(event.source)}&project=${encodeURIComponent(event.project)}`}>{event.source}</a> · {event.kind} ·
             project {event.project} · received {when(event.received_at)}
             {event.version ? (
               <>

@@ -79,13 +79,13 @@ export function Sources() {
             {items.map((s) => {
               const status = s.paused ? "paused" : s.status || "new";
               return (
-                <tr key={s.name} data-testid="source-row" data-name={s.name} data-status={status}>
+                <tr key={`${s.project}/${s.name}`} data-testid="source-row" data-name={s.name} data-status={status}>
                   <td>
                     <button className="link" onClick={() => setOpen(open === s.name ? null : s.name)} data-testid="source-link">
                       {s.name}
                     </button>
                     {s.kind === "webhook" && (
-                      <div className="muted small mono">POST /api/v1/events/{s.name}</div>
+                      <div className="muted small mono">POST /api/v1/events/{s.name}?project={s.project}</div>
                     )}
                     {open === s.name && (
                       <pre className="preview-text small" data-testid="source-config">
@@ -104,14 +104,14 @@ export function Sources() {
                   </td>
                   <td>
                     <div className="actions">
-                      <a href={`${href("events")}?source=${encodeURIComponent(s.name)}`} className="small">
+                      <a href={`${href("events")}?source=${encodeURIComponent(s.name)}&project=${encodeURIComponent(s.project)}`} className="small">
                         events
                       </a>
                       <PauseDeleteButtons
                         paused={s.paused}
                         disabled={busy !== null}
-                        onToggle={() => act(s.name, s.paused ? "resume" : "pause")}
-                        onDelete={() => act(s.name, "delete")}
+                        onToggle={() => act(s.name, s.paused ? "resume" : "pause", s.project)}
+                        onDelete={() => act(s.name, "delete", s.project)}
                         toggleTestId={s.paused ? "source-resume" : "source-pause"}
                         deleteTestId="source-delete"
                       />

@@ -78,9 +78,9 @@ export function Triggers() {
           </thead>
           <tbody>
             {items.map((t) => (
-              <tr key={t.name} data-testid="trigger-row" data-name={t.name} data-paused={t.paused ? "true" : "false"}>
+              <tr key={`${t.project}/${t.name}`} data-testid="trigger-row" data-name={t.name} data-paused={t.paused ? "true" : "false"}>
                 <td>
-                  <a href={href("triggers", t.name)} data-testid="trigger-link">
+                  <a href={`${href("triggers", t.name)}?project=${encodeURIComponent(t.project)}`} data-testid="trigger-link">
                     {t.name}
                   </a>
                 </td>
@@ -100,8 +100,8 @@ export function Triggers() {
                     <PauseDeleteButtons
                       paused={t.paused}
                       disabled={busy !== null}
-                      onToggle={() => act(t.name, t.paused ? "resume" : "pause")}
-                      onDelete={() => act(t.name, "delete")}
+                      onToggle={() => act(t.name, t.paused ? "resume" : "pause", t.project)}
+                      onDelete={() => act(t.name, "delete", t.project)}
                       toggleTestId={t.paused ? "trigger-resume" : "trigger-pause"}
                       deleteTestId="trigger-delete"
                     />
@@ -146,14 +146,14 @@ function options(t: Trigger): string[] {
   return out;
 }
 
-export function TriggerDetail({ name }: { name: string }) {
+export function TriggerDetail({ name, project }: { name: string; project?: string }) {
   const { report } = useErrors();
   const [trigger, setTrigger] = useState<Trigger | null>(null);
   const [missing, setMissing] = useState(false);
   const load = useCallback(
     (quiet = false) =>
       api
-        .trigger(name)
+        .trigger(name, project)
         .then(setTrigger)
         .catch((err) => {
           if (!quiet) {
@@ -161,7 +161,7 @@ export function TriggerDetail({ name }: { name: string }) {
             report(err);
           }
         }),
-    [name, report],
+    [name, project, report],
   );
   useEffect(() => {
     setTrigger(null);
@@ -194,9 +194,9 @@ export function TriggerDetail({ name }: { name: string }) {
           <PauseDeleteButtons
             paused={trigger.paused}
             disabled={busy !== null}
-            onToggle={() => act(trigger.name, trigger.paused ? "resume" : "pause")}
+            onToggle={() => act(trigger.name, trigger.paused ? "resume" : "pause", trigger.project)}
             onDelete={async () => {
-              if (await act(trigger.name, "delete")) navigate(href("triggers"));
+              if (await act(trigger.name, "delete", trigger.project)) navigate(href("triggers"));
             }}
             toggleTestId="trigger-detail-toggle"
             deleteTestId="trigger-detail-delete"

@@ -1,11 +1,19 @@
 """Routes of events: sources, triggers, the event queue (with retry and the dead
-letters), approvals, and the webhook endpoint sources post to."""
+letters), approvals, and the webhook endpoint sources post to.
+
+Sources and triggers are named per project: a route that names one takes ``?project=``,
+or finds the name among the caller's projects (and asks for ``?project=`` when several
+have it). Whatever another project holds answers exactly like something missing (the
+same 404, naming no project); acting needs the editor role in the resource's own
+project. Sources are shown with their secrets as ``***``; sending ``***`` back when
+replacing one keeps the stored secret. Definitions are YAML/JSON within the bounds of
+:func:`~twinengine.core.boundedyaml.load_definition` (no anchors or aliases).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
@@ -14,10 +22,14 @@ from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.api.schemas import Limit, Offset
-from twinengine.core import ConfigError, PayloadTooLargeError
+from twinengine.core import ConfigError, NotFoundError, PayloadTooLargeError
+from twinengine.core.boundedyaml import load_definition
+from twinengine.events.base import no_posts, source_class
+from twinengine.events.sources.folder import check_watchable
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 MAX_EVENT_BYTES = 1024 * 1024  # a webhook event's body
+Project = Annotated[str | None, Query(max_length=64, description="the project it is in")]
 
 
 def engine(ctx: ServerContext) -> Any:
@@ -25,38 +37,66 @@ def engine(ctx: ServerContext) -> Any:
     return ctx.extras["events"]
 
 
-def _definition(text: bytes) -> Any:
-    try:
-        return yaml.safe_load(text.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"the definition is not valid YAML/JSON: {exc}") from None
+async def _definition(request: Request, what: str, needs_: str) -> dict[str, Any]:
+    body = await request.body()
+    doc = await run_in_threadpool(load_definition, body, what)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{what} is a mapping with {needs_}")
+    return doc
 
 
-def _visible(ctx: ServerContext, who: Principal, project: str, need: str = "viewer") -> None:
-    ctx.owned(who, project, need)
+def _allowed(who: Principal, project: str | None, need: str, missing: NotFoundError) -> None:
+    """``missing`` unless the caller sees ``project`` (None: of no project, admins only);
+    403 when their role there is below ``need``."""
+    if project is None:
+        if who.visible_projects() is None:
+            return
+        raise missing
+    if who.role_in(project) is None:
+        raise missing
+    who.check_project(project, need)
+
+
+def _named(
+    ctx: ServerContext, who: Principal, kind: str, name: str, project: str | None, need: str
+) -> dict[str, Any]:
+    """The source or trigger (``kind``) ``name`` — in ``project``, or in whichever of the
+    caller's projects has it — checked for role ``need``."""
+    lookup = getattr(engine(ctx).store, kind)
+    if project is not None:  # a project the caller is not in: found nowhere, like a ghost
+        found = lookup(name, project, None if who.role_in(project) else [])
+    else:
+        found = lookup(name, None, who.visible_projects())
+    who.check_project(found["project"], need)
+    return found
 
 
 # -- sources ------------------------------------------------------------------------------
 @router.get("/sources", response_model=schemas.Items)
-def list_sources(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
-    """Event sources with their status (ok, retrying, down, paused, passive)."""
-    return {"items": engine(ctx).store.sources(who.visible_projects())}
+def list_sources(
+    project: Project = None,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+):
+    """Event sources with their status (ok, retrying, down, paused, passive); secrets
+    are shown as ``***``."""
+    return {"items": engine(ctx).store.sources(ctx.visible(who, project))}
 
 
 @router.post("/sources", status_code=201)
 async def add_source(
     request: Request,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Project = None,
     replace: bool = False,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Add a source from its YAML/JSON definition (name, kind, settings)."""
-    body = await request.body()
-    doc = _definition(body)
-    if not isinstance(doc, dict):
-        raise ConfigError("a source is a mapping with name, kind and its settings")
+    """Add a source from its YAML/JSON definition (name, kind, settings); ``replace``
+    changes the one of that name in the same project (a ``***`` keeps its secret)."""
+    doc = await _definition(request, "the source definition", "name, kind and its settings")
     project = ctx.project_for(who, doc.get("project") or project, "editor")
+    if doc.get("kind") == "folder" and who.visible_projects() is not None:  # not an admin
+        check_watchable(doc, ctx.settings.watch_roots)
     events = engine(ctx)
     made = await run_in_threadpool(events.store.add_source, doc, project, who.user, replace)
     await run_in_threadpool(events.reload, True)
@@ -65,27 +105,37 @@ async def add_source(
 
 # -- triggers -----------------------------------------------------------------------------
 @router.get("/triggers", response_model=schemas.Items)
-def list_triggers(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
-    return {"items": engine(ctx).store.triggers(who.visible_projects())}
+def list_triggers(
+    project: Project = None,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+):
+    return {"items": engine(ctx).store.triggers(ctx.visible(who, project))}
 
 
 @router.post("/triggers", status_code=201)
 async def add_trigger(
     request: Request,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Project = None,
     replace: bool = False,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Add a trigger from its YAML/JSON definition (see docs/events.md)."""
-    doc = _definition(await request.body())
-    if not isinstance(doc, dict):
-        raise ConfigError("a trigger is a mapping with at least name, source and workflow")
+    """Add a trigger from its YAML/JSON definition (see docs/events.md). Its source,
+    workflow and function must be in its project. A trigger an admin adds also sees
+    events of no project (runs started with ``twin run``)."""
+    doc = await _definition(request, "the trigger definition", "name, source and workflow")
     project = ctx.project_for(who, doc.get("project") or project, "editor")
     events = engine(ctx)
     made = await run_in_threadpool(
         lambda: events.store.add_trigger(
-            doc, project, who.user, replace, workflows=events.find_workflow
+            doc,
+            project,
+            who.user,
+            replace,
+            workflows=events.find_workflow,
+            functions=events.find_function,
+            admin=who.visible_projects() is None,
         )
     )
     await run_in_threadpool(events.reload, True)
@@ -96,41 +146,51 @@ def _named_routes(kind: str) -> None:
     """GET / pause / resume / DELETE of one source or trigger (``kind``) by name."""
     plural = f"{kind}s"
 
-    def get(ctx: ServerContext, name: str) -> dict[str, Any]:
-        return getattr(engine(ctx).store, kind)(name)
-
-    def pause(ctx: ServerContext, who: Principal, name: str, paused: bool) -> dict[str, Any]:
-        _visible(ctx, who, get(ctx, name)["project"], "editor")
-        changed = getattr(engine(ctx).store, f"pause_{kind}")(name, paused)
+    def pause(
+        ctx: ServerContext, who: Principal, name: str, project: str | None, paused: bool
+    ) -> dict[str, Any]:
+        found = _named(ctx, who, kind, name, project, "editor")
+        store = engine(ctx).store
+        changed = getattr(store, f"pause_{kind}")(name, paused, found["project"])
         engine(ctx).reload(True)
         return changed
 
     @router.get(f"/{plural}/{{name}}", name=f"show_{kind}")
     def show(
-        name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+        name: str,
+        project: Project = None,
+        who: Principal = Depends(needs("read")),
+        ctx: ServerContext = Depends(context),
     ) -> dict:
-        found = get(ctx, name)
-        _visible(ctx, who, found["project"])
-        return found
+        return _named(ctx, who, kind, name, project, "viewer")
 
     @router.post(f"/{plural}/{{name}}/pause", name=f"pause_{kind}")
     def pause_it(
-        name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+        name: str,
+        project: Project = None,
+        who: Principal = Depends(needs("run")),
+        ctx: ServerContext = Depends(context),
     ) -> dict:
-        return pause(ctx, who, name, True)
+        return pause(ctx, who, name, project, True)
 
     @router.post(f"/{plural}/{{name}}/resume", name=f"resume_{kind}")
     def resume_it(
-        name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+        name: str,
+        project: Project = None,
+        who: Principal = Depends(needs("run")),
+        ctx: ServerContext = Depends(context),
     ) -> dict:
-        return pause(ctx, who, name, False)
+        return pause(ctx, who, name, project, False)
 
     @router.delete(f"/{plural}/{{name}}", status_code=204, name=f"delete_{kind}")
     def delete_it(
-        name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+        name: str,
+        project: Project = None,
+        who: Principal = Depends(needs("run")),
+        ctx: ServerContext = Depends(context),
     ) -> Response:
-        _visible(ctx, who, get(ctx, name)["project"], "editor")
-        getattr(engine(ctx).store, f"delete_{kind}")(name)
+        found = _named(ctx, who, kind, name, project, "editor")
+        getattr(engine(ctx).store, f"delete_{kind}")(name, found["project"])
         engine(ctx).reload(True)
         return Response(status_code=204)
 
@@ -144,6 +204,7 @@ _named_routes("trigger")
 def list_events(
     source: Annotated[str | None, Query(max_length=64)] = None,
     state: Annotated[str | None, Query(max_length=16)] = None,
+    project: Project = None,
     limit: Limit = 50,
     offset: Offset = 0,
     who: Principal = Depends(needs("read")),
@@ -151,14 +212,20 @@ def list_events(
 ) -> dict:
     """Events newest first, each with its deliveries (state, attempts, run, error);
     ``state=dead`` lists the dead letters."""
-    items, total = engine(ctx).queue.events(who.visible_projects(), source, state, limit, offset)
+    projects = ctx.visible(who, project)
+    items, total = engine(ctx).queue.events(projects, source, state, limit, offset)
     return {"items": items, "total": total}
 
 
 @router.get("/events/approvals", response_model=schemas.Items)
-def approvals(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)):
-    """Deliveries waiting for a person to approve their run."""
-    return {"items": engine(ctx).queue.awaiting(who.visible_projects())}
+def approvals(
+    project: Project = None,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
+):
+    """Deliveries waiting for a person to approve their run (of the caller's projects'
+    triggers)."""
+    return {"items": engine(ctx).queue.awaiting(ctx.visible(who, project))}
 
 
 @router.post("/events/approvals/{delivery_id}")
@@ -168,19 +235,25 @@ def decide(
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Approve (or, with ``approve=false``, reject) a waiting run."""
+    """Approve (or, with ``approve=false``, reject) a waiting run: an editor of the
+    trigger's project."""
     delivery = engine(ctx).queue.delivery(delivery_id)
-    _visible(ctx, who, delivery["project"], "editor")
+    _allowed(who, delivery["project"], "editor", NotFoundError(f"no delivery {delivery_id!r}"))
     return engine(ctx).approve(delivery_id, who.user, approve)
+
+
+def _event(ctx: ServerContext, who: Principal, event_id: str, need: str) -> dict[str, Any]:
+    event = engine(ctx).queue.event(event_id)
+    missing = NotFoundError(f"no event {event_id!r}", hint="`twin events list`")
+    _allowed(who, event["project"], need, missing)
+    return event
 
 
 @router.get("/events/{event_id}")
 def show_event(
     event_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
 ) -> dict:
-    event = engine(ctx).queue.event(event_id)
-    _visible(ctx, who, event["project"])
-    return event
+    return _event(ctx, who, event_id, "viewer")
 
 
 @router.post("/events/{event_id}/retry")
@@ -191,7 +264,7 @@ def retry_event(
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """Send an event's dead (or waiting-to-retry) deliveries again now."""
-    _visible(ctx, who, engine(ctx).queue.event(event_id)["project"], "editor")
+    _event(ctx, who, event_id, "editor")
     return {"retried": engine(ctx).retry(event_id, trigger)}
 
 
@@ -199,30 +272,31 @@ def retry_event(
 async def post_event(
     source: str,
     request: Request,
+    project: Project = None,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """Webhook: an event for a ``webhook`` source (JSON object or list), or a MinIO/S3
     bucket notification for an ``s3`` source. Stored before this answers."""
     events = engine(ctx)
-    row = await run_in_threadpool(events.store.source, source)
-    _visible(ctx, who, row["project"], "editor")
+    found = await run_in_threadpool(_named, ctx, who, "source", source, project, "editor")
     body = await request.body()
     if len(body) > MAX_EVENT_BYTES:
         raise PayloadTooLargeError(f"an event body may be at most {MAX_EVENT_BYTES} bytes")
-    parsed = await run_in_threadpool(_parse_webhook, row, body, request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    parsed = await run_in_threadpool(_parse_webhook, events, found, body, headers)
     ids = []
     for event in parsed:
-        ids.append(await run_in_threadpool(events.ingest, event, row["project"]))
+        ids.append(await run_in_threadpool(events.ingest, event, found["project"]))
     return {"accepted": len(parsed), "new": len([i for i in ids if i]), "events": ids}
 
 
-def _parse_webhook(row: dict[str, Any], body: bytes, request: Request) -> list[Any]:
-    from twinengine.events.base import no_posts, source_class
-
-    kind = source_class(row["kind"])
+def _parse_webhook(
+    events: Any, found: dict[str, Any], body: bytes, headers: dict[str, str]
+) -> list[Any]:
+    kind = source_class(found["kind"])
     if not kind.takes_posts():  # refused without building the source
-        raise no_posts(row["name"], row["kind"])
-    source = kind(row["name"], row["config"])
-    headers = {k.lower(): v for k, v in request.headers.items()}
+        raise no_posts(found["name"], found["kind"])
+    row = events.store.sealed_source(found["name"], found["project"])
+    source = kind(row["name"], events.store.open_config(row))  # its secret checks the body
     return source.parse(body, headers.get("content-type", ""), headers)

@@ -41,6 +41,7 @@ class FunctionIn(BaseModel):
     max_workers: int = Field(2, ge=1, le=64)
     timeout: float = Field(60.0, gt=0, le=86400, description="seconds a call may take")
     env: dict[str, Annotated[str, Field(max_length=4096)]] | None = None
+    network: bool = Field(False, description="the workers may use the network")
 
 
 class Function(BaseModel):
@@ -52,6 +53,7 @@ class Function(BaseModel):
     max_workers: int
     timeout: float
     env: list[str] = Field(description="names of the variables set (values are not shown)")
+    network: bool = False
     created_at: Time | None = None
     created_by: str | None = None
     workers: int = Field(0, description="workers running now on this server")
@@ -104,10 +106,16 @@ def shutdown_functions(ctx: ServerContext) -> None:
 def visible_function(
     ctx: ServerContext, who: Principal, name: str, need: str = "viewer"
 ) -> dict[str, Any]:
-    definition = functions_of(ctx).get(name)
+    """The function ``name`` if the caller is in its project (403 when their role there
+    is below ``need``); one of another project answers exactly like a missing one."""
+    missing = NotFoundError(f"no function {name!r}", hint="`GET /api/v1/functions` lists yours")
+    try:
+        definition = functions_of(ctx).get(name)
+    except NotFoundError:
+        raise missing from None
     if who.role_in(definition["project"]) is None:
-        raise NotFoundError(f"no function {name!r}", hint="`GET /api/v1/functions` lists yours")
-    ctx.owned(who, definition["project"], need)
+        raise missing
+    who.check_project(definition["project"], need)
     return definition
 
 
@@ -148,6 +156,7 @@ def deploy_function(
         timeout=body.timeout,
         env=body.env,
         created_by=who.user,
+        network=body.network,
     )
     return function_view(ctx, definition)
 
@@ -157,11 +166,12 @@ def show_call(
     call_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
 ) -> dict:
     """One call (poll an asynchronous invocation here)."""
-    call = functions_of(ctx).call(call_id)
+    missing = NotFoundError(f"no function call {call_id!r}")
     try:
+        call = functions_of(ctx).call(call_id)
         visible_function(ctx, who, call["function"])
     except NotFoundError:
-        raise NotFoundError(f"no function call {call_id!r}") from None
+        raise missing from None
     return call
 
 
@@ -198,9 +208,11 @@ async def invoke_function(
 ) -> Any:
     """Call a function with the JSON body as input. Waits and answers 200 with the call
     (``state`` succeeded or failed); with ``async=true`` answers 202 with its id at once."""
-    await run_in_threadpool(visible_function, ctx, who, name, "editor")
+    definition = await run_in_threadpool(visible_function, ctx, who, name, "editor")
     service = functions_of(ctx)
-    call_id, future = await run_in_threadpool(service.enqueue, name, value or {}, timeout)
+    call_id, future = await run_in_threadpool(  # run only by that project's function
+        service.enqueue, name, value or {}, timeout, definition["project"]
+    )
     if run_async:
         url = f"/api/v1/functions/calls/{call_id}"
         return JSONResponse({"id": call_id, "state": "queued", "url": url}, status_code=202)

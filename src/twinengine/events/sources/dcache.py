@@ -29,7 +29,13 @@ import httpx
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, EventSource, SourceState
-from twinengine.events.sources.options import http_credentials, integer, number, text
+from twinengine.events.sources.options import (
+    http_credentials,
+    integer,
+    number,
+    text,
+    without_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +80,12 @@ class DcacheSseSource(EventSource):
     """Files written into (or moved into) a dCache directory, from dCache's SSE events."""
 
     kind = "dcache"
+    secret_fields = frozenset({"password", "token"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)
-        self.url: str = text(self, "url").rstrip("/")
+        given: str = text(self, "url").rstrip("/")
+        self.url = without_user(given)  # a user part becomes credentials, not a location
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"source {name!r} (dcache): 'url' must be an http(s) URL",
@@ -87,7 +95,7 @@ class DcacheSseSource(EventSource):
         if not path.startswith("/"):
             raise ConfigError(f"source {name!r} (dcache): 'path' must be absolute (start with /)")
         self.path: str = path.rstrip("/") or "/"
-        self.headers, self.auth = http_credentials(self)
+        self.headers, self.auth = http_credentials(self, given)
         self.recursive: bool = self.option("recursive", False, bool)
         flags = self.option("flags", DEFAULT_FLAGS, list)
         wrong = [f for f in flags if f not in _FILE_FLAGS]

@@ -30,6 +30,7 @@ class KafkaSource(EventSource):
     """Records of a Kafka topic, offsets committed after they were emitted."""
 
     kind = "kafka"
+    secret_fields = frozenset({"sasl_plain_password"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)

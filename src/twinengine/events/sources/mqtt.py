@@ -30,6 +30,7 @@ class MqttSource(EventSource):
     """Messages from an MQTT broker, acknowledged after they were emitted."""
 
     kind = "mqtt"
+    secret_fields = frozenset({"password"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)

@@ -29,6 +29,7 @@ class NatsSource(EventSource):
     """Messages on a JetStream subject, consumed by a durable pull consumer."""
 
     kind = "nats"
+    secret_fields = frozenset({"password", "token"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)

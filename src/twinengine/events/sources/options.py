@@ -1,6 +1,7 @@
 """Checked config values that several built-in sources share: numbers with a minimum, one
 of a few choices, an optional package that must be installed, HTTP credentials (bearer
-token or user name and password) and the decoding of a message payload into an event's
+token, user name and password, or the user part of a URL — never left in an event's
+location) and the decoding of a message payload into an event's
 ``data`` (JSON when it parses, text otherwise).
 
 Every check raises :class:`~twinengine.core.errors.ConfigError` naming the source, its
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from twinengine.core import ConfigError
 from twinengine.events.base import EventSource
@@ -65,8 +67,11 @@ def needs(source: EventSource, module: str, package: str | None = None) -> None:
         )
 
 
-def http_credentials(source: EventSource) -> tuple[dict[str, str], tuple[str, str] | None]:
-    """Headers and basic-auth pair from ``token`` or ``username``/``password``."""
+def http_credentials(
+    source: EventSource, url: str | None = None
+) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """Headers and basic-auth pair from ``token`` or ``username``/``password`` — or from
+    the user part of ``url`` (``https://user:pw@host``) when neither is given."""
     token = text(source, "token", None)
     username = text(source, "username", None)
     password = source.option("password", None, (str, type(None)))
@@ -75,7 +80,17 @@ def http_credentials(source: EventSource) -> tuple[dict[str, str], tuple[str, st
     if username and password is None:
         raise _fail(source, "password", "is required with 'username'")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if not token and not username and url is not None:
+        parts = urlsplit(url)
+        if parts.username is not None:
+            return headers, (unquote(parts.username), unquote(parts.password or ""))
     return headers, ((username, password) if username else None)
+
+
+def without_user(url: str) -> str:
+    """``url`` without its user part: what may appear in an event's location."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def decode_payload(raw: bytes, content_type: str | None = None) -> tuple[Any, str | None]:

@@ -30,6 +30,7 @@ class S3Source(EventSource):
     """Objects created or overwritten in ``bucket`` under ``prefix`` (deletions optional)."""
 
     kind = "s3"
+    secret_fields = frozenset({"secret_key", "session_token"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)

@@ -19,7 +19,7 @@ import httpx
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, EventSource, SourceState
-from twinengine.events.sources.options import http_credentials, number, text
+from twinengine.events.sources.options import http_credentials, number, text, without_user
 
 _DAV = "{DAV:}"
 _PROPFIND = (
@@ -80,6 +80,7 @@ class WebdavSource(EventSource):
     """Files created or changed in a WebDAV collection (deletions optional)."""
 
     kind = "webdav"
+    secret_fields = frozenset({"password", "token"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
         super().__init__(name, config, state)
@@ -87,10 +88,10 @@ class WebdavSource(EventSource):
         split = urlsplit(url)
         if split.scheme not in ("http", "https") or not split.netloc:
             raise ConfigError(f"source {name!r} (webdav): 'url' must be an http(s) URL")
-        self.origin = f"{split.scheme}://{split.netloc}"
+        self.origin = without_user(f"{split.scheme}://{split.netloc}")  # locations: no user
         path = "/" + "/".join(p for p in (split.path, self.option("path", "", str)) if p)
         self.root = "/" + "/".join(part for part in path.split("/") if part)
-        self.headers, self.auth = http_credentials(self)
+        self.headers, self.auth = http_credentials(self, url)
         self.interval = number(self, "interval", 30.0, minimum=0.01)
         self.recursive: bool = self.option("recursive", True, bool)
         self.deletes: bool = self.option("deletes", False, bool)

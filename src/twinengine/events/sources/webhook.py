@@ -35,6 +35,7 @@ class WebhookSource(EventSource):
     """Events POSTed to the API; :meth:`run` only waits, :meth:`parse` does the work."""
 
     kind = "webhook"
+    secret_fields = frozenset({"secret"})  # sealed at rest, shown as ***
     passive = True  # nothing to watch: the API receives its events
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
