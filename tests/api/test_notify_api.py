@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Live, free_port, start_server
-from tests.notify.conftest import Receiver
+from tests.notify.conftest import Receiver, private_targets  # noqa: F401 - autouse fixture
 
 NOTIFICATIONS = "/api/v1/notifications"
 

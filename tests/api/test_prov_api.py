@@ -118,7 +118,10 @@ def test_online_elements_relations_and_lineage(api: Live) -> None:
         denied = client.post(
             "/api/v1/prov/documents/live-1/elements", json={"id": "ex:x", "kind": "entity"}
         )
-        assert denied.status_code == 404
+        # the id is taken by another project: refused, and nothing about it is said
+        assert denied.status_code == 409, denied.text
+        assert "live-1" in denied.json()["error"]["message"]
+        assert "prov-" not in denied.text and "default" not in denied.text
 
 
 def test_a_run_document_in_every_format(api: Live) -> None:

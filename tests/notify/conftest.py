@@ -17,6 +17,12 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def private_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The peers of these tests listen on loopback, which deliveries refuse by default."""
+    monkeypatch.setenv("TWIN_NOTIFY_PRIVATE_TARGETS", "1")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -227,7 +227,7 @@ def test_bad_documents_are_rejected_whole(tmp_path: Path) -> None:
     before = len(store.documents())
     broken = tmp_path / "broken.json"
     broken.write_text('{"entity": {"ex:a": {}}, "wasGeneratedBy": {"_:g": ')
-    with pytest.raises(InvalidDocumentError, match="not a valid json"):
+    with pytest.raises(InvalidDocumentError, match="not a valid PROV-JSON"):
         import_file(broken)
     partial = tmp_path / "partial.json"
     partial.write_text(

@@ -2,8 +2,11 @@
 
 :class:`AccountStore` owns the access-control tables. A token is ``twin_`` plus 43
 random URL-safe characters; only its SHA-256 is stored, so a leaked database does not
-leak usable tokens. :meth:`AccountStore.authenticate` turns a presented token into a
-:class:`Principal` (user, scopes, project roles) or raises :class:`AuthError`; the API,
+leak usable tokens, and a presented token is found by the index on that digest (no
+comparison of secrets whose time depends on how much of them matches).
+:meth:`AccountStore.authenticate` turns a presented token into a :class:`Principal`
+(user, scopes, project roles, when the credential expires) or raises :class:`AuthError`;
+a token made by a caller never outlives the caller's own credential; the API,
 the CLI (``twin users``, ``twin tokens``) and OIDC sign-in all go through this class.
 """
 
@@ -55,22 +58,33 @@ class Principal:
     roles: dict[str, str] = field(default_factory=dict)  # project -> role
     token_id: str | None = None
     kind: str = "token"  # token, oidc, local (the CLI on this machine)
+    expires_at: dt.datetime | None = None  # when the presented credential stops working
+
+    @property
+    def is_admin(self) -> bool:
+        """An admin user acting with an admin-scope token."""
+        return self.admin and "admin" in self.scopes
 
     def require_scope(self, scope: str) -> None:
-        if scope not in self.scopes and "admin" not in self.scopes:
+        if scope == "admin" and not self.is_admin:
+            raise ForbiddenError(
+                "this needs an admin user with a token of the 'admin' scope",
+                hint="ask an administrator",
+            )
+        if scope not in self.scopes and not self.is_admin:
             raise ForbiddenError(
                 f"this token lacks the {scope!r} scope",
                 hint=f"create a token with `twin tokens create --scope {scope}`",
             )
 
     def role_in(self, project: str) -> str | None:
-        if self.admin and "admin" in self.scopes:
+        if self.is_admin:
             return "owner"
         return self.roles.get(project)
 
     def visible_projects(self) -> list[str] | None:
         """Projects the caller may read; ``None`` means all (an admin)."""
-        if self.admin and "admin" in self.scopes:
+        if self.is_admin:
             return None
         return sorted(self.roles)
 
@@ -127,8 +141,10 @@ class AccountStore:
         name: str = "token",
         scopes: list[str] | tuple[str, ...] = ("read", "run"),
         expires_days: float | None = None,
+        not_after: dt.datetime | None = None,
     ) -> tuple[dict[str, Any], str]:
-        """A new token for ``user``: ``(its record, the secret shown once)``."""
+        """A new token for ``user``: ``(its record, the secret shown once)``; it expires
+        after ``expires_days`` and never after ``not_after`` (its maker's expiry)."""
         account = self.user(user)
         scopes = sorted(set(scopes))
         unknown = [s for s in scopes if s not in SCOPES]
@@ -143,6 +159,12 @@ class AccountStore:
             raise TwinError("expires_days must be between 0 and 3650")
         secret = "twin_" + secrets.token_urlsafe(32)
         now = utcnow()
+        expires = now + dt.timedelta(days=expires_days) if expires_days else None
+        if not_after is not None:
+            limit = _aware(not_after)
+            if limit <= now:
+                raise AuthError("the token making this one has expired", hint="create a new one")
+            expires = limit if expires is None else min(expires, limit)
         row = {
             "id": new_id(),
             "user_name": user,
@@ -150,7 +172,7 @@ class AccountStore:
             "hash": hash_token(secret),
             "scopes": scopes,
             "created_at": now,
-            "expires_at": now + dt.timedelta(days=expires_days) if expires_days else None,
+            "expires_at": expires,
         }
         with self.db.engine.begin() as conn:
             conn.execute(insert(tokens).values(**row))
@@ -204,15 +226,19 @@ class AccountStore:
             scopes=frozenset(row.scopes or ()),
             roles=self.roles_of(row.user_name),
             token_id=row.id,
+            expires_at=expires,
         )
 
-    def principal_for(self, user: str, scopes: frozenset[str], kind: str) -> Principal:
+    def principal_for(
+        self, user: str, scopes: frozenset[str], kind: str, expires_at: dt.datetime | None = None
+    ) -> Principal:
         account = self.user(user)
         if account["disabled"]:
             raise AuthError(f"user {user!r} is disabled")
         if not account["admin"]:
             scopes = scopes - {"admin"}
-        return Principal(user, account["admin"], scopes, self.roles_of(user), None, kind)
+        roles = self.roles_of(user)
+        return Principal(user, account["admin"], scopes, roles, None, kind, expires_at)
 
     def oidc_principal(self, claims: dict[str, Any], scopes: frozenset[str]) -> Principal:
         """The user of a verified OIDC token (created on first sign-in)."""
@@ -230,7 +256,9 @@ class AccountStore:
                 pass  # another request created it just now
         elif row.oidc_subject != subject:
             raise AuthError(f"user {name!r} exists and is not linked to this OIDC identity")
-        return self.principal_for(name, scopes, "oidc")
+        exp = claims.get("exp")
+        expires = dt.datetime.fromtimestamp(exp, dt.UTC) if isinstance(exp, (int, float)) else None
+        return self.principal_for(name, scopes, "oidc", expires)
 
     # -- projects -----------------------------------------------------------------
     def create_project(self, name: str, owner: str | None, description: str | None = None) -> dict:
@@ -326,7 +354,7 @@ class AccountStore:
 
 
 def _may_manage(by: Principal, owner: str) -> bool:
-    return by.user == owner or (by.admin and "admin" in by.scopes)
+    return by.user == owner or by.is_admin
 
 
 def _public_user(row: dict[str, Any]) -> dict[str, Any]:

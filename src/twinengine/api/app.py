@@ -4,8 +4,8 @@
 uploads, runs, provenance) into a :class:`~twinengine.api.context.ServerContext`,
 mounts the routers under ``/api/v1``, serves the built web UI from
 ``twinengine/web`` at ``/`` (any non-API path falls back to ``index.html`` for the
-single-page app), counts requests for ``/metrics``, and starts the run dispatcher for
-the lifetime of the app.
+single-page app), counts requests for ``/metrics``, limits request bodies as they stream
+(:mod:`twinengine.api.limits`), and starts the run dispatcher for the lifetime of the app.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from twinengine import __version__
 from twinengine.api import errors
 from twinengine.api.accounts import AccountStore
 from twinengine.api.context import ServerContext
+from twinengine.api.limits import BodyLimit
 from twinengine.api.routers import (
     access,
     events,
@@ -98,7 +99,7 @@ def build_context(settings: Settings) -> ServerContext:
     from twinengine.notify import NotificationCenter
 
     ctx.extras["notify"] = NotificationCenter(db)
-    ctx.extras["functions"] = FunctionService(db, settings)
+    ctx.extras["functions"] = FunctionService(db, settings, sandbox=ctx.dispatcher.sandbox)
     ctx.extras["events"] = EventEngine(
         settings,
         db,
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         redoc_url=None,
     )
     app.state.twin = ctx
-    errors.install(app)
+    errors.install(app, ctx.paths)
     for module in (
         ops,
         access,
@@ -158,8 +159,9 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         mlflow_ui,
     ):
         app.include_router(module.router)
+    # inside the request counter (a task group there would wrap its 413 in an ExceptionGroup)
+    app.add_middleware(BodyLimit, settings=ctx.settings)
     _count_requests(app, ctx.extras["metrics"])
-    _limit_bodies(app, ctx.settings.max_upload_mb)
     _serve_web(app)
     return app
 
@@ -173,23 +175,8 @@ def _count_requests(app: FastAPI, metrics: Metrics) -> None:
         path = getattr(route, "path", "unmatched")
         metrics.requests.labels(request.method, path, str(response.status_code)).inc()
         metrics.latency.labels(request.method, path).observe(time.perf_counter() - start)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")  # a type is a type
         return response
-
-
-def _limit_bodies(app: FastAPI, max_upload_mb: int) -> None:
-    """Refuse a request whose declared body exceeds the upload limit before reading it."""
-    limit = (max_upload_mb + 1) * 1024 * 1024  # multipart framing on top of the file
-
-    @app.middleware("http")
-    async def refuse_oversized(request: Request, call_next):  # type: ignore[no-untyped-def]
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return errors.error_response(
-                413,
-                f"the request body is larger than the {max_upload_mb} MB upload limit",
-                hint="raise TWIN_MAX_UPLOAD_MB on the server",
-            )
-        return await call_next(request)
 
 
 def _serve_web(app: FastAPI) -> None:

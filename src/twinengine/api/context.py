@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from twinengine.api.accounts import AccountStore, Principal
+from twinengine.api.paths import ServerPaths
 from twinengine.core import AuthError, Database, NotFoundError, Settings
 
 
@@ -32,6 +33,10 @@ class ServerContext:
     dispatcher: Any  # RunDispatcher
     oidc: Any = None  # OidcVerifier
     extras: dict[str, Any] = field(default_factory=dict)
+    paths: ServerPaths = field(init=False)  # what responses show in place of server paths
+
+    def __post_init__(self) -> None:
+        self.paths = ServerPaths(self.settings)
 
     def project_for(self, who: Principal, project: str | None, need: str = "viewer") -> str:
         """The project a request acts in (default: ``default``), checked against roles."""

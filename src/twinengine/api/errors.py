@@ -3,7 +3,9 @@
 ``{"error": {"code", "message", "hint", "details"}}`` for every error — TwinErrors
 (their ``http_status``), request-validation failures (422, the offending fields in
 ``details``), unknown routes and methods, and, as a last resort, unexpected exceptions
-(500, logged with the traceback, the message kept generic).
+(500, logged with the traceback, the message kept generic). As a safety net, every
+message, hint and detail passes through :class:`~twinengine.api.paths.ServerPaths`, so
+no error shows where the server keeps its files, whatever module raised it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from twinengine.api.paths import ServerPaths
 from twinengine.core import TwinError
 
 log = logging.getLogger(__name__)
@@ -69,20 +72,28 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, paths: ServerPaths) -> None:
+    def scrubbed(status: int, message: str, hint: str | None, details: Any = None) -> JSONResponse:
+        return error_response(
+            status,
+            paths.text(message),
+            paths.text(hint) if hint else hint,
+            paths.value(details),
+        )
+
     @app.exception_handler(TwinError)
     async def twin_error(_request: Request, exc: TwinError) -> JSONResponse:
-        return error_response(exc.http_status, exc.message, exc.hint)
+        return scrubbed(exc.http_status, exc.message, exc.hint)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         fields = _field_errors(exc)
         summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
-        return error_response(422, f"the request is not valid: {summary}", details=fields)
+        return scrubbed(422, f"the request is not valid: {summary}", None, fields)
 
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail))
+        return scrubbed(exc.status_code, str(exc.detail), getattr(exc, "hint", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -365,3 +365,6 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+    sandbox: str | None = Field(
+        None, description="what steps and functions run in: bwrap, podman or none"
+    )

@@ -21,6 +21,7 @@ def _accounts() -> Any:
     return AccountStore()
 
 
+@handle_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8321,

@@ -99,13 +99,15 @@ prov_documents = Table(
 prov_elements = Table(
     "prov_elements",
     metadata,
-    Column("id", Text, primary_key=True),  # qualified name, e.g. sha256:ab12… or twin:run/…
+    Column("project", String(64), nullable=False, default=""),  # "": of no project (CLI)
+    Column("id", Text, nullable=False),  # qualified name, e.g. sha256:ab12… or twin:run/…
     Column("kind", String(16), nullable=False),  # entity, activity, agent
     Column("label", Text),
     Column("start_time", DateTime(timezone=True)),
     Column("end_time", DateTime(timezone=True)),
     Column("attributes", JSON),  # qualified attribute -> value or list of values
     Column("document_id", String(32)),  # the document that first recorded it
+    PrimaryKeyConstraint("project", "id"),  # element ids are scoped per project
 )
 
 prov_relations = Table(
@@ -209,9 +211,9 @@ uploads = Table(
 event_sources = Table(
     "event_sources",
     metadata,
-    Column("name", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),  # unique within its project
     Column("kind", String(32), nullable=False),
-    Column("project", String(64), nullable=False),
+    Column("project", String(64), primary_key=True),
     Column("config", JSON, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
     Column("status", String(16)),  # ok, retrying, down, paused, passive
@@ -224,8 +226,8 @@ event_sources = Table(
 triggers = Table(
     "triggers",
     metadata,
-    Column("name", String(64), primary_key=True),
-    Column("project", String(64), nullable=False),
+    Column("name", String(64), primary_key=True),  # unique within its project
+    Column("project", String(64), primary_key=True),
     Column("source", String(64), nullable=False),
     Column("definition", JSON, nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
@@ -233,6 +235,7 @@ triggers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True)),
     Column("created_by", String(64)),
+    Column("admin", Boolean, nullable=False, default=False),  # made by an admin
 )
 
 events = Table(
@@ -255,6 +258,7 @@ deliveries = Table(
     Column("id", String(32), primary_key=True),
     Column("event_id", String(32), nullable=False),
     Column("trigger", String(64), nullable=False),
+    Column("project", String(64)),  # the trigger's project
     # pending, batched, approval, running, done, retrying, dead, skipped
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
@@ -266,7 +270,7 @@ deliveries = Table(
     Column("approved_by", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True)),
-    UniqueConstraint("event_id", "trigger", name="uq_deliveries_event_trigger"),
+    UniqueConstraint("event_id", "project", "trigger", name="uq_deliveries_event_trigger"),
 )
 
 functions = Table(
@@ -338,5 +342,6 @@ Index("ix_prov_relations_subject", prov_relations.c.subject)
 Index("ix_prov_relations_object", prov_relations.c.object)
 Index("ix_prov_relations_document", prov_relations.c.document_id)
 Index("ix_prov_members_element", prov_members.c.element_id)
+Index("ix_prov_elements_id", prov_elements.c.id)
 Index("ix_steps_run", steps.c.run_id)
 Index("ix_steps_cache", steps.c.cache_key, steps.c.state)

@@ -26,13 +26,21 @@ _TOML_KEYS = {
     "ram_mb": int,
     "dask_address": str,
     "max_upload_mb": int,
+    "max_request_kb": int,
+    "max_prov_mb": int,
     "max_runs": int,
     "oidc_issuer": str,
     "oidc_audience": str,
     "oidc_jwks_url": str,
     "oidc_scopes": str,
     "input_roots": str,
+    "fetch_hosts": str,
+    "fetch_timeout": int,
+    "watch_roots": str,
     "event_queue": str,
+    "sandbox": str,
+    "sandbox_user": str,
+    "secret_key_file": str,
 }
 
 
@@ -49,13 +57,26 @@ class Settings:
     dask_address: str | None = None
     config_file: Path | None = None
     max_upload_mb: int = 100  # twin serve: largest upload accepted
+    max_request_kb: int = 1024  # twin serve: largest body of a route that takes no files
+    max_prov_mb: int = 16  # twin serve: largest PROV document accepted
     max_runs: int = 0  # twin serve: runs executing at once (0: as many as cores)
     oidc_issuer: str | None = None  # accept OIDC bearer tokens from this issuer
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None  # default: from the issuer's discovery document
     oidc_scopes: tuple[str, ...] = ("read", "run")  # what an OIDC user's token may do
     input_roots: tuple[Path, ...] = ()  # server folders API users may name as inputs
+    fetch_hosts: tuple[str, ...] = ()  # hosts uploaded CWL documents may fetch from
+    fetch_timeout: int = 10  # seconds for each URL a CWL document fetches
+    watch_roots: tuple[Path, ...] = ()  # folders non-admins' folder sources may watch
     event_queue: str | None = None  # nats:// or redis:// URL backing the event queue
+    sandbox: str = "auto"  # twin serve: how steps are confined (auto, bwrap, podman, none)
+    sandbox_user: str = "nobody"  # twin serve as root: the user sandboxed steps run as
+    secret_key_file: Path | None = None  # seals stored secrets (None: $TWIN_HOME/secret.key)
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The file whose key seals the secrets stored in the database."""
+        return self.secret_key_file or self.home / "secret.key"
 
     @property
     def runs_dir(self) -> Path:
@@ -130,6 +151,20 @@ def _first_set(*values: int | None) -> int | None:
     return next((v for v in values if v is not None), None)
 
 
+SANDBOXES = ("auto", "bwrap", "podman", "none")
+
+
+def _sandbox_choice(value: str | None) -> str:
+    """The ``sandbox`` setting, checked: one of :data:`SANDBOXES` (default ``auto``)."""
+    choice = (value or "auto").strip().lower()
+    if choice not in SANDBOXES:
+        raise ConfigError(
+            f"unknown sandbox {value!r}",
+            hint="set TWIN_SANDBOX (or sandbox in twin.toml) to one of: " + ", ".join(SANDBOXES),
+        )
+    return choice
+
+
 def load_settings() -> Settings:
     """Resolve the settings from defaults, ``twin.toml`` and the environment."""
     home = Path(os.environ.get("TWIN_HOME") or "~/.twinengine").expanduser()
@@ -156,6 +191,8 @@ def load_settings() -> Settings:
 
     max_upload_mb = _first_set(_env_int("TWIN_MAX_UPLOAD_MB"), values.get("max_upload_mb"))
     max_runs = _first_set(_env_int("TWIN_MAX_RUNS"), values.get("max_runs")) or 0
+    max_request_kb = _first_set(_env_int("TWIN_MAX_REQUEST_KB"), values.get("max_request_kb"))
+    max_prov_mb = _first_set(_env_int("TWIN_MAX_PROV_MB"), values.get("max_prov_mb"))
     scopes = tuple(s.strip() for s in (text("oidc_scopes") or "read,run").split(",") if s.strip())
     roots = tuple(
         Path(r).expanduser().resolve() for r in (text("input_roots") or "").split(os.pathsep) if r
@@ -170,11 +207,25 @@ def load_settings() -> Settings:
         dask_address=dask_address,
         config_file=config,
         max_upload_mb=100 if max_upload_mb is None else max_upload_mb,
+        max_request_kb=1024 if max_request_kb is None else max_request_kb,
+        max_prov_mb=16 if max_prov_mb is None else max_prov_mb,
         max_runs=max_runs,
         oidc_issuer=text("oidc_issuer"),
         oidc_audience=text("oidc_audience"),
         oidc_jwks_url=text("oidc_jwks_url"),
         oidc_scopes=scopes,
         input_roots=roots,
+        fetch_hosts=tuple(h.strip() for h in (text("fetch_hosts") or "").split(",") if h.strip()),
+        fetch_timeout=_first_set(_env_int("TWIN_FETCH_TIMEOUT"), values.get("fetch_timeout")) or 10,
+        watch_roots=tuple(
+            Path(r).expanduser().resolve()
+            for r in (text("watch_roots") or "").split(os.pathsep)
+            if r
+        ),
         event_queue=text("event_queue"),
+        sandbox=_sandbox_choice(text("sandbox")),
+        sandbox_user=text("sandbox_user") or "nobody",
+        secret_key_file=Path(key_file).expanduser()
+        if (key_file := text("secret_key_file"))
+        else None,
     )

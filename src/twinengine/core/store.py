@@ -10,6 +10,7 @@ with no staging copy; for a remote one the engine writes locally and calls
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from twinengine.core.errors import ConfigError, NotFoundError
@@ -106,10 +107,30 @@ class ObjectStore:
         target = uri_or_key if ("://" in uri_or_key or uri_or_key.startswith("/")) else None
         try:
             if self._root is not None:
-                return self._inside(uri_or_key).read_bytes()
+                return self._read_local(uri_or_key)
             return self.fs.cat_file(target or self.uri(uri_or_key))
         except FileNotFoundError:
             raise NotFoundError(f"object {uri_or_key!r} is not in the store {self.url}") from None
+
+    def _read_local(self, uri_or_key: str) -> bytes:
+        """A regular file of the local store, read without following a link (a step that
+        left ``x.stderr -> /etc/shadow`` gets nothing)."""
+        path = self._inside(uri_or_key)
+        raw = uri_or_key.removeprefix("file://")
+        given = Path(os.path.normpath(raw if raw.startswith("/") else self._root / raw))
+        refused = NotFoundError(f"object {uri_or_key!r} is a link or not a file; not read")
+        if given != path:
+            raise refused
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise refused from None
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise refused
+            return handle.read()
 
     def tail(self, uri_or_key: str, max_bytes: int = 4000) -> str:
         """The last ``max_bytes`` of an object as text ('' when it does not exist)."""

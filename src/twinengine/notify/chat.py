@@ -6,6 +6,9 @@ The target is one `Apprise <https://github.com/caronc/apprise>`_ URL — ``slack
 more. A URL Apprise does not understand is refused when subscribing; a delivery fails
 when Apprise reports that it could not notify, with the warnings it logged as the
 reason. The URL is shown back in Apprise's privacy form (tokens and passwords hidden).
+A URL that names its own host (``json://``, ``mmost://``, ``ntfy://`` …) is delivered
+only when that host resolves to a public address (:mod:`twinengine.notify.addresses`;
+Apprise connects by itself, so this check is made just before, not on the connection).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from twinengine.core import TwinError
+from twinengine.notify.addresses import public_address
 from twinengine.notify.base import DeliveryError, Notifier
 from twinengine.notify.note import Note
 
@@ -52,9 +56,15 @@ class AppriseNotifier(Notifier):
     def send(self, note: Note, target: str | None) -> None:
         import apprise
 
-        client = apprise.Apprise()
-        if not client.add(target or ""):
+        plugin = _plugin(target or "")
+        if not plugin:
             raise DeliveryError("Apprise does not understand the target URL")
+        host = getattr(plugin, "host", None)  # a service at a host the user names (some
+        if isinstance(host, str) and host:  # plugins keep a token there: it resolves nowhere)
+            port = int(getattr(plugin, "port", None) or 0)
+            public_address(host, port, str(self.describe(target)), must_resolve=False)
+        client = apprise.Apprise()
+        client.add(plugin)
         kind = (
             apprise.NotifyType.FAILURE if note.kind in _FAILURE_TYPES else apprise.NotifyType.INFO
         )

@@ -7,7 +7,9 @@ subscription is shown). A signed request carries
 ``X-Twin-Signature: sha256=<hex HMAC-SHA256 of the raw request body with the secret>``;
 :func:`verify_signature` is the receiver's check. Every request also carries
 ``X-Twin-Event`` (the note's kind) and ``X-Twin-Delivery`` (its id). Any answer other
-than 2xx, a timeout (10 s) or a connection error is a failed delivery.
+than 2xx, a timeout (10 s) or a connection error is a failed delivery. The URL's host
+must resolve to a public address (:mod:`twinengine.notify.addresses`), and the request
+goes to the address that was checked.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from twinengine.core import TwinError
+from twinengine.notify.addresses import public_address
 from twinengine.notify.base import DeliveryError, Notifier
 from twinengine.notify.note import Note
 
@@ -37,6 +40,23 @@ def split_target(target: str) -> tuple[str, str | None]:
             hint="e.g. https://hooks.example.org/twin#secret=LONG-RANDOM-TEXT",
         )
     return url, fragment[len(_SECRET) :]
+
+
+def _pinned(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """``url`` with its host replaced by the public address it resolves to now (the
+    ``Host`` header and, over https, the TLS server name keep the name): the request
+    goes where the address check looked, not where a second lookup might point."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = public_address(host, port, f"webhook {url}")
+    assert address is not None  # it must resolve: an address or an error
+    shown = f"[{address}]" if ":" in address else address
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + f"{shown}:{port}"
+    headers["Host"] = parts.netloc.rpartition("@")[2]
+    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), extensions
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -98,8 +118,9 @@ class WebhookNotifier(Notifier):
         }
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
+        pinned, extensions = _pinned(url, headers)
         try:
-            answer = self._client.post(url, content=body, headers=headers)
+            answer = self._client.post(pinned, content=body, headers=headers, extensions=extensions)
         except httpx.HTTPError as exc:
             reason = str(exc) or exc.__class__.__name__
             raise DeliveryError(f"webhook {url} could not be reached: {reason}") from exc

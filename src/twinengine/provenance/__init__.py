@@ -8,7 +8,8 @@ Public interface (what the CLI calls, and the REST API will):
   ``runs_using(target)``, ``resolve(target)``.
 - :func:`export_run` / :func:`serialize` — PROV-JSON, PROV-N, PROV-XML, Turtle;
   :func:`export_crate` — a Workflow Run RO-Crate (Provenance Run Crate profile).
-- :func:`import_file` — a PROV file from any producer, stored in one transaction.
+- :func:`import_file` — a PROV file from any producer, stored in one transaction;
+  :func:`parse_document` — PROV text (any of the four formats) as a graph.
 - :func:`diff_runs` — which inputs, parameters and tool versions differ between runs.
 - :func:`activity` (online) and :func:`record_document` (batch) — tracking from plain
   Python code that is not a CWL tool.
@@ -27,6 +28,7 @@ _EXPORTS = {
     "FORMATS": "twinengine.provenance.convert",
     "serialize": "twinengine.provenance.convert",
     "read_document": "twinengine.provenance.convert",
+    "parse_document": "twinengine.provenance.convert",
     "ProvGraph": "twinengine.provenance.graph",
     "capture_run": "twinengine.provenance.capture",
     "activity": "twinengine.provenance.api",

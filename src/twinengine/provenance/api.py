@@ -20,7 +20,7 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +62,24 @@ def export_run(run_id: str, fmt: str = "json", store: ProvStore | None = None) -
     return serialize(store.load(store.document_of_run(run_id_of(run_id, store))), fmt)
 
 
-def export_crate(run_id: str, target: str | Path, store: ProvStore | None = None) -> Path:
-    """Write a run as a Workflow Run RO-Crate (a folder, or a ``.zip`` file)."""
+def export_crate(
+    run_id: str,
+    target: str | Path,
+    store: ProvStore | None = None,
+    rewrite: Callable[[Any], Any] | None = None,
+) -> Path:
+    """Write a run as a Workflow Run RO-Crate (a folder, or a ``.zip`` file); ``rewrite``
+    changes the attribute values of the PROV texts in it (a server hides its paths)."""
     from twinengine.provenance.crate import write_crate
     from twinengine.workflows import RunStore
 
     store = store or ProvStore()
     run = RunStore(store.db).get(run_id)
     graph = store.load(store.document_of_run(run["id"]))
+    shown = graph.rewritten(rewrite) if rewrite is not None else graph
     texts = {
-        "primary.prov.json": serialize(graph, "json"),
-        "primary.prov.provn": serialize(graph, "provn"),
+        "primary.prov.json": serialize(shown, "json"),
+        "primary.prov.provn": serialize(shown, "provn"),
     }
     return write_crate(graph, run, Path(target), texts)
 
@@ -218,7 +225,7 @@ class TrackedActivity:
         with self.store.db.engine.begin() as conn:
             conn.execute(
                 update(prov_elements)
-                .where(prov_elements.c.id == self.id)
+                .where(prov_elements.c.id == self.id, prov_elements.c.project == "")
                 .values(end_time=dt.datetime.now(dt.UTC))
             )
 

@@ -9,7 +9,8 @@ format; every other input value becomes a value entity. Relations: ``used``,
 ``wasGeneratedBy``, ``wasDerivedFrom`` (each output from the inputs of its step),
 ``wasInformedBy`` (a step from the upstream steps whose outputs it used),
 ``wasStartedBy`` (a step by its run), ``wasAssociatedWith``, ``wasAttributedTo`` and
-``actedOnBehalfOf``.
+``actedOnBehalfOf``. The person is the run's TwinEngine user when a server ran it (never
+the server's own account), else the local user and host.
 
 A file's digest comes from its record when the native path took it while reading the
 file (``twin:sha256``, next to CWL's SHA-1 ``checksum``); otherwise the file is hashed
@@ -29,7 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from twinengine import __version__
-from twinengine.provenance.graph import ProvGraph, file_sha256, value_id
+from twinengine.provenance.graph import ProvGraph, regular_file_sha256, value_id
 
 
 def _path_of(obj: Mapping[str, Any]) -> str | None:
@@ -73,10 +74,7 @@ class _Files:
         if not path:
             return None, None
         if path not in self.by_path:
-            try:
-                self.by_path[path] = file_sha256(path)
-            except OSError:
-                self.by_path[path] = None
+            self.by_path[path] = regular_file_sha256(path)
         return self.by_path[path], path
 
 
@@ -143,8 +141,13 @@ class _Capture:
 
     def build(self) -> ProvGraph:
         g, run = self.graph, self.run
-        user = f"twin:agent/user/{getpass.getuser()}@{run.get('host') or socket.gethostname()}"
-        g.agent(user, getpass.getuser(), prov_type="prov:Person")
+        if run.get("created_by"):  # a server's run: its TwinEngine user, not the server's
+            name = str(run["created_by"])
+            user = f"twin:agent/user/{name}"
+        else:  # twin run on one's own machine: who typed it, where
+            name = getpass.getuser()
+            user = f"twin:agent/user/{name}@{run.get('host') or socket.gethostname()}"
+        g.agent(user, name, prov_type="prov:Person")
         engine = f"twin:agent/twinengine/{__version__}"
         g.agent(engine, f"TwinEngine {__version__}", prov_type="prov:SoftwareAgent")
         g.relate("actedOnBehalfOf", engine, user)
@@ -277,6 +280,13 @@ def record_run(records: Any, run_id: str) -> str | None:
         return None
     graph = capture_run(run, records.step_rows(run_id))
     document_id = new_id()
-    rows = graph_rows(graph, document_id, name=run["name"], origin="run", run_id=run_id)
+    rows = graph_rows(
+        graph,
+        document_id,
+        name=run["name"],
+        origin="run",
+        run_id=run_id,
+        project=run.get("project"),
+    )
     records.replace_run_provenance(run_id, rows)
     return document_id

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 from prov import model as pm
 
 from twinengine.core.errors import InvalidDocumentError, StateError
-from twinengine.provenance.graph import UNDECLARED, ProvGraph, Relation, prefix_of
+from twinengine.provenance.graph import UNDECLARED, Element, ProvGraph, Relation, prefix_of
+from twinengine.provenance.provn import read_provn
 
 #: prov record class -> (our relation kind, formal attribute of the subject, of the object)
 _RELATION_TYPES: dict[type, tuple[str, str, tuple[str, ...]]] = {
@@ -37,6 +39,8 @@ _RELATION_TYPES: dict[type, tuple[str, str, tuple[str, ...]]] = {
 }
 _ELEMENT_TYPES = {pm.ProvEntity: "entity", pm.ProvActivity: "activity", pm.ProvAgent: "agent"}
 FORMATS = {"json": "json", "provn": "provn", "xml": "xml", "ttl": "rdf"}
+_FORMAT_NAMES = {"json": "PROV-JSON", "provn": "PROV-N", "xml": "PROV-XML", "ttl": "PROV-O Turtle"}
+_DECLARATION = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 # -- export -------------------------------------------------------------------------
@@ -177,23 +181,41 @@ def read_document(path: Path, fmt: str | None = None) -> ProvGraph:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidDocumentError(f"cannot read {path}: {exc}") from None
     fmt = fmt or guess_format(path, text)
+    trig = fmt == "ttl" and path.suffix == ".trig"
+    return parse_document(text, fmt, str(path), trig=trig)
+
+
+def parse_document(
+    text: str, fmt: str, name: str = "the document", trig: bool = False
+) -> ProvGraph:
+    """Parse PROV text in ``fmt`` (json, provn, xml, ttl) into a graph; ``name`` is what
+    error messages call it. PROV-XML with a DTD or entity declaration is refused (an
+    entity can expand a small file into gigabytes or read a server file); Turtle is read
+    as Turtle (or TriG), never as RDF/XML."""
+    if fmt not in FORMATS:
+        raise InvalidDocumentError(
+            f"unknown PROV format {fmt!r}", hint="choose one of: " + ", ".join(FORMATS)
+        )
+    if fmt == "xml" and _DECLARATION.search(text):
+        raise InvalidDocumentError(
+            f"{name} declares a DTD or entities (<!DOCTYPE …>/<!ENTITY …>), which is refused",
+            hint="PROV-XML needs neither: remove the declaration",
+        )
     try:
         if fmt == "ttl":
             doc = pm.ProvDocument.deserialize(
-                content=text,
-                format="rdf",
-                rdf_format="trig" if path.suffix == ".trig" else "turtle",
+                content=text, format="rdf", rdf_format="trig" if trig else "turtle"
             )
         elif fmt == "provn":  # the prov library writes PROV-N but cannot read it
-            from twinengine.provenance.provn import read_provn
-
             return read_provn(text)
         else:
             doc = pm.ProvDocument.deserialize(source=io.StringIO(text), format=FORMATS[fmt])
     except InvalidDocumentError:
         raise
     except Exception as exc:  # the prov library raises many kinds for malformed input
-        raise InvalidDocumentError(f"{path} is not a valid {fmt} PROV document: {exc}") from None
+        reason = str(exc)[:500] or type(exc).__name__
+        what = _FORMAT_NAMES[fmt]
+        raise InvalidDocumentError(f"{name} is not a valid {what} document: {reason}") from None
     return from_prov(doc)
 
 
@@ -249,8 +271,6 @@ def _collect(graph: ProvGraph, bundle: pm.ProvBundle, name: str | None) -> None:
             start = end = None
             if kind == "activity":
                 start, end = record.get_startTime(), record.get_endTime()
-            from twinengine.provenance.graph import Element
-
             graph.add(Element(str(record.identifier), kind, label, attrs, start, end), name)
             continue
         spec = _RELATION_TYPES.get(type(record))

@@ -1,11 +1,13 @@
 """A run as a Workflow Run RO-Crate (Provenance Run Crate profile), written with ``rocrate``.
 
 The crate holds the workflow (the main ``ComputationalWorkflow``) and each tool
-(``SoftwareApplication`` with a ``HowToStep`` per step), the run's input and output files
-that still exist, one ``CreateAction`` for the run and one per step execution (times,
-status, the files each used and produced), an ``OrganizeAction`` for TwinEngine
-orchestrating them, and the run's PROV document (PROV-JSON and PROV-N) under
-``metadata/provenance/``, as cwltool's research objects do.
+(``SoftwareApplication`` with a ``HowToStep`` per step), the run's input and output
+files that still exist with the content the run saw (checked by their SHA-256, so a
+location recorded for an element never brings another file into the crate), one
+``CreateAction`` for the run and one per step execution (times, status, the files each
+used and produced), an ``OrganizeAction`` for TwinEngine orchestrating them, and the
+run's PROV document (PROV-JSON and PROV-N) under ``metadata/provenance/``, as cwltool's
+research objects do.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from twinengine import __version__
 from twinengine.core.errors import InvalidInputError
-from twinengine.provenance.graph import ProvGraph
+from twinengine.provenance.graph import ProvGraph, regular_file_sha256
 
 PROFILES = {
     "process": "https://w3id.org/ro/wfrun/process/0.5",
@@ -89,7 +91,10 @@ def write_crate(
     def file_entity(element_id: str) -> Any:
         if element_id in files:
             return files[element_id]
-        path = next((p for p in places.get(element_id, []) if os.path.isfile(p)), None)
+        digest = element_id.removeprefix("sha256:")
+        path = next(  # only a file that still has the content the element names
+            (p for p in places.get(element_id, []) if regular_file_sha256(p) == digest), None
+        )
         entity = None
         if path is not None:
             name = f"data/{element_id.removeprefix('sha256:')[:12]}-{os.path.basename(path)}"

@@ -14,15 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import stat
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from twinengine.core.errors import InvalidInputError
 from twinengine.core.hashing import file_sha256
 
-__all__ = ["Element", "ProvGraph", "Relation", "file_sha256", "value_id"]
+__all__ = ["Element", "ProvGraph", "Relation", "file_sha256", "regular_file_sha256", "value_id"]
 
 PROV_NS = "http://www.w3.org/ns/prov#"
 NAMESPACES = {
@@ -114,6 +117,21 @@ class ProvGraph:
             raise ValueError(f"unknown PROV relation {kind!r}")
         self.relations.append(Relation(kind, subject, object, _clean(attrs), bundle))
 
+    def rewritten(self, rewrite: Callable[[Any], Any]) -> ProvGraph:
+        """A copy whose labels and attribute values went through ``rewrite`` (ids, kinds
+        and times kept): what a server shows in place of its own paths."""
+        copy = ProvGraph(dict(self.namespaces), {}, [], set(self.members))
+        for e in self.elements.values():
+            label = rewrite(e.label) if e.label is not None else None
+            copy.elements[e.id] = Element(
+                e.id, e.kind, label, rewrite(e.attributes), e.start_time, e.end_time
+            )
+        copy.relations = [
+            Relation(r.kind, r.subject, r.object, rewrite(r.attributes), r.bundle)
+            for r in self.relations
+        ]
+        return copy
+
     def check(self, kinds: bool = True) -> None:
         """Every relation names elements of this graph (of the kinds PROV expects, unless
         ``kinds`` is False: producers such as cwltool declare one id as both an agent and
@@ -144,6 +162,25 @@ def _clean(attrs: dict[str, Any]) -> dict[str, Any]:
             continue
         out[key.replace("_", ":", 1) if ":" not in key else key] = value
     return out
+
+
+def regular_file_sha256(path: str) -> str | None:
+    """SHA-256 of the regular file at ``path``; None when it is missing, unreadable or not
+    a regular file (a named pipe a step left would block whoever reads it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        digest = hashlib.sha256()
+        try:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        except OSError:
+            return None
+    return digest.hexdigest()
 
 
 def value_id(value: Any) -> str:

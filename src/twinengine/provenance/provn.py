@@ -5,28 +5,34 @@ A small tokenizer and a recursive reader for documents as producers write them:
 relation expressions of PROV-DM (optional identifiers before ``;``, ``-`` for absent
 arguments, unquoted times, attribute lists in ``[ … ]`` with ``"text" %% xsd:type``,
 ``'qualified:name'`` and bare numbers), and ``bundle … endBundle``. Errors name the line.
+The tokenizer reads lazily and in time linear in the text, whatever it is given (an
+unclosed comment, string or IRI is an error found in one pass).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from twinengine.core.errors import InvalidDocumentError
 from twinengine.provenance.graph import Element, ProvGraph, Relation
 
+# one token at a position; comments are found with str.find (a regex that looks for the end
+# of a comment at every "/*" would scan the rest of the text each time: quadratic)
 _TOKEN = re.compile(
     r"""
-    (?P<space>\s+|//[^\n]*|/\*.*?\*/)
+    (?P<space>\s+)
   | (?P<uri><[^>]*>)
-  | (?P<string>"(?:[^"\\]|\\"|\\(?!"))*")
+  | (?P<string>"[^"\\]*(?:(?:\\"|\\(?!"))[^"\\]*)*")
   | (?P<qname>'[^']*')
   | (?P<punct>%%|[(),;\[\]=])
   | (?P<bare>[^\s(),;\[\]=<>"']+)
     """,
-    re.VERBOSE | re.DOTALL,
+    re.VERBOSE,
 )
+_OPENERS = {"<": "an IRI (<…>)", '"': 'a string ("…")', "'": "a qualified name ('…')"}
 
 #: expression -> (relation kind or element kind, positions: subject, object, then extras)
 _ELEMENTS = {"entity", "activity", "agent"}
@@ -61,30 +67,45 @@ _NUMERIC = {"xsd:int": int, "xsd:integer": int, "xsd:long": int, "xsd:float": fl
             "xsd:double": float, "xsd:decimal": float}  # fmt: skip
 
 
-def _tokens(text: str) -> list[tuple[str, str, int]]:
-    out: list[tuple[str, str, int]] = []
-    pos, line = 0, 1
-    while pos < len(text):
+def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
+    """``(kind, text, line)`` of each token, read lazily, in time linear in the text."""
+    pos, line, size = 0, 1, len(text)
+    while pos < size:
+        if text.startswith("/*", pos):
+            end = text.find("*/", pos + 2)
+            if end < 0:
+                raise InvalidDocumentError(f"PROV-N line {line}: a /* comment is never closed")
+            line += text.count("\n", pos, end)
+            pos = end + 2
+            continue
+        if text.startswith("//", pos):
+            end = text.find("\n", pos)
+            pos = size if end < 0 else end
+            continue
         match = _TOKEN.match(text, pos)
         if match is None:
+            what = _OPENERS.get(text[pos])
+            if what:
+                raise InvalidDocumentError(f"PROV-N line {line}: {what} is never closed")
             raise InvalidDocumentError(f"PROV-N line {line}: unexpected {text[pos : pos + 20]!r}")
         kind = match.lastgroup or ""
         value = match.group()
         if kind != "space":
-            out.append((kind, value, line))
+            yield kind, value, line
         line += value.count("\n")
         pos = match.end()
-    return out
 
 
 class _Reader:
     def __init__(self, text: str) -> None:
         self.tokens = _tokens(text)
-        self.i = 0
+        self.next: tuple[str, str, int] | None = None
         self.graph = ProvGraph()
 
     def peek(self) -> tuple[str, str, int]:
-        return self.tokens[self.i] if self.i < len(self.tokens) else ("end", "", -1)
+        if self.next is None:
+            self.next = next(self.tokens, ("end", "", -1))
+        return self.next
 
     def take(self, expected: str | None = None) -> str:
         kind, value, line = self.peek()
@@ -92,7 +113,7 @@ class _Reader:
             raise InvalidDocumentError(
                 f"PROV-N line {line}: expected {expected or 'more'}, found {value or 'the end'!r}"
             )
-        self.i += 1
+        self.next = None
         return value
 
     def read(self) -> ProvGraph:

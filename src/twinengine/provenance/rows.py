@@ -1,8 +1,9 @@
 """A PROV graph as table rows, and back: the one mapping both writers and the reader use.
 
-Elements are shared between documents (the primary key is the element id), so they are
-inserted "if absent"; a document lists its elements in ``prov_members`` and owns its
-relations. :func:`graph_rows` is used by the SQLAlchemy store and by the ``sqlite3``
+Element ids are scoped per project: an element is shared by the documents of one project
+(the primary key is the project and the element id; ``""`` for documents of no project),
+so it is inserted "if absent"; a document lists its elements in ``prov_members`` and owns
+its relations. :func:`graph_rows` is used by the SQLAlchemy store and by the ``sqlite3``
 writer of run records, :func:`graph_from_rows` by every reader.
 """
 
@@ -41,6 +42,7 @@ def graph_rows(
         ],
         "prov_elements": [
             {
+                "project": project or "",
                 "id": e.id,
                 "kind": e.kind,
                 "label": e.label,

@@ -1,10 +1,12 @@
 """The provenance store: PROV documents in the metadata database, and the queries on them.
 
-Documents, elements (shared between documents: the same file content is one entity
-in every run), members and relations live in four tables next to the run records; no
-extra server. Lineage is one recursive SQL query (``WITH RECURSIVE``, the same text on
-SQLite and PostgreSQL) over the relation table, walking "depends on" edges upstream or
-downstream with an optional depth; every user value reaches SQL as a bound parameter.
+Documents, elements (shared between the documents of one project: the same file content
+is one entity in every run of the project; each project has its own elements, so an id
+never reaches into another project), members and relations live in four tables next to
+the run records; no extra server. Lineage is one recursive SQL query (``WITH
+RECURSIVE``, the same text on SQLite and PostgreSQL) over the relation table, walking
+"depends on" edges upstream or downstream with an optional depth; every user value
+reaches SQL as a bound parameter.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ WITH RECURSIVE walk(id) AS (
     WHERE 1 = 1{scope}
 )
 """
-_ELEMENTS = "SELECT e.* FROM prov_elements e WHERE e.id IN (SELECT id FROM walk)"
+_ELEMENTS = "SELECT e.* FROM prov_elements e WHERE e.id IN (SELECT id FROM walk){scope}"
 # relations leaving a reached element in the walk's direction (their other end is reached
 # too, except at the depth limit, which the caller filters)
 _RELATIONS = (
@@ -95,13 +97,15 @@ _IN_PROJECTS = (
 )
 
 
-def project_scope(projects: list[str] | None) -> tuple[str, dict[str, Any]]:
-    """SQL restricting relations ``r`` to documents of ``projects`` (None: no limit)."""
+def project_scope(projects: list[str] | None) -> tuple[str, str, dict[str, Any]]:
+    """SQL restricting relations ``r`` to documents of ``projects`` and elements ``e`` to
+    theirs: ``(relations, elements, parameters)`` (None: no limit)."""
     if projects is None:
-        return "", {}
-    params = {f"scope{i}": p for i, p in enumerate(projects)} or {"scope0": ""}
+        return "", "", {}
+    params = {f"scope{i}": p for i, p in enumerate(projects)} or {"scope0": "\x00"}
     marks = ", ".join(f":{k}" for k in params)
-    return f" AND r.document_id IN ({_IN_PROJECTS.format(marks=marks)})", params
+    relations = f" AND r.document_id IN ({_IN_PROJECTS.format(marks=marks)})"
+    return relations, f" AND e.project IN ({marks})", params
 
 
 class ProvStore:
@@ -235,7 +239,7 @@ class ProvStore:
                 )
             ]
             ids = sorted({m["element_id"] for m in members})
-            elements = self._elements(conn, ids)
+            elements = self._elements(conn, ids, self._scope_of(conn, doc))
             relations = [
                 r._mapping
                 for r in conn.execute(
@@ -252,19 +256,40 @@ class ProvStore:
                 conn.execute(delete(table).where(table.c.document_id == document_id))
             conn.execute(delete(prov_documents).where(prov_documents.c.id == document_id))
 
+    def project_of(self, document_id: str) -> str:
+        """The project whose elements a document lists (``""``: of no project)."""
+        with self.db.engine.connect() as conn:
+            doc = conn.execute(
+                select(prov_documents).where(prov_documents.c.id == document_id)
+            ).first()
+            if doc is None:
+                raise NotFoundError(f"no PROV document {document_id!r}")
+            return self._scope_of(conn, doc)
+
     @staticmethod
-    def _elements(conn: Any, ids: list[str]) -> list[Any]:
+    def _scope_of(conn: Any, doc: Any) -> str:
+        """A document's project, or its run's (run documents stored before 0005 have none)."""
+        if doc.project is not None or doc.run_id is None:
+            return doc.project or ""
+        project = conn.execute(select(runs.c.project).where(runs.c.id == doc.run_id)).scalar()
+        return project or ""
+
+    @staticmethod
+    def _elements(conn: Any, ids: list[str], project: str) -> list[Any]:
         found = []
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
-            query = select(prov_elements).where(prov_elements.c.id.in_(chunk))
+            query = select(prov_elements).where(
+                prov_elements.c.id.in_(chunk), prov_elements.c.project == project
+            )
             found.extend(r._mapping for r in conn.execute(query))
         return found
 
     # -- targets ------------------------------------------------------------------
-    def resolve(self, target: str, files: bool = True) -> str:
+    def resolve(self, target: str, files: bool = True, projects: list[str] | None = None) -> str:
         """The element id a user means: an element id, ``sha256:…``, a bare SHA-256, or
-        (``files``) a path to a file, identified by its content."""
+        (``files``) a path to a file, identified by its content; only elements of
+        ``projects`` count (None: any)."""
         self.ensure_captured()
         candidates = [target]
         if len(target) == 64 and all(c in "0123456789abcdef" for c in target.lower()):
@@ -274,6 +299,8 @@ class ProvStore:
         with self.db.engine.connect() as conn:
             for candidate in candidates:
                 query = select(prov_elements.c.id).where(prov_elements.c.id == candidate)
+                if projects is not None:
+                    query = query.where(prov_elements.c.project.in_(projects))
                 if conn.execute(query).first():
                     return candidate
         what = "file" if files and os.path.isfile(target) else "element"
@@ -300,10 +327,8 @@ class ProvStore:
             raise InvalidInputError(f"unknown direction {direction!r}", hint="use up, down or both")
         if depth is not None and depth < 0:
             raise InvalidInputError("depth must be 0 or more")
-        start = self.resolve(target, files)
-        scope, scope_params = project_scope(projects)
-        if projects is not None and not self._member_of(start, scope, scope_params):
-            raise NotFoundError(f"no provenance for element {target!r}")
+        start = self.resolve(target, files, projects)
+        scope, element_scope, scope_params = project_scope(projects)
         elements: dict[str, Any] = {}
         relations: dict[tuple[str, str, str], Any] = {}
         with self.db.engine.connect() as conn:
@@ -315,8 +340,8 @@ class ProvStore:
                 params: dict[str, Any] = {"start": start, **scope_params}
                 if depth is not None:
                     params["depth"] = depth
-                for row in _rows(conn, walk + _ELEMENTS, params):
-                    elements[row["id"]] = row
+                for row in _rows(conn, walk + _ELEMENTS.format(scope=element_scope), params):
+                    elements.setdefault(row["id"], row)  # an admin's walk: one row per id
                 for row in _rows(conn, walk + _RELATIONS.format(this=this, scope=scope), params):
                     relations.setdefault((row["kind"], row["subject"], row["object"]), row)
         kept = [
@@ -325,12 +350,6 @@ class ProvStore:
         graph = graph_from_rows(None, list(elements.values()), [], kept)
         graph.members = {(e, "") for e in graph.elements}
         return graph
-
-    def _member_of(self, element: str, scope: str, params: dict[str, Any]) -> bool:
-        """Whether ``element`` appears in a document within ``scope``."""
-        sql = "SELECT 1 FROM prov_members r WHERE r.element_id = :element" + scope + " LIMIT 1"
-        with self.db.engine.connect() as conn:
-            return bool(_rows(conn, sql, {"element": element, **params}))
 
     def runs_using(self, target: str) -> list[str]:
         """Ids of the runs one of whose activities used ``target``."""

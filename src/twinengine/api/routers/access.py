@@ -62,16 +62,19 @@ def list_tokens(
 def create_token(
     body: schemas.TokenIn, who: Principal = Depends(caller), ctx: ServerContext = Depends(context)
 ) -> dict:
-    """A new token; the secret is in this response only."""
+    """A new token; the secret is in this response only. It has no scope its maker's
+    token lacks (an admin's excepted) and expires no later than its maker's credential."""
     user = body.user or who.user
     if user != who.user:
         who.require_scope("admin")
     extra = set(body.scopes) - set(who.scopes)
-    if extra and "admin" not in who.scopes:
+    if extra and not who.is_admin:
         raise ForbiddenError(
             f"a token cannot grant scopes its creator lacks: {', '.join(sorted(extra))}"
         )
-    record, secret = ctx.accounts.create_token(user, body.name, body.scopes, body.expires_days)
+    record, secret = ctx.accounts.create_token(
+        user, body.name, body.scopes, body.expires_days, not_after=who.expires_at
+    )
     return {**record, "token": secret}
 
 

@@ -5,7 +5,8 @@ They wrap :class:`twinengine.ai.registry.ModelRegistry` on the server's tracking
 (``MLFLOW_TRACKING_URI``, else ``sqlite:///$TWIN_HOME/mlflow.db`` — the store
 ``twin train`` writes to). Promotions and rollbacks are appended to the model's history
 and recorded as PROV activities in the server's database. MLflow's registry has no
-projects: reading needs the ``read`` scope, changing it the ``run`` scope. Running
+projects: reading needs the ``read`` scope, changing it the ``run`` scope; artifact
+locations are shown with the server's paths rewritten (``$TWIN_HOME/…``). Running
 deployments (``twin models serve NAME@production``) follow a promotion or a rollback
 within seconds.
 """
@@ -99,7 +100,7 @@ def registry(ctx: ServerContext, who: Principal | None = None) -> Any:
 async def list_models(
     ctx: ServerContext = Depends(context), who: Principal = Depends(needs("read"))
 ) -> list[dict[str, Any]]:
-    return await run_in_threadpool(lambda: registry(ctx).list())
+    return ctx.paths.value(await run_in_threadpool(lambda: registry(ctx).list()))
 
 
 @router.get("/models/{name}", response_model=ModelDetail, summary="A model's versions")
@@ -107,7 +108,7 @@ async def show_model(
     name: NAME, ctx: ServerContext = Depends(context), who: Principal = Depends(needs("read"))
 ) -> dict[str, Any]:
     """Versions (aliases, tags, run, time), aliases and the promotion history."""
-    return await run_in_threadpool(lambda: registry(ctx).show(name))
+    return ctx.paths.value(await run_in_threadpool(lambda: registry(ctx).show(name)))
 
 
 @router.post("/models/{name}/versions", response_model=Registered, summary="Register a run")

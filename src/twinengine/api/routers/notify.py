@@ -1,7 +1,8 @@
 """Routes of notifications: the caller's inbox (list, mark read, a live Server-Sent Events
 stream), their subscriptions (list, add, remove, send a test), and publishing a note to
 a project. One :class:`~twinengine.notify.NotificationCenter` per app lives in
-``ctx.extras["notify"]``, created on first use."""
+``ctx.extras["notify"]``, created on first use. Notes are shown with server paths
+rewritten; deliveries go to public addresses only (see :mod:`twinengine.notify.addresses`)."""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def list_notifications(
     notes = center(ctx)
     projects = who.visible_projects()
     items = notes.inbox(who.user, projects, unread_only=unread, limit=limit, after=after)
-    return {"items": items, "unread": notes.unread_count(who.user, projects)}
+    return {"items": ctx.paths.value(items), "unread": notes.unread_count(who.user, projects)}
 
 
 @router.post("/notifications/read", response_model=ReadOut)
@@ -169,7 +170,7 @@ def publish(
     )
     notes = center(ctx)
     note_id = notes.publish(note, body.user)
-    return notes.note(note_id, who.user, None)
+    return ctx.paths.value(notes.note(note_id, who.user, None))
 
 
 def _sse(note: dict[str, Any]) -> str:
@@ -212,7 +213,7 @@ async def notification_stream(
                 seen[item["id"]] = created
                 cursor = max(cursor, created)
                 quiet = 0.0
-                yield _sse(item)
+                yield _sse(ctx.paths.value(item))
             horizon = cursor - 2 * _LOOKBACK
             seen = {k: v for k, v in seen.items() if v >= horizon}
             await asyncio.sleep(_POLL)

@@ -30,6 +30,7 @@ def health(ctx: ServerContext = Depends(context)) -> dict:
         "status": "ok" if database == "ok" else "degraded",
         "version": __version__,
         "database": database,
+        "sandbox": ctx.dispatcher.sandbox.name,  # "none": steps run unconfined
     }
 
 

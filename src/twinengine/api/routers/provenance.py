@@ -1,13 +1,18 @@
 """Routes of provenance: PROV documents (batch), elements and relations (online),
-lineage, and each run's document in every export format."""
+lineage, and each run's document in every export format.
+
+Element ids are scoped per project: a document lists the elements of its own project,
+an element of another project answers exactly like a missing one, and a client document
+may name a run's elements (``twin:run/<run>…``) only for runs of its own project.
+Document ids are one namespace: an id another project uses is refused with a 409 that
+says nothing about it. What is shown has its server paths rewritten
+(:class:`~twinengine.api.paths.ServerPaths`).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
+import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,14 +25,34 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
+from twinengine.api.limits import limited_by
+from twinengine.api.provscope import (
+    check_doc_id,
+    check_run_ids,
+    doc_exists,
+    document,
+    open_store,
+    save_document,
+    taken,
+)
 from twinengine.api.routers.runs import visible_run
-from twinengine.core import InvalidInputError, NotFoundError, PayloadTooLargeError, StateError
-from twinengine.core.models import prov_documents, prov_elements, prov_members, prov_relations
-from twinengine.provenance import FORMATS, ProvStore, read_document, serialize
-from twinengine.provenance.graph import RELATIONS, ProvGraph, check_identifier
+from twinengine.core import InvalidInputError, NotFoundError, StateError
+from twinengine.core.models import (
+    prov_elements,
+    prov_members,
+    prov_relations,
+)
+from twinengine.provenance import (
+    FORMATS,
+    ProvGraph,
+    export_crate,
+    parse_document,
+    serialize,
+)
+from twinengine.provenance.draw import to_svg
+from twinengine.provenance.graph import RELATIONS, check_identifier
 
 router = APIRouter(prefix="/api/v1", tags=["provenance"], responses=ERROR_RESPONSES)
-_DOC_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _MEDIA = {
     "json": "application/json",
     "provn": "text/provenance-notation",
@@ -35,32 +60,7 @@ _MEDIA = {
     "ttl": "text/turtle",
 }
 TextFormat = Annotated[str, Query(pattern="^(json|provn|xml|ttl)$")]
-
-
-@contextmanager
-def _store(ctx: ServerContext) -> Iterator[ProvStore]:
-    """A ProvStore for one request (its SQLite writer belongs to the request's thread)."""
-    store = ProvStore(ctx.db)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _document(ctx: ServerContext, who: Principal, doc_id: str, need: str = "viewer") -> dict:
-    with ctx.db.engine.connect() as conn:
-        row = conn.execute(select(prov_documents).where(prov_documents.c.id == doc_id)).first()
-    if row is None:
-        raise NotFoundError(f"no PROV document {doc_id!r}")
-    doc = dict(row._mapping)
-    project = doc.get("project")
-    if doc.get("run_id"):
-        try:
-            project = ctx.runs.get(doc["run_id"]).get("project")
-        except NotFoundError:
-            project = doc.get("project")
-    ctx.owned(who, project, need)
-    return doc
+Project = Annotated[str | None, Query(max_length=64)]
 
 
 def graph_json(graph: ProvGraph) -> dict[str, Any]:
@@ -74,13 +74,13 @@ def graph_json(graph: ProvGraph) -> dict[str, Any]:
 
 @router.get("/prov/documents", response_model=schemas.Items)
 def list_documents(
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Project = None,
     run: Annotated[str | None, Query(max_length=64)] = None,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """PROV documents of the caller's projects (runs' and imported ones)."""
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         store.ensure_captured()
         docs = store.documents(run_id=run, projects=ctx.visible(who, project))
         keys = ("id", "name", "origin", "run_id", "project", "created_at")
@@ -88,56 +88,52 @@ def list_documents(
 
 
 @router.put("/prov/documents/{doc_id}", status_code=201, response_model=schemas.ProvDocument)
+@limited_by("max_prov_mb")
 async def put_document(
     doc_id: str,
     request: Request,
     response: Response,
     format: TextFormat = "json",
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Project = None,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Store a whole PROV document (batch) under ``doc_id``, replacing an earlier one."""
-    if not _DOC_ID.match(doc_id):
-        raise InvalidInputError("a document id is 1-32 letters, digits, '.', '_' or '-'")
+    """Store a whole PROV document (batch) under ``doc_id``, replacing an earlier one of
+    the caller's (at most ``TWIN_MAX_PROV_MB``)."""
+    check_doc_id(doc_id)
     body = await request.body()
-    if len(body) > ctx.settings.max_upload_mb * 1024 * 1024:
-        raise PayloadTooLargeError(f"the document is larger than {ctx.settings.max_upload_mb} MB")
-    replaced = await run_in_threadpool(_store_document, ctx, who, doc_id, body, format, project)
-    response.status_code = 200 if replaced else 201
-    return {"id": doc_id, "name": doc_id, "origin": "client", "project": project or "default"}
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError("a PROV document must be UTF-8 text") from None
+    saved = await run_in_threadpool(_store_document, ctx, who, doc_id, text, format, project)
+    response.status_code = 200 if saved["replaced"] else 201
+    return {"id": doc_id, "name": doc_id, "origin": "client", "project": saved["project"]}
 
 
 def _store_document(
-    ctx: ServerContext, who: Principal, doc_id: str, body: bytes, fmt: str, project: str | None
-) -> bool:
-    """Parse and store a document; whether it replaced one."""
-    project = ctx.project_for(who, project, "editor")
+    ctx: ServerContext, who: Principal, doc_id: str, text: str, fmt: str, project: str | None
+) -> dict[str, Any]:
+    """Parse and store a document: ``{"replaced", "project"}``."""
     try:
-        old = _document(ctx, who, doc_id, "editor")
+        old: dict | None = document(ctx, who, doc_id, "editor")
     except NotFoundError:
+        if doc_exists(ctx, doc_id):
+            raise taken(doc_id) from None
         old = None
     if old is not None and old["origin"] == "run":
         raise StateError(f"document {doc_id} is a run's; it cannot be replaced")
-    with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
-        path = Path(tmp) / f"document.{fmt}"
-        path.write_bytes(body)
-        try:
-            graph = read_document(path, fmt)
-        except Exception as exc:  # prov's parsers raise many kinds
-            raise InvalidInputError(f"not a PROV-{fmt.upper()} document: {exc}") from None
-    with _store(ctx) as store:
-        if old is not None:
+    default = old["scope"] if old is not None and old["scope"] else None
+    project = ctx.project_for(who, project or default, "editor")
+    graph = parse_document(text, fmt, f"document {doc_id}")
+    with open_store(ctx) as store:
+        store.ensure_captured()  # a run's own elements are stored before anyone names them
+    check_run_ids(ctx, [*graph.elements, *(r.subject for r in graph.relations)], project)
+    if old is not None:
+        with open_store(ctx) as store:
             store.delete(doc_id)
-        store.save(
-            graph,
-            name=doc_id,
-            origin="client",
-            check_kinds=False,
-            project=project,
-            document_id=doc_id,
-        )
-    return old is not None
+    save_document(ctx, graph, doc_id, project)
+    return {"replaced": old is not None, "project": project}
 
 
 @router.get("/prov/documents/{doc_id}")
@@ -148,19 +144,19 @@ def get_document(
     ctx: ServerContext = Depends(context),
 ) -> PlainTextResponse:
     """A stored PROV document in PROV-JSON, PROV-N, PROV-XML or Turtle."""
-    _document(ctx, who, doc_id)
-    with _store(ctx) as store:
-        text = serialize(store.load(doc_id), format)
-    return PlainTextResponse(text, media_type=_MEDIA[format])
+    document(ctx, who, doc_id)
+    with open_store(ctx) as store:
+        graph = store.load(doc_id).rewritten(ctx.paths.value)
+    return PlainTextResponse(serialize(graph, format), media_type=_MEDIA[format])
 
 
 @router.delete("/prov/documents/{doc_id}", status_code=204)
 def delete_document(
     doc_id: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
 ) -> Response:
-    """Delete a document (its shared elements stay)."""
-    _document(ctx, who, doc_id, "editor")
-    with _store(ctx) as store:
+    """Delete a document (its project's elements stay)."""
+    document(ctx, who, doc_id, "editor")
+    with open_store(ctx) as store:
         store.delete(doc_id)
     return Response(status_code=204)
 
@@ -174,40 +170,43 @@ def delete_documents(
     """Delete several documents at once; nothing is deleted if one is not yours."""
     wanted = [i for i in ids.split(",") if i]
     for doc_id in wanted:
-        _document(ctx, who, doc_id, "editor")
+        document(ctx, who, doc_id, "editor")
     for doc_id in wanted:
-        with _store(ctx) as store:
+        with open_store(ctx) as store:
             store.delete(doc_id)
     return Response(status_code=204)
 
 
-def _ensure_document(ctx: ServerContext, who: Principal, doc_id: str, project: str | None) -> None:
+def _ensure_document(ctx: ServerContext, who: Principal, doc_id: str, project: str | None) -> str:
+    """The project of document ``doc_id``, made (empty, in ``project``) if new."""
     try:
-        _document(ctx, who, doc_id, "editor")
+        doc = document(ctx, who, doc_id, "editor")
     except NotFoundError:
-        if not _DOC_ID.match(doc_id):
-            raise InvalidInputError(
-                "a document id is 1-32 letters, digits, '.', '_' or '-'"
-            ) from None
-        project = ctx.project_for(who, project, "editor")
-        with _store(ctx) as store:
-            store.save(
-                ProvGraph(), name=doc_id, origin="client", project=project, document_id=doc_id
-            )
+        check_doc_id(doc_id)
+        if doc_exists(ctx, doc_id):
+            raise taken(doc_id) from None
+        scope = ctx.project_for(who, project, "editor")
+        save_document(ctx, ProvGraph(), doc_id, scope)
+        return scope
+    if doc["origin"] == "run":
+        raise StateError(f"document {doc_id} is a run's; add to a document of your own")
+    return doc["scope"]
 
 
 @router.post("/prov/documents/{doc_id}/elements", status_code=201, response_model=schemas.Element)
 def add_element(
     doc_id: str,
     body: schemas.ElementIn,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Project = None,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """Add an entity, activity or agent to a document (created if new): online tracking."""
     check_identifier(body.id, "element id")
-    _ensure_document(ctx, who, doc_id, project)
+    scope = _ensure_document(ctx, who, doc_id, project)
+    check_run_ids(ctx, [body.id], scope)
     row = {
+        "project": scope,
         "id": body.id,
         "kind": body.kind,
         "label": body.label,
@@ -217,7 +216,7 @@ def add_element(
         "document_id": doc_id,
     }
     member = {"document_id": doc_id, "element_id": body.id, "bundle": ""}
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         store.writer().insert_rows(
             {"prov_elements": [row], "prov_members": [member]}, {"prov_elements", "prov_members"}
         )
@@ -228,55 +227,57 @@ def add_element(
 def list_elements(
     doc_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
 ) -> dict:
-    _document(ctx, who, doc_id)
+    doc = document(ctx, who, doc_id)
     query = (
         select(prov_elements)
         .join(prov_members, prov_members.c.element_id == prov_elements.c.id)
-        .where(prov_members.c.document_id == doc_id)
+        .where(prov_members.c.document_id == doc_id, prov_elements.c.project == doc["scope"])
         .order_by(prov_elements.c.id)
     )
     with ctx.db.engine.connect() as conn:
-        return {"items": [_element(dict(r._mapping)) for r in conn.execute(query)]}
+        return {"items": [_element(ctx, dict(r._mapping)) for r in conn.execute(query)]}
 
 
-def _element(row: dict[str, Any]) -> dict[str, Any]:
-    item = {k: row.get(k) for k in ("id", "kind", "label", "attributes")}
+def _element(ctx: ServerContext, row: dict[str, Any]) -> dict[str, Any]:
+    item = {k: ctx.paths.value(row.get(k)) for k in ("id", "kind", "label", "attributes")}
     for key in ("start_time", "end_time"):
         value = row.get(key)
-        item[key] = value.isoformat() if isinstance(value, dt.datetime) else value
+        item[key] = value.isoformat() if hasattr(value, "isoformat") else value
     return item
 
 
 @router.get("/prov/elements/{element_id:path}", response_model=schemas.Element)
 def get_element(
     element_id: str,
+    project: Project = None,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """One element, if it appears in a document the caller can see."""
+    """One element of one of the caller's projects (``project`` names which, when the id
+    is in several of them)."""
+    missing = NotFoundError(f"no PROV element {element_id!r}")
+    projects = ctx.visible(who, project) if project else who.visible_projects()
+    query = select(prov_elements).where(prov_elements.c.id == element_id)
+    if projects is not None:
+        query = query.where(prov_elements.c.project.in_(projects))
     with ctx.db.engine.connect() as conn:
-        row = conn.execute(select(prov_elements).where(prov_elements.c.id == element_id)).first()
-        docs = [
-            r[0]
-            for r in conn.execute(
-                select(prov_members.c.document_id).where(prov_members.c.element_id == element_id)
-            )
-        ]
-    for doc_id in docs:
-        try:
-            _document(ctx, who, doc_id)
-        except NotFoundError:
-            continue
-        if row is not None:
-            return _element(dict(row._mapping))
-    raise NotFoundError(f"no PROV element {element_id!r}")
+        rows = [dict(r._mapping) for r in conn.execute(query.order_by(prov_elements.c.project))]
+    if not rows:
+        raise missing
+    if len(rows) > 1:
+        names = ", ".join(r["project"] or "(none)" for r in rows)
+        raise InvalidInputError(
+            f"PROV element {element_id!r} is in several of your projects: {names}",
+            hint="name one with ?project=NAME",
+        )
+    return _element(ctx, rows[0])
 
 
 @router.post("/prov/documents/{doc_id}/relations", status_code=201, response_model=schemas.Relation)
 def add_relation(
     doc_id: str,
     body: schemas.RelationIn,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Project = None,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
@@ -287,7 +288,8 @@ def add_relation(
         )
     check_identifier(body.subject, "subject")
     check_identifier(body.object, "object")
-    _ensure_document(ctx, who, doc_id, project)
+    scope = _ensure_document(ctx, who, doc_id, project)
+    check_run_ids(ctx, [body.subject, body.object], scope)
     row = {
         "document_id": doc_id,
         "bundle": None,
@@ -296,7 +298,7 @@ def add_relation(
         "object": body.object,
         "attributes": body.attributes,
     }
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         store.writer().insert_rows({"prov_relations": [row]}, set())
     return {k: row[k] for k in ("kind", "subject", "object", "attributes")}
 
@@ -305,12 +307,12 @@ def add_relation(
 def list_relations(
     doc_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
 ) -> dict:
-    _document(ctx, who, doc_id)
+    document(ctx, who, doc_id)
     query = select(prov_relations).where(prov_relations.c.document_id == doc_id)
     keys = ("kind", "subject", "object", "attributes", "bundle")
     with ctx.db.engine.connect() as conn:
         rows = conn.execute(query.order_by(prov_relations.c.id))
-        return {"items": [{k: r._mapping[k] for k in keys} for r in rows]}
+        return {"items": [{k: ctx.paths.value(r._mapping[k]) for k in keys} for r in rows]}
 
 
 @router.get("/prov/lineage", response_model=schemas.ProvGraphOut)
@@ -318,15 +320,16 @@ def lineage(
     target: Annotated[str, Query(min_length=1, max_length=500)],
     direction: Annotated[str, Query(pattern="^(up|down|both)$")] = "up",
     depth: Annotated[int | None, Query(ge=0, le=1000)] = None,
+    project: Project = None,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """What ``target`` (an element id, ``sha256:…`` or a bare SHA-256) came from or fed."""
-    with _store(ctx) as store:
-        graph = store.lineage(
-            target, direction, depth, projects=who.visible_projects(), files=False
-        )
-    return graph_json(graph)
+    """What ``target`` (an element id, ``sha256:…`` or a bare SHA-256) came from or fed,
+    through the documents of ``project`` (default: all the caller's projects)."""
+    projects = ctx.visible(who, project) if project else who.visible_projects()
+    with open_store(ctx) as store:
+        graph = store.lineage(target, direction, depth, projects=projects, files=False)
+    return graph_json(graph.rewritten(ctx.paths.value))
 
 
 @router.get("/runs/{run_id}/prov")
@@ -337,36 +340,28 @@ def run_provenance(
     ctx: ServerContext = Depends(context),
 ) -> Response:
     """The run's PROV document: a text format, an RO-Crate zip, an SVG or graph JSON."""
-    from twinengine.provenance import export_crate
-    from twinengine.provenance.draw import to_svg
-
     run = visible_run(ctx, who, run_id)
     if run["state"] in ("queued", "running"):
         raise StateError(
             f"run {run['id']} is {run['state']}; its provenance is recorded at the end"
         )
-    with _store(ctx) as store:
-        if format in FORMATS:
-            return PlainTextResponse(
-                serialize(store.load(store.document_of_run(run["id"])), format),
-                media_type=_MEDIA[format],
+    with open_store(ctx) as store:
+        if format == "rocrate":
+            with tempfile.TemporaryDirectory(prefix="twin-crate-") as tmp:
+                target = Path(tmp) / f"{run['id']}.crate.zip"
+                export_crate(run["id"], target, store, rewrite=ctx.paths.value)
+                data = target.read_bytes()
+            return Response(
+                data,
+                media_type="application/zip",
+                headers={"Content-Disposition": f'attachment; filename="{run["id"]}.crate.zip"'},
             )
-        graph = store.load(store.document_of_run(run["id"]))
-        if format == "svg":
-            return Response(to_svg(graph), media_type="image/svg+xml")
-        if format == "graph":
-            return Response(_json(graph_json(graph)), media_type="application/json")
-        with tempfile.TemporaryDirectory(dir=ctx.settings.home) as tmp:
-            target = export_crate(run["id"], Path(tmp) / f"{run['id']}.crate.zip", store)
-            data = target.read_bytes()
+        graph = store.load(store.document_of_run(run["id"])).rewritten(ctx.paths.value)
+    if format in FORMATS:
+        return PlainTextResponse(serialize(graph, format), media_type=_MEDIA[format])
+    if format == "svg":
+        svg = to_svg(graph)  # labels are the users': never scripts of this site
         return Response(
-            data,
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{run["id"]}.crate.zip"'},
+            svg, media_type="image/svg+xml", headers={"Content-Security-Policy": "sandbox"}
         )
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, default=str)
+    return Response(json.dumps(graph_json(graph), default=str), media_type="application/json")

@@ -1,5 +1,10 @@
 """Routes of runs: uploads, launch, list, show, logs, outputs, files, cancel, resume,
-delete, and Server-Sent Events of their progress."""
+delete, and Server-Sent Events of their progress.
+
+What a run stored (inputs, outputs, errors, step tools, logs) is shown with server paths
+rewritten (:class:`~twinengine.api.paths.ServerPaths`: an output file's location is its
+download URL); a file is served only from inside the run's output folder, never through
+a link (:func:`~twinengine.api.files.open_beneath`)."""
 
 from __future__ import annotations
 
@@ -7,21 +12,22 @@ import asyncio
 import datetime as dt
 import json
 import mimetypes
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
+from twinengine.api.files import digest, file_response, open_beneath
 from twinengine.api.schemas import Limit, Offset
 from twinengine.core import NotFoundError, State
-from twinengine.core.hashing import file_sha256
 from twinengine.workflows.inputs import resolve_inputs
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], responses=ERROR_RESPONSES)
@@ -52,6 +58,8 @@ def run_view(ctx: ServerContext, run: dict[str, Any], steps: bool = False) -> di
     view["workflow_name"], view["workflow_version"] = workflow or (None, None)
     if steps:
         view["steps"] = ctx.runs.steps(run["id"])
+    for key in ("inputs", "outputs", "error", "steps", "name"):
+        view[key] = ctx.paths.value(view.get(key))
     return view
 
 
@@ -142,20 +150,21 @@ async def run_logs(
         await run_in_threadpool(ctx.runs.find_step, run["id"], step)
     if not follow:
         text = await run_in_threadpool(ctx.runs.logs, run["id"], step, stream)
-        return PlainTextResponse(text)
+        return PlainTextResponse(ctx.paths.text(text))
 
     async def chunks() -> AsyncIterator[str]:
         sent = 0
         while True:
             text = await run_in_threadpool(ctx.runs.logs, run["id"], step, stream)
-            if len(text) > sent:
-                yield text[sent:]
-                sent = len(text)
+            whole = text.rfind("\n", sent) + 1  # whole lines only: a path is never cut
+            if whole > sent:
+                yield ctx.paths.text(text[sent:whole])
+                sent = whole
             state = await run_in_threadpool(_state_of, ctx, run["id"], step)
             if state in _FINAL:
                 text = await run_in_threadpool(ctx.runs.logs, run["id"], step, stream)
                 if len(text) > sent:
-                    yield text[sent:]
+                    yield ctx.paths.text(text[sent:])
                 return
             await asyncio.sleep(_POLL)
 
@@ -169,10 +178,12 @@ def _state_of(ctx: ServerContext, run_id: str, step: str | None) -> str:
 
 
 def _outdir(run: dict[str, Any]) -> Path | None:
-    return Path(run["outdir"]).resolve() if run.get("outdir") else None
+    return Path(run["outdir"]) if run.get("outdir") else None
 
 
 def _with_downloads(value: Any, run_id: str, outdir: Path | None) -> Any:
+    """The output object with a ``download`` link and ``sha256`` on each File inside the
+    output folder (paths are rewritten afterwards)."""
     if isinstance(value, list):
         return [_with_downloads(v, run_id, outdir) for v in value]
     if not isinstance(value, dict):
@@ -180,29 +191,40 @@ def _with_downloads(value: Any, run_id: str, outdir: Path | None) -> Any:
     item = {k: _with_downloads(v, run_id, outdir) for k, v in value.items()}
     if value.get("class") == "File" and outdir is not None:
         path = Path(str(value.get("path") or value.get("location", "")).removeprefix("file://"))
-        if path.resolve().is_relative_to(outdir):
-            rel = path.resolve().relative_to(outdir).as_posix()
-            item["download"] = f"/api/v1/runs/{run_id}/files/{rel}"
-            digest = value.get("twin:sha256") or _sha256(path.resolve())
-            if digest:  # what provenance names the file by: the lineage target
-                item["sha256"] = str(digest).removeprefix("sha256:").removeprefix("sha256$")
+        relative = _relative(path, outdir)
+        found = _digest(outdir, relative) if relative else None
+        if relative and found:
+            item["download"] = f"/api/v1/runs/{run_id}/files/{relative}"
+            known = value.get("twin:sha256")  # what provenance names the file by
+            item["sha256"] = str(known or found).removeprefix("sha256:").removeprefix("sha256$")
     return item
 
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
-def _sha256(path: Path) -> str | None:
-    """SHA-256 of an output file (remembered while the file is unchanged)."""
+def _relative(path: Path, outdir: Path) -> str | None:
+    """``path`` relative to the output folder, as written (no link resolved); None outside."""
     try:
-        info = path.stat()
-    except OSError:
+        relative = path.relative_to(outdir).as_posix()
+    except ValueError:
         return None
-    key = (str(path), info.st_mtime_ns, info.st_size)
+    return None if ".." in relative.split("/") else relative
+
+
+_DIGESTS: dict[tuple[str, int, int], str | None] = {}
+
+
+def _digest(outdir: Path, relative: str) -> str | None:
+    """SHA-256 of an output file (remembered while the file is unchanged); None for a
+    link, a pipe or anything that is not a regular file inside the output folder."""
+    try:
+        fd, info = open_beneath(outdir, relative)
+    except NotFoundError:
+        return None
+    os.close(fd)
+    key = (str(outdir / relative), info.st_mtime_ns, info.st_size)
     if key not in _DIGESTS:
         if len(_DIGESTS) > 10000:
             _DIGESTS.clear()
-        _DIGESTS[key] = file_sha256(str(path))
+        _DIGESTS[key] = digest(outdir, relative)
     return _DIGESTS[key]
 
 
@@ -210,26 +232,32 @@ def _sha256(path: Path) -> str | None:
 def run_outputs(
     run_id: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
 ) -> dict:
-    """The run's CWL output object; each File has a ``download`` link."""
+    """The run's CWL output object; each File in the output folder has a ``download`` link
+    (also its ``location``) and its ``sha256``."""
     run = visible_run(ctx, who, run_id)
-    return {"outputs": _with_downloads(run.get("outputs"), run["id"], _outdir(run))}
+    outputs = _with_downloads(run.get("outputs"), run["id"], _outdir(run))
+    return {"outputs": ctx.paths.value(outputs)}
 
 
-@router.get("/runs/{run_id}/files/{path:path}")
+@router.get("/runs/{run_id}/files/{path:path}", response_class=StreamingResponse)
 def run_file(
     run_id: str,
     path: str,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
-) -> FileResponse:
-    """Download a file from the run's output folder."""
+) -> StreamingResponse:
+    """Download a regular file from the run's output folder (never through a link)."""
     run = visible_run(ctx, who, run_id)
     outdir = _outdir(run)
-    target = (outdir / path).resolve() if outdir else None
-    if target is None or not target.is_relative_to(outdir) or not target.is_file():
-        raise NotFoundError(f"run {run['id']} has no output file {path!r}")
-    kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-    return FileResponse(target, media_type=kind, filename=target.name)
+    try:
+        if outdir is None:
+            raise NotFoundError("no output folder")
+        fd, info = open_beneath(outdir, path)
+    except NotFoundError:
+        raise NotFoundError(f"run {run['id']} has no output file {path!r}") from None
+    name = path.rsplit("/", 1)[-1]
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return file_response(fd, info, name, kind)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=schemas.Run)
