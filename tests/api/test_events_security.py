@@ -372,6 +372,54 @@ def test_triggers_use_only_their_own_projects_functions_and_workflows(tenants: T
         assert alice.get("/api/v1/functions/prep/calls").json()["items"] == []  # never ran
 
 
+def test_function_names_are_per_project(tenants: Tenants) -> None:
+    """alpha and beta both deploy ``tidy``: neither learns of the other's, each runs its
+    own (also from a trigger), and a foreign name answers byte for byte like a missing one."""
+    with tenants.client(tenants.alice) as alice, tenants.client(tenants.bob) as bob:
+        alpha_fn = {"name": "tidy", "kind": "command", "project": "alpha",
+                    "target": ["python3", "-c", SCRIPT % "ALPHA"]}  # fmt: skip
+        assert alice.post("/api/v1/functions", json=alpha_fn).status_code == 201
+        alpha_call = alice.post("/api/v1/functions/tidy/invoke", json={}).json()
+        for params in ({}, {"project": "alpha"}):
+            for method, path in (
+                ("GET", ""), ("GET", "/calls"), ("GET", "/logs"), ("POST", "/invoke"),
+                ("DELETE", ""),
+            ):  # fmt: skip
+                hidden = bob.request(method, f"/api/v1/functions/tidy{path}", params=params)
+                ghost = bob.request(method, f"/api/v1/functions/ghost{path}", params=params)
+                assert hidden.status_code == ghost.status_code == 404, (method, path, params)
+                assert hidden.text.replace("tidy", "X") == ghost.text.replace("ghost", "X")
+        beta_fn = {**alpha_fn, "project": "beta", "target": ["python3", "-c", SCRIPT % "BETA"]}
+        made = bob.post("/api/v1/functions", json=beta_fn)  # the name is free in beta
+        assert made.status_code == 201 and "alpha" not in made.text
+        assert bob.post("/api/v1/functions/tidy/invoke", json={}).json()["result"] == {"up": "BETA"}
+        assert alice.post("/api/v1/functions/tidy/invoke", json={}).json()["result"] == {
+            "up": "ALPHA"
+        }
+        hidden = bob.get("/api/v1/functions/tidy", params={"project": "alpha"})
+        assert hidden.status_code == 404 and "alpha" not in hidden.text
+        assert bob.get(f"/api/v1/functions/calls/{alpha_call['id']}").status_code == 404
+        # beta's trigger runs beta's tidy, alpha's is never called by it
+        post_yaml(bob, "/api/v1/sources", "name: tidy-feed\nkind: webhook\n", project="beta")
+        made = post_yaml(
+            bob, "/api/v1/triggers",
+            "name: tidied\nsource: tidy-feed\nfunction: tidy\nworkflow: echo\n"
+            "inputs: {message: $result.up}\n",
+            project="beta",
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        assert bob.post("/api/v1/events/tidy-feed", json={"key": "t1"}).status_code == 202
+        ran = until(lambda: [d for d in deliveries(bob, "tidied") if d["run_id"]], timeout=60)
+        run = wait_run(bob, ran[0]["run_id"])
+        assert run["state"] == "succeeded", run
+        said = bob.get(f"/api/v1/runs/{run['id']}/outputs").json()["outputs"]["output"]
+        assert bob.get(said["download"]).text == "BETA\n"
+        assert len(bob.get("/api/v1/functions/tidy/calls").json()["items"]) == 2
+        assert len(alice.get("/api/v1/functions/tidy/calls").json()["items"]) == 2  # her own
+        assert bob.delete("/api/v1/functions/tidy").status_code == 204  # his, not hers
+        assert alice.get("/api/v1/functions/tidy").json()["project"] == "alpha"
+
+
 # -- item 10: run events stay in their project ---------------------------------------------
 def test_run_events_reach_only_their_projects_and_admins_triggers(tenants: Tenants) -> None:
     live = tenants.live

@@ -4,6 +4,7 @@ invocation, calls and logs, project isolation and bad requests."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,16 +137,108 @@ def test_other_projects_see_nothing(live: Live) -> None:
         ):
             response = client.request(method, path, json={} if method == "POST" else None)
             assert response.status_code == 404, (method, path, response.text)
-        # a name is unique on the server: taking it from another project is a conflict
+        # names are per project: the outsider's "private" is its own, default's untouched
         body = {"name": "private", "kind": "command", "target": "cat", "project": "elsewhere"}
-        assert client.post("/api/v1/functions", json=body).status_code == 409
+        assert client.post("/api/v1/functions", json=body).status_code == 201
+        own = client.post("/api/v1/functions/private/invoke", json={"a": "b"}).json()
+        assert own["result"] == {"a": "b"} and own["project"] == "elsewhere"
+        assert client.get(f"/api/v1/functions/calls/{call['id']}").status_code == 404
+        assert client.delete("/api/v1/functions/private").status_code == 204
     with live.client(viewer) as client:
         assert client.get("/api/v1/functions/private").status_code == 200
         assert client.post("/api/v1/functions/private/invoke", json={}).status_code == 403
         assert client.delete("/api/v1/functions/private").status_code == 403
     with live.client() as admin:
+        assert admin.get("/api/v1/functions/private").json()["target"] == "tr a-z A-Z"
         assert admin.delete("/api/v1/functions/private").status_code == 204
         assert admin.get(f"/api/v1/functions/calls/{call['id']}").status_code == 404
+
+
+SLEEPY = """
+import time, uuid
+
+WORKER = uuid.uuid4().hex  # which process answered (pids repeat in sandboxes' namespaces)
+
+def clean(data):
+    started = time.time()
+    time.sleep(data.get("seconds", 0))
+    return {"by": %r, "worker": WORKER, "started": started, "ended": time.time()}
+"""
+
+
+def test_two_projects_deploy_the_same_name(live: Live) -> None:
+    """Both deploy ``clean`` (their own code, under the server's input roots): each runs
+    its own in its own pool, at the same time; a member of both names the project."""
+    roots = Path(live.settings.input_roots[0])
+    tokens = {
+        "alpha": live.user_token("fn-alpha", {"alpha": "editor"}),
+        "beta": live.user_token("fn-beta", {"beta": "editor"}),
+    }
+    both = live.user_token("fn-both", {"alpha": "editor", "beta": "viewer"})
+    for project, token in tokens.items():
+        module = roots / f"{project}_clean.py"
+        module.write_text(SLEEPY % project)
+        module.chmod(0o644)  # readable by the sandbox user (the server's umask is 077)
+        body = {"name": "clean", "kind": "python", "target": f"{project}_clean:clean",
+                "env": {"PYTHONPATH": str(roots)}, "max_workers": 1}  # fmt: skip
+        with live.client(token) as client:  # the project as ?project= this time
+            made = client.post("/api/v1/functions", json=body, params={"project": project})
+            assert made.status_code == 201, made.text
+            assert made.json()["project"] == project
+
+    def invoke(project: str, out: dict[str, dict]) -> None:
+        with live.client(tokens[project]) as client:
+            answer = client.post("/api/v1/functions/clean/invoke", json={"seconds": 1.5})
+            out[project] = answer.json()
+
+    calls: dict[str, dict] = {}
+    threads = [threading.Thread(target=invoke, args=(p, calls)) for p in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    alpha, beta = calls["alpha"], calls["beta"]
+    assert alpha["state"] == beta["state"] == "succeeded", calls
+    assert (alpha["result"]["by"], alpha["project"]) == ("alpha", "alpha")
+    assert (beta["result"]["by"], beta["project"]) == ("beta", "beta")
+    assert alpha["result"]["worker"] != beta["result"]["worker"]  # a pool each, one worker each:
+    assert alpha["result"]["started"] < beta["result"]["ended"]  # they ran at once
+    assert beta["result"]["started"] < alpha["result"]["ended"]
+
+    with live.client(tokens["beta"]) as client:
+        assert [c["id"] for c in client.get("/api/v1/functions/clean/calls").json()["items"]] == [
+            beta["id"]
+        ]
+        assert client.get(f"/api/v1/functions/calls/{alpha['id']}").status_code == 404
+        listed = client.get("/api/v1/functions").json()["items"]
+        assert [(f["name"], f["project"]) for f in listed] == [("clean", "beta")]
+    with live.client(both) as client:
+        ambiguous = client.get("/api/v1/functions/clean")
+        assert ambiguous.status_code == 409
+        assert "several projects (alpha, beta)" in ambiguous.json()["error"]["message"]
+        assert "?project=" in ambiguous.json()["error"]["hint"]
+        shown = client.get("/api/v1/functions/clean", params={"project": "beta"}).json()
+        assert shown["target"] == "beta_clean:clean" and shown["workers"] == 1
+        logs = client.get("/api/v1/functions/clean/logs", params={"project": "alpha"}).json()
+        assert [e["id"] for e in logs["items"]] == [alpha["id"]]
+        assert client.get(f"/api/v1/functions/calls/{beta['id']}").json()["project"] == "beta"
+        # a viewer of beta: reads beta's, may not invoke or delete it
+        params = {"project": "beta"}
+        assert (
+            client.post("/api/v1/functions/clean/invoke", json={}, params=params).status_code == 403
+        )
+        assert client.delete("/api/v1/functions/clean", params=params).status_code == 403
+        assert (
+            client.delete("/api/v1/functions/clean", params={"project": "alpha"}).status_code == 204
+        )
+        assert client.get("/api/v1/functions/clean").json()["project"] == "beta"  # alone now
+    with live.client(tokens["beta"]) as client:
+        again = client.post("/api/v1/functions/clean/invoke", json={}).json()
+        assert (
+            again["result"]["by"] == "beta"
+            and again["result"]["worker"] == beta["result"]["worker"]
+        )
+        assert client.delete("/api/v1/functions/clean").status_code == 204
 
 
 def test_needs_a_token(live: Live) -> None:

@@ -195,13 +195,73 @@ def test_redeploy_restarts_the_pool_and_delete_forgets_calls(service, funcs) -> 
     call = service.invoke("fn", {"seconds": 0})
     assert call["state"] == "succeeded" and call["result"] != pid
     assert len(service.calls("fn")) == 2
-    with pytest.raises(StateError, match="another project"):
-        service.deploy("fn", "command", "tr a b", "other")
     service.delete("fn")
     with pytest.raises(NotFoundError):
         service.call(call["id"])
     with pytest.raises(NotFoundError):
         service.invoke("fn", {})
+
+
+CLEAN = """
+import os, time
+
+def clean(data):
+    started = time.time()
+    time.sleep(data.get("seconds", 0))
+    return {"by": %r, "pid": os.getpid(), "started": started, "ended": time.time()}
+"""
+
+
+def test_two_projects_run_their_own_function_of_one_name(service, tmp_path: Path) -> None:
+    """``clean`` of alpha and of beta: each its own code, pool and calls, concurrently."""
+    envs = {}
+    for project in ("alpha", "beta"):
+        folder = tmp_path / project
+        folder.mkdir()
+        (folder / f"{project}_steps.py").write_text(CLEAN % project)
+        envs[project] = {"PYTHONPATH": str(folder)}
+        service.deploy(
+            "clean", "python", f"{project}_steps:clean", project, env=envs[project], max_workers=1
+        )
+    assert [(f["name"], f["project"]) for f in service.list()] == [
+        ("clean", "alpha"),
+        ("clean", "beta"),
+    ]
+    assert service.get("clean", "beta")["target"] == "beta_steps:clean"
+    with pytest.raises(StateError, match=r"several projects \(alpha, beta\)") as info:
+        service.invoke("clean", {})
+    assert "--project" in (info.value.hint or "")
+    # one worker each: shared, the two calls would run one after the other
+    ids = {p: service.submit("clean", {"seconds": 1.5}, project=p) for p in ("alpha", "beta")}
+    wait_until(
+        lambda: all(service.call(i)["state"] == "succeeded" for i in ids.values()),
+        timeout=30,
+        what="both calls",
+    )
+    alpha, beta = (service.call(ids[p]) for p in ("alpha", "beta"))
+    assert alpha["result"]["by"] == "alpha" and alpha["project"] == "alpha"
+    assert beta["result"]["by"] == "beta" and beta["project"] == "beta"
+    assert alpha["result"]["pid"] != beta["result"]["pid"]
+    assert alpha["result"]["started"] < beta["result"]["ended"]  # the two overlapped
+    assert beta["result"]["started"] < alpha["result"]["ended"]
+    assert service.stats("clean", "alpha")["pids"] == [alpha["result"]["pid"]]
+    assert service.stats("clean", "beta")["pids"] == [beta["result"]["pid"]]
+    assert [c["id"] for c in service.calls("clean", project="alpha")] == [ids["alpha"]]
+    assert [c["id"] for c in service.logs("clean", project="beta")] == [ids["beta"]]
+    # redeploying alpha's restarts only alpha's pool; deleting it leaves beta's whole
+    service.deploy("clean", "command", "tr a-z A-Z", "alpha")
+    assert service.stats("clean", "alpha")["workers"] == 0
+    assert service.stats("clean", "beta")["pids"] == [beta["result"]["pid"]]
+    assert service.invoke("clean", {"x": "y"}, project="alpha")["result"] == {"X": "Y"}
+    assert service.delete("clean", "alpha") == "alpha"
+    with pytest.raises(NotFoundError):
+        service.call(ids["alpha"])
+    assert service.call(ids["beta"])["state"] == "succeeded"
+    again = service.invoke("clean", {})  # only beta has it now
+    assert again["result"]["by"] == "beta" and again["result"]["pid"] == beta["result"]["pid"]
+    assert run_function(service, "clean", {}, project="beta")["by"] == "beta"
+    with pytest.raises(NotFoundError, match="no function 'clean'"):
+        run_function(service, "clean", {}, project="alpha")
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,10 @@ server's refusal, naming the field, shows under the form); post an event to the 
 see the approval appear (badge in the top bar and the list), approve it, watch the
 event's delivery become ``done`` with a link to its run and follow it to the succeeded
 run; publish a note and see the bell's unread count rise live (SSE) and the note in the
-inbox. A second test deploys a command function, invokes it, and manages notification
-subscriptions (a failing webhook test shows the reason). Every stage leaves a screenshot
-in ``tests/web/artifacts/`` (or ``$TWIN_TEST_ARTIFACTS``).
+inbox. A second test deploys a command function, invokes it, opens and invokes another
+project's function of the same name (its own calls) and deletes it (the first stays),
+and manages notification subscriptions (a failing webhook test shows the reason). Every
+stage leaves a screenshot in ``tests/web/artifacts/`` (or ``$TWIN_TEST_ARTIFACTS``).
 """
 
 from __future__ import annotations
@@ -236,6 +237,30 @@ def test_functions_and_subscriptions(page: Page, server: Server) -> None:
     page.get_by_test_id("invoke-submit").click()
     expect(page.get_by_test_id("invoke-error")).to_contain_text("JSON object")
 
+    # -- another project's "upper": its own row, panel, calls and delete ----------------------
+    with api(server) as client:
+        body = {"name": "upper", "kind": "command", "target": "tr A-Z a-z", "project": "other"}
+        assert client.post("/functions", json=body).status_code == 201
+    page.goto(f"{server.url}/#/functions")
+    uppers = page.get_by_test_id("function-row").and_(page.locator("[data-name='upper']"))
+    expect(uppers).to_have_count(2)
+    other = uppers.and_(page.locator("[data-project='other']"))
+    other.get_by_test_id("function-link").click()
+    expect(panel).to_have_attribute("data-project", "other")
+    expect(page.get_by_test_id("calls-empty")).to_be_visible()  # default's call is not its
+    page.get_by_test_id("invoke-input").fill('{"text": "Hello Twin"}')
+    page.get_by_test_id("invoke-submit").click()
+    expect(page.get_by_test_id("call-result")).to_contain_text('"text": "hello twin"')
+    expect(page.get_by_test_id("call-row")).to_have_count(1)
+    shot(page, "fn-02-same-name-other-project", full_page=True)
+    page.once("dialog", lambda dialog: dialog.accept())
+    other.get_by_test_id("function-delete").click()
+    expect(uppers).to_have_count(1)
+    expect(uppers).to_have_attribute("data-project", "default")
+    uppers.get_by_test_id("function-link").click()
+    expect(panel).to_have_attribute("data-project", "default")
+    expect(page.get_by_test_id("call-row")).to_have_count(1)  # its call kept
+
     # -- subscriptions: a webhook nobody listens to fails its test; ui works ------------------
     page.goto(f"{server.url}/#/notifications")
     expect(page.get_by_test_id("notifications-page")).to_be_visible()
@@ -271,7 +296,7 @@ def test_functions_and_subscriptions(page: Page, server: Server) -> None:
         .get_by_test_id("note-item")
         .and_(page.locator("[data-kind='test']"))
     ).to_have_count(1)
-    shot(page, "fn-02-subscriptions", full_page=True)
+    shot(page, "fn-03-subscriptions", full_page=True)
 
 
 def test_dead_letter_fixed_and_retried_from_the_events_page(page: Page, server: Server) -> None:

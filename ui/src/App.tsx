@@ -155,7 +155,7 @@ export function App() {
   } else if (section === "models") {
     page = <Models selected={route.path[1] ?? null} />;
   } else if (section === "functions") {
-    page = <Functions selected={route.path[1] ?? null} />;
+    page = <Functions selected={route.path[1] ?? null} project={route.query.get("project")} />;
   } else {
     page = <Workflows />;
   }

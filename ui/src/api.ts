@@ -276,6 +276,7 @@ export interface TwinFunction {
 export interface FunctionCall {
   id: string;
   function: string;
+  project?: string | null;
   state: string;
   input?: unknown;
   result?: unknown;
@@ -553,7 +554,7 @@ export const api = {
       { method: "POST" },
     ),
 
-  // functions
+  // functions are named per project too: ``project`` says whose one is meant
   functions: () => request<{ items: TwinFunction[] }>("/api/v1/functions"),
   deployFunction: (body: {
     name: string;
@@ -564,11 +565,12 @@ export const api = {
     max_workers?: number;
     timeout?: number;
   }) => request<TwinFunction>("/api/v1/functions", { json: body }),
-  deleteFunction: (name: string) => request<void>(`/api/v1/functions/${enc(name)}`, { method: "DELETE" }),
-  invokeFunction: (name: string, input: unknown) =>
-    request<FunctionCall>(`/api/v1/functions/${enc(name)}/invoke`, { json: input }),
-  functionCalls: (name: string, limit = 20) =>
-    request<{ items: FunctionCall[] }>(`/api/v1/functions/${enc(name)}/calls`, { query: { limit } }),
+  deleteFunction: (name: string, project: string) =>
+    request<void>(`/api/v1/functions/${enc(name)}`, { method: "DELETE", query: { project } }),
+  invokeFunction: (name: string, project: string, input: unknown) =>
+    request<FunctionCall>(`/api/v1/functions/${enc(name)}/invoke`, { json: input, query: { project } }),
+  functionCalls: (name: string, project: string, limit = 20) =>
+    request<{ items: FunctionCall[] }>(`/api/v1/functions/${enc(name)}/calls`, { query: { project, limit } }),
 };
 
 export function errorText(err: unknown): { message: string; hint: string | null } {

@@ -1,6 +1,8 @@
-"""``twin functions``: deploy, list, invoke, read the logs of and delete functions.
+"""``twin functions``: deploy, list, show, invoke, read the logs of and delete functions.
 
-The commands work on this machine's metadata database. ``invoke`` runs the call here,
+The commands work on this machine's metadata database. Names are per project: a command
+that names a function takes ``--project``, or finds the name in the one project that has
+it (and asks for ``--project`` when several do). ``invoke`` runs the call here,
 in a :class:`~twinengine.events.function_service.FunctionService` of its own (its
 workers live as long as the command), records it like the server does and prints the
 call as JSON; it exits 1 when the function failed.
@@ -30,6 +32,11 @@ def _service() -> Any:
     from twinengine.events.function_service import FunctionService
 
     return FunctionService()
+
+
+Project = Annotated[
+    str | None, typer.Option(help="Its project (needed when several projects have the name).")
+]
 
 
 def _json(value: Any) -> str:
@@ -72,7 +79,7 @@ def _read_input(text: str | None, path: Path | None) -> Any:
 @app.command()
 @handle_errors
 def deploy(
-    name: Annotated[str, typer.Argument(help="Function name (unique on this server).")],
+    name: Annotated[str, typer.Argument(help="Function name (unique within its project).")],
     python: Annotated[str | None, typer.Option(help="A callable: module:function.")] = None,
     command: Annotated[
         str | None, typer.Option(help='A command line, e.g. "tr a-z A-Z" (run once per call).')
@@ -88,7 +95,7 @@ def deploy(
         bool, typer.Option(help="Let the workers use the network (when sandboxed).")
     ] = False,
 ) -> None:
-    """Deploy a function (or replace one of the same name)."""
+    """Deploy a function (or replace the one of the same name in its project)."""
     if (python is None) == (command is None):
         raise InvalidInputError("give exactly one of --python module:function or --command")
     kind, target = ("python", python) if python is not None else ("command", command)
@@ -131,6 +138,17 @@ def list_functions(
 
 @app.command()
 @handle_errors
+def show(
+    name: Annotated[str, typer.Argument(help="Function name.")],
+    project: Project = None,
+) -> None:
+    """Print a function's definition as JSON (its env: the variables' names only)."""
+    definition = _service().get(name, project)
+    print(_json({**definition, "env": sorted(definition["env"])}))
+
+
+@app.command()
+@handle_errors
 def invoke(
     name: Annotated[str, typer.Argument(help="Function name.")],
     input_text: Annotated[
@@ -145,18 +163,19 @@ def invoke(
     timeout: Annotated[
         float | None, typer.Option(min=0.001, help="Seconds (default: the function's).")
     ] = None,
+    project: Project = None,
 ) -> None:
     """Call a function here and print the call (result, error, logs) as JSON."""
     value = _read_input(input_text, input_file)
     service = _service()
     try:
         if run_async:
-            call_id, done = service.enqueue(name, value, timeout)
+            call_id, done = service.enqueue(name, value, timeout, project)
             print(_json({"id": call_id, "state": "queued"}), flush=True)
             done.result()  # the call runs in this process: resolved once its row is final
             state = service.call(call_id)["state"]
         else:
-            call = service.invoke(name, value, timeout)
+            call = service.invoke(name, value, timeout, project)
             print(_json(call))
             state = call["state"]
     finally:
@@ -170,9 +189,10 @@ def invoke(
 def logs(
     name: Annotated[str, typer.Argument(help="Function name.")],
     limit: Annotated[int, typer.Option(min=1, help="How many of the latest calls.")] = 20,
+    project: Project = None,
 ) -> None:
     """What the latest calls printed, oldest first."""
-    for entry in reversed(_service().logs(name, limit)):
+    for entry in reversed(_service().logs(name, limit, project)):
         when = entry["created_at"].isoformat(timespec="seconds") if entry["created_at"] else ""
         error = f"  {entry['error']}" if entry["error"] else ""
         console.print(f"── call {entry['id']} {when} {entry['state']}{error}", style="bold")
@@ -182,7 +202,9 @@ def logs(
 
 @app.command()
 @handle_errors
-def delete(name: Annotated[str, typer.Argument(help="Function name.")]) -> None:
+def delete(
+    name: Annotated[str, typer.Argument(help="Function name.")], project: Project = None
+) -> None:
     """Delete a function and the records of its calls."""
-    _service().delete(name)
-    console.print(f"function {name} deleted")
+    project = _service().delete(name, project)
+    console.print(f"function {name} of project {project} deleted")

@@ -10,7 +10,7 @@ two agree, so a new migration cannot leave this behind.
 from __future__ import annotations
 
 #: the Alembic revision the code expects; bump together with a new migration file
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 RUN_COLUMNS = (
     "id", "name", "workflow", "workflow_hash", "job_order", "inputs", "outputs", "state",

@@ -276,8 +276,8 @@ deliveries = Table(
 functions = Table(
     "functions",
     metadata,
-    Column("name", String(64), primary_key=True),
-    Column("project", String(64), nullable=False),
+    Column("name", String(64), primary_key=True),  # unique within its project
+    Column("project", String(64), primary_key=True),
     Column("kind", String(16), nullable=False),  # python (module:function), command
     Column("target", Text, nullable=False),
     Column("config", JSON),  # min_workers, max_workers, timeout, env
@@ -290,6 +290,7 @@ function_calls = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("function", String(64), nullable=False),
+    Column("project", String(64)),  # the function's project
     Column("state", String(16), nullable=False),  # queued, running, succeeded, failed
     Column("input", JSON),
     Column("result", JSON),
@@ -333,7 +334,12 @@ Index("ix_runs_state", runs.c.state)
 Index("ix_events_source", events.c.source, events.c.received_at)
 Index("ix_deliveries_due", deliveries.c.state, deliveries.c.next_attempt_at)
 Index("ix_deliveries_trigger", deliveries.c.trigger, deliveries.c.state)
-Index("ix_function_calls_function", function_calls.c.function, function_calls.c.created_at)
+Index(
+    "ix_function_calls_function",
+    function_calls.c.project,
+    function_calls.c.function,
+    function_calls.c.created_at,
+)
 Index("ix_notifications_project", notifications.c.project, notifications.c.created_at)
 Index("ix_runs_project", runs.c.project, runs.c.created_at)
 Index("ix_tokens_user", tokens.c.user_name)

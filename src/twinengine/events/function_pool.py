@@ -1,6 +1,8 @@
 """The worker pool of one function, scaling with the length of its queue.
 
-:class:`FunctionPool` holds a queue of calls and between ``min_workers`` and
+:class:`FunctionPool` serves one project's function (the service keeps one per
+(project, name), so two projects' functions of the same name never share workers,
+folders or a queue); it holds a queue of calls and between ``min_workers`` and
 ``max_workers`` workers (:mod:`twinengine.events.function_workers`), each served by a
 thread of this process that takes one call at a time. Scaling rules: ``start()`` starts
 ``min_workers``; a call that arrives when there are more queued calls than idle workers
@@ -79,6 +81,7 @@ class FunctionPool:
         self._queue: deque[Job] = deque()
         self._slots: list[_Slot] = []
         self._closed = False
+        self._label = f"{spec.project}/{spec.name}"  # names are unique within a project
         self._log_dir = Path(tempfile.mkdtemp(prefix=f"twin-fn-{spec.name[:20]}-"))
         self.spawned = 0  # workers added over the pool's life (scaling up adds one)
 
@@ -143,7 +146,7 @@ class FunctionPool:
         kind = PythonWorker if self.spec.kind == "python" else CommandWorker
         slot = _Slot(kind(self.spec, self._log_dir, self.sandbox))
         slot.thread = threading.Thread(
-            target=self._serve, args=(slot,), name=f"fn-{self.spec.name}", daemon=True
+            target=self._serve, args=(slot,), name=f"fn-{self._label}", daemon=True
         )
         self._slots.append(slot)
         self.spawned += 1
@@ -163,7 +166,7 @@ class FunctionPool:
                 with self._cond:
                     slot.busy = False
         except Exception:  # a bug here must not leave a worker silently dead
-            log.exception("worker of function %s failed", self.spec.name)
+            log.exception("worker of function %s failed", self._label)
             with self._cond:
                 if slot in self._slots:
                     self._slots.remove(slot)
@@ -202,7 +205,7 @@ class FunctionPool:
         try:
             result = slot.worker.call(job.input, job.timeout)
         except Exception as exc:  # a bug of ours: fail the call rather than leave it hanging
-            log.exception("call %s of function %s failed", job.call_id, self.spec.name)
+            log.exception("call %s of function %s failed", job.call_id, self._label)
             result = outcome(False, error=f"internal error running the call: {exc!r}")
         if self._closed and not result["ok"]:
             result["error"] = SHUT_DOWN

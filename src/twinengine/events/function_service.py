@@ -1,10 +1,12 @@
 """Running functions: one pool per deployed function and a row per call.
 
 :class:`FunctionService` owns the :class:`~twinengine.events.function_pool.FunctionPool`
-of every deployed function, started lazily on the first call and replaced when the
+of every deployed function, keyed by (project, name) — two projects' ``clean`` run their
+own code in their own pools —, started lazily on the first call and replaced when the
 definition changed (a redeploy, also one made by another process); it records every
-call in ``function_calls`` (``queued → running → succeeded | failed``, with input,
-result, error, logs and times). :meth:`~FunctionService.invoke` waits for the result;
+call in ``function_calls`` with its function's project (``queued → running → succeeded |
+failed``, with input, result, error, logs and times). A name without a project is found
+in the one project that has it. :meth:`~FunctionService.invoke` waits for the result;
 :meth:`~FunctionService.submit` queues the call and returns its id, to poll with
 :meth:`~FunctionService.call`. :func:`run_function` is the plain form the trigger
 engine uses for pre-processing: the result, or :class:`FunctionFailedError`. The
@@ -45,7 +47,7 @@ from twinengine.workflows.sandbox import Sandbox
 __all__ = ["FunctionService", "run_function"]
 
 
-def _shutdown_pools(pools: dict[str, FunctionPool]) -> None:
+def _shutdown_pools(pools: dict[tuple[str, str], FunctionPool]) -> None:
     for pool in list(pools.values()):
         pool.shutdown()
     pools.clear()
@@ -69,7 +71,7 @@ class FunctionService:
         self.sandbox = FunctionSandbox(sandbox, roots) if sandbox is not None else None
         self.registry = FunctionRegistry(self.db, self.sandbox)
         self.idle_seconds = idle_seconds
-        self._pools: dict[str, FunctionPool] = {}
+        self._pools: dict[tuple[str, str], FunctionPool] = {}  # by (project, name)
         self._lock = threading.Lock()
         # the workers go when the service does, or at the latest when the interpreter exits
         self._finalizer = weakref.finalize(self, _shutdown_pools, self._pools)
@@ -78,54 +80,63 @@ class FunctionService:
     def deploy(self, name: str, kind: str, target: Any, project: str = "default", **options: Any):
         """Deploy (or redeploy) a function; see :meth:`FunctionRegistry.deploy`."""
         definition = self.registry.deploy(name, kind, target, project, **options)
-        self._drop(name)  # the next call starts a pool with the new definition
+        self._drop((project, name))  # the next call starts a pool with the new definition
         return definition
 
-    def get(self, name: str) -> dict[str, Any]:
-        return self.registry.get(name)
+    def get(
+        self, name: str, project: str | None = None, within: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The definition of ``name`` in ``project`` (or in the one of ``within`` — None:
+        any — that has it); see :meth:`FunctionRegistry.row`."""
+        return self.registry.get(name, project, within)
 
     def list(self, projects: list[str] | None = None) -> list[dict[str, Any]]:
         return self.registry.list(projects)
 
-    def delete(self, name: str) -> None:
-        """Remove a function, its calls' records and its workers."""
-        self.registry.delete(name)
-        self._drop(name)
+    def delete(self, name: str, project: str | None = None) -> str:
+        """Remove a function, its calls' records and its workers; the project it was in."""
+        project = self.registry.delete(name, project)
+        self._drop((project, name))
+        return project
 
-    def pool(self, name: str) -> FunctionPool:
-        """The running pool of ``name`` (started, or restarted after a redeploy)."""
-        spec = self.registry.spec(name)
+    def pool(self, name: str, project: str | None = None) -> FunctionPool:
+        """The running pool of ``name`` of ``project`` (started, or restarted after a
+        redeploy); each project's function has its own."""
+        spec = self.registry.spec(name, project)
+        key = (spec.project, name)
         with self._lock:
-            pool = self._pools.get(name)
+            pool = self._pools.get(key)
             same = pool is not None and pool.spec.fingerprint() == spec.fingerprint()
             if pool is not None and same and not pool.closed:
                 return pool
-            old = self._pools.pop(name, None)
+            old = self._pools.pop(key, None)
             pool = FunctionPool(
                 spec, self, idle_seconds=self.idle_seconds, sandbox=self.sandbox
             ).start()
-            self._pools[name] = pool
+            self._pools[key] = pool
         if old is not None:
             old.shutdown()
         return pool
 
-    def stats(self, name: str) -> dict[str, Any]:
+    def stats(self, name: str, project: str = "default") -> dict[str, Any]:
         """The pool's workers, busy workers and queued calls (zeros when not started)."""
-        pool = self._pools.get(name)
+        pool = self._pools.get((project, name))
         if pool is None or pool.closed:
             return {"workers": 0, "busy": 0, "queued": 0, "pids": []}
         return pool.stats()
 
-    def _drop(self, name: str) -> None:
+    def _drop(self, key: tuple[str, str]) -> None:
         with self._lock:
-            pool = self._pools.pop(name, None)
+            pool = self._pools.pop(key, None)
         if pool is not None:
             pool.shutdown()
 
     # -- calls -----------------------------------------------------------------------------
-    def submit(self, name: str, value: Any, timeout: float | None = None) -> str:
+    def submit(
+        self, name: str, value: Any, timeout: float | None = None, project: str | None = None
+    ) -> str:
         """Queue a call (asynchronous invocation); its id, to poll with :meth:`call`."""
-        return self.enqueue(name, value, timeout)[0]
+        return self.enqueue(name, value, timeout, project)[0]
 
     def invoke(
         self, name: str, value: Any, timeout: float | None = None, project: str | None = None
@@ -140,55 +151,59 @@ class FunctionService:
     ) -> tuple[str, Future]:
         """Queue a call: its id and a future resolved (with the outcome) once its row is
         final — for callers that wait without holding a thread (``asyncio.wrap_future``).
-        ``project``: the call is refused (as for a missing function) unless the function
-        that runs it — the pool's definition — is that project's."""
+        ``project``: whose function ``name`` is called — only that project's definition
+        runs it, in that project's pool (None: the one project that has the name)."""
         _check_input(value)
         if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
             raise InvalidInputError(
                 f"invalid timeout {timeout!r}", hint=f"seconds, > 0 and <= {MAX_TIMEOUT:g}"
             )
-        pool = self.pool(name)
-        if project is not None and pool.spec.project != project:
-            raise NotFoundError(f"no function {name!r}", hint="`twin functions list`")
+        pool = self.pool(name, project)
+        project = pool.spec.project
         call_id = new_id()
         with self.db.engine.begin() as conn:
             conn.execute(
                 insert(function_calls).values(
-                    id=call_id, function=name, state="queued", input=value, created_at=utcnow()
+                    id=call_id,
+                    function=name,
+                    project=project,
+                    state="queued",
+                    input=value,
+                    created_at=utcnow(),
                 )
             )
         try:
             future = pool.submit(value, call_id=call_id, timeout=timeout)
         except StateError:  # redeployed or deleted between the two steps: once more
-            future = self.pool(name).submit(value, call_id=call_id, timeout=timeout)
+            future = self.pool(name, project).submit(value, call_id=call_id, timeout=timeout)
         return call_id, future
 
     def call(self, call_id: str) -> dict[str, Any]:
-        """A call: ``{"id", "function", "state", "input", "result", "error", "logs",
-        "created_at", "started_at", "ended_at", "duration"}``."""
+        """A call: ``{"id", "function", "project", "state", "input", "result", "error",
+        "logs", "created_at", "started_at", "ended_at", "duration"}``."""
         with self.db.engine.connect() as conn:
             row = conn.execute(select(function_calls).where(function_calls.c.id == call_id)).first()
         if row is None:
             raise NotFoundError(f"no function call {call_id!r}")
         return _call_view(dict(row._mapping))
 
-    def calls(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
-        """The latest calls of ``name``, newest first."""
-        self.registry.row(name)  # 404 for an unknown function
+    def calls(self, name: str, limit: int = 50, project: str | None = None) -> list[dict[str, Any]]:
+        """The latest calls of ``name`` of ``project``, newest first."""
+        project = self.registry.row(name, project)["project"]  # 404 for an unknown function
         query = (
             select(function_calls)
-            .where(function_calls.c.function == name)
+            .where(function_calls.c.function == name, function_calls.c.project == project)
             .order_by(function_calls.c.created_at.desc(), function_calls.c.id.desc())
             .limit(limit)
         )
         with self.db.engine.connect() as conn:
             return [_call_view(dict(r._mapping)) for r in conn.execute(query)]
 
-    def logs(self, name: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The logs of the latest calls of ``name``, newest first (finished calls' times,
-        state and error with them)."""
+    def logs(self, name: str, limit: int = 20, project: str | None = None) -> list[dict[str, Any]]:
+        """The logs of the latest calls of ``name`` of ``project``, newest first (finished
+        calls' times, state and error with them)."""
         keys = ("id", "state", "created_at", "started_at", "ended_at", "error", "logs")
-        return [{k: c[k] for k in keys} for c in self.calls(name, limit)]
+        return [{k: c[k] for k in keys} for c in self.calls(name, limit, project)]
 
     def shutdown(self) -> None:
         """Stop every pool: queued and running calls fail, workers are killed."""
@@ -235,7 +250,7 @@ def run_function(
     if call["state"] != "succeeded":
         raise FunctionFailedError(
             f"function {name!r} failed: {call['error']}",
-            hint=f"`twin functions logs {name}` shows its output",
+            hint=f"`twin functions logs {name} --project {call['project']}` shows its output",
             call=call,
         )
     return call["result"]
@@ -259,6 +274,7 @@ def _call_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "function": row["function"],
+        "project": row.get("project"),
         "state": row["state"],
         "input": row.get("input"),
         "result": row.get("result"),

@@ -1,13 +1,16 @@
 """Functions (serverless steps, as in OSCAR): their definitions, checked when deployed.
 
 A function is a named Python callable (kind ``python``, target ``module:function``) or a
-command line (kind ``command``) that belongs to a project and runs in a pool of worker
+command line (kind ``command``) that belongs to a project — its name is unique within
+that project, so two projects may each have a ``clean`` — and runs in a pool of worker
 processes scaling between ``min_workers`` and ``max_workers``. :class:`FunctionRegistry`
-keeps the definitions in the ``functions`` table: :meth:`~FunctionRegistry.deploy`
-checks the target before storing it — the syntax of ``module:function`` and that the
-module can be found (``importlib.util.find_spec``, asked in a child interpreter with the
-function's environment, so deploying never runs user code in the caller), or that the
-command's program exists — and redeploying a name replaces it. A registry with a
+keeps the definitions in the ``functions`` table, keyed by (project, name), and finds a
+name in one project or among a caller's projects (refusing one found in several):
+:meth:`~FunctionRegistry.deploy` checks the target before storing it — the syntax of
+``module:function`` and that the module can be found (``importlib.util.find_spec``,
+asked in a child interpreter with the function's environment, so deploying never runs
+user code in the caller), or that the command's program exists — and redeploying a name
+in its project replaces it. A registry with a
 sandbox (``twin serve``'s: :class:`~twinengine.events.function_sandbox.FunctionSandbox`)
 asks in that sandbox and refuses what the sandbox cannot show. ``network`` (default
 false) is whether the function's workers may use the network. Running calls is the
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, insert, select
 
 from twinengine.core import (
     Database,
@@ -281,7 +284,8 @@ class FunctionRegistry:
         created_by: str | None = None,
         network: bool = False,
     ) -> dict[str, Any]:
-        """Check and store a function (replacing one of the same name in the same project)."""
+        """Check and store a function (replacing the one of that name in ``project``;
+        other projects' functions of that name are theirs)."""
         check_name(name)
         env = check_env(env)
         check_pool(min_workers, max_workers, timeout)
@@ -317,48 +321,68 @@ class FunctionRegistry:
             "created_at": utcnow(),
             "created_by": created_by,
         }
-        with self.db.engine.begin() as conn:
-            old = conn.execute(select(functions.c.project).where(functions.c.name == name)).first()
-            if old is not None and old.project != project:
-                raise StateError(
-                    f"a function named {name!r} already exists in another project",
-                    hint="choose another name (function names are unique on a server)",
-                )
-            conn.execute(delete(functions).where(functions.c.name == name))
+        with self.db.engine.begin() as conn:  # replaces only this project's function
+            conn.execute(delete(functions).where(_named(functions.c.name, name, project)))
             conn.execute(insert(functions).values(**row))
-        return self.get(name)
+        return self.get(name, project)
 
-    def row(self, name: str) -> dict[str, Any]:
+    def row(
+        self, name: str, project: str | None = None, within: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The function ``name`` of ``project`` — or of the one of ``within`` (None: any)
+        that has it; NotFoundError alike for every project outside ``within``, StateError
+        (409) when several of them have the name."""
+        query = select(functions).where(functions.c.name == name)
+        if project is not None:
+            query = query.where(functions.c.project == project)
+        if within is not None:
+            query = query.where(functions.c.project.in_(within))
         with self.db.engine.connect() as conn:
-            found = conn.execute(select(functions).where(functions.c.name == name)).first()
-        if found is None:
+            rows = conn.execute(query.order_by(functions.c.project).limit(10)).all()
+        if not rows:
             raise NotFoundError(
                 f"no function {name!r}", hint="`twin functions list` shows the deployed ones"
             )
-        return dict(found._mapping)
+        if len(rows) > 1:
+            raise StateError(
+                f"function {name!r} is in several projects ({', '.join(r.project for r in rows)})",
+                hint="name its project (?project=…, --project)",
+            )
+        return dict(rows[0]._mapping)
 
-    def spec(self, name: str) -> FunctionSpec:
-        return FunctionSpec.from_row(self.row(name))
+    def spec(self, name: str, project: str | None = None) -> FunctionSpec:
+        return FunctionSpec.from_row(self.row(name, project))
 
-    def get(self, name: str) -> dict[str, Any]:
+    def get(
+        self, name: str, project: str | None = None, within: list[str] | None = None
+    ) -> dict[str, Any]:
         """A function's definition as a flat dict (pool settings at the top level)."""
-        return _view(self.row(name))
+        return _view(self.row(name, project, within))
 
-    def delete(self, name: str) -> None:
-        """Remove a function and the records of its calls."""
+    def delete(self, name: str, project: str | None = None) -> str:
+        """Remove a function and the records of its calls; the project it was in."""
+        project = self.row(name, project)["project"]
         with self.db.engine.begin() as conn:
-            gone = conn.execute(delete(functions).where(functions.c.name == name))
-            conn.execute(delete(function_calls).where(function_calls.c.function == name))
-        if not gone.rowcount:
+            gone = conn.execute(delete(functions).where(_named(functions.c.name, name, project)))
+            conn.execute(
+                delete(function_calls).where(_named(function_calls.c.function, name, project))
+            )
+        if not gone.rowcount:  # deleted by someone else meanwhile
             raise NotFoundError(f"no function {name!r}")
+        return project
 
     def list(self, projects: list[str] | None = None) -> list[dict[str, Any]]:
-        """Functions by name, of ``projects`` (``None``: all)."""
-        query = select(functions).order_by(functions.c.name)
+        """Functions by name and project, of ``projects`` (``None``: all)."""
+        query = select(functions).order_by(functions.c.name, functions.c.project)
         if projects is not None:
             query = query.where(functions.c.project.in_(projects))
         with self.db.engine.connect() as conn:
             return [_view(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _named(column: Any, name: str, project: str) -> Any:
+    """The rows of function ``name`` of ``project`` (``column``: the name's column)."""
+    return and_(column == name, column.table.c.project == project)
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def function_of(registry: Any, name: str, project: str) -> dict[str, Any]:
         hint="deploy it in the trigger's project (POST /api/v1/functions)",
     )
     try:
-        definition = registry.get(name)
+        definition = registry.get(name, project)
     except NotFoundError:
         raise missing from None
     if definition["project"] != project:

@@ -1,6 +1,8 @@
 // Functions (serverless steps, docs/functions.md): list with their workers now, a deploy
 // form, and for one function: invoke with a JSON input (result, error, logs) and its
-// recent calls.
+// recent calls. Names are per project (two projects may each have a "clean"): a function
+// is selected by name and project (#/functions/NAME?project=P), and every call the page
+// makes for one function passes its project.
 
 import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, errorText, type FunctionCall, type TwinFunction } from "../api";
@@ -11,15 +13,20 @@ import { href, navigate } from "../router";
 import { StateBadge } from "../components/StateBadge";
 import { ProjectSelect } from "../components/ProjectSelect";
 
-export function Functions({ selected }: { selected: string | null }) {
+/** where one function's panel is: its name and ``?project=`` */
+function functionHref(f: TwinFunction): string {
+  return `${href("functions", f.name)}?project=${encodeURIComponent(f.project)}`;
+}
+
+export function Functions({ selected, project }: { selected: string | null; project: string | null }) {
   const { report } = useErrors();
   const [items, load] = usePolled(api.functions, 5000);
 
   const remove = async (f: TwinFunction) => {
     if (!window.confirm(`Delete function ${f.name} and the records of its calls?`)) return;
     try {
-      await api.deleteFunction(f.name);
-      if (selected === f.name) navigate(href("functions"));
+      await api.deleteFunction(f.name, f.project);
+      if (isSelected(f)) navigate(href("functions"));
     } catch (err) {
       report(err);
     } finally {
@@ -27,7 +34,10 @@ export function Functions({ selected }: { selected: string | null }) {
     }
   };
 
-  const current = items?.find((f) => f.name === selected) ?? null;
+  // without ?project= (an old link) the name alone selects, when only one project has it
+  const named = items?.filter((f) => f.name === selected && (!project || f.project === project)) ?? [];
+  const current = named.length === 1 ? named[0] : null;
+  const isSelected = (f: TwinFunction) => current !== null && f.name === current.name && f.project === current.project;
   return (
     <div data-testid="functions-page">
       <div className="page-head">
@@ -36,7 +46,7 @@ export function Functions({ selected }: { selected: string | null }) {
       <DeployForm
         onDeployed={(f) => {
           load(true);
-          navigate(href("functions", f.name));
+          navigate(functionHref(f));
         }}
       />
       {!items ? (
@@ -62,13 +72,14 @@ export function Functions({ selected }: { selected: string | null }) {
           <tbody>
             {items.map((f) => (
               <tr
-                key={f.name}
+                key={`${f.project}/${f.name}`}
                 data-testid="function-row"
                 data-name={f.name}
-                className={f.name === selected ? "selected-row" : ""}
+                data-project={f.project}
+                className={isSelected(f) ? "selected-row" : ""}
               >
                 <td>
-                  <a href={href("functions", f.name)} data-testid="function-link">
+                  <a href={functionHref(f)} data-testid="function-link">
                     {f.name}
                   </a>
                 </td>
@@ -92,8 +103,14 @@ export function Functions({ selected }: { selected: string | null }) {
           </tbody>
         </table>
       )}
-      {selected && current && <FunctionPanel key={current.name} fn={current} />}
-      {selected && items && !current && <p className="muted">No function {selected}.</p>}
+      {selected && current && <FunctionPanel key={`${current.project}/${current.name}`} fn={current} />}
+      {selected && items && !current && (
+        <p className="muted" data-testid="function-missing">
+          {named.length > 1
+            ? `Function ${selected} is in several projects (${named.map((f) => f.project).join(", ")}): pick one above.`
+            : `No function ${selected}${project ? ` in project ${project}` : ""}.`}
+        </p>
+      )}
     </div>
   );
 }
@@ -206,10 +223,10 @@ function FunctionPanel({ fn }: { fn: TwinFunction }) {
   const loadCalls = useCallback(
     () =>
       api
-        .functionCalls(fn.name)
+        .functionCalls(fn.name, fn.project)
         .then((c) => setCalls(c.items))
         .catch(report),
-    [fn.name, report],
+    [fn.name, fn.project, report],
   );
   useEffect(() => {
     loadCalls();
@@ -232,7 +249,7 @@ function FunctionPanel({ fn }: { fn: TwinFunction }) {
     setBusy(true);
     setCall(null);
     try {
-      setCall(await api.invokeFunction(fn.name, value));
+      setCall(await api.invokeFunction(fn.name, fn.project, value));
     } catch (err) {
       const { message, hint } = errorText(err);
       setProblem(hint ? `${message} (${hint})` : message);
@@ -243,9 +260,9 @@ function FunctionPanel({ fn }: { fn: TwinFunction }) {
   };
 
   return (
-    <div className="card" data-testid="function-panel" data-name={fn.name}>
+    <div className="card" data-testid="function-panel" data-name={fn.name} data-project={fn.project}>
       <h2>
-        {fn.name} <span className="muted small">{fn.kind}</span>
+        {fn.name} <span className="muted small">{fn.kind} · project {fn.project}</span>
       </h2>
       <div className="meta">
         <span className="mono">{fn.target}</span> · created {when(fn.created_at)}

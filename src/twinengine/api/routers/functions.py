@@ -2,11 +2,14 @@
 
 The server's :class:`~twinengine.events.function_service.FunctionService` lives in
 ``ctx.extras["functions"]`` (made with the server context; :func:`shutdown_functions`
-stops its workers when the app ends). A function belongs to a project: a caller outside it gets
-404. Invoking answers 200 with the finished call — also when the *function* failed
-(``state: failed`` and its ``error``): the request was fine, the call is the resource —
-and 202 with the call's id for ``?async=true``. 4xx are for bad requests only (unknown
-function, an input that is not a JSON object, a bad timeout).
+stops its workers when the app ends). Function names are per project: a route that names
+one takes ``?project=``, or finds the name among the caller's projects (409 asking for
+``?project=`` when several have it); a function or call of a project the caller is not
+in answers exactly like a missing one (the same 404, naming no project). Invoking
+answers 200 with the finished call — also when the *function* failed (``state: failed``
+and its ``error``): the request was fine, the call is the resource — and 202 with the
+call's id for ``?async=true``. 4xx are for bad requests only (unknown function, an
+input that is not a JSON object, a bad timeout).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from twinengine.core import NotFoundError
 from twinengine.events.function_service import FunctionService
 
 router = APIRouter(prefix="/api/v1", tags=["functions"], responses=ERROR_RESPONSES)
+Project = Annotated[str | None, Query(max_length=64, description="the function's project")]
 
 
 class FunctionIn(BaseModel):
@@ -64,6 +68,7 @@ class Function(BaseModel):
 class Call(BaseModel):
     id: str
     function: str
+    project: str | None = Field(None, description="the function's project")
     state: str
     input: Any = None
     result: Any = None
@@ -104,24 +109,31 @@ def shutdown_functions(ctx: ServerContext) -> None:
 
 
 def visible_function(
-    ctx: ServerContext, who: Principal, name: str, need: str = "viewer"
+    ctx: ServerContext, who: Principal, name: str, project: str | None, need: str = "viewer"
 ) -> dict[str, Any]:
-    """The function ``name`` if the caller is in its project (403 when their role there
-    is below ``need``); one of another project answers exactly like a missing one."""
-    missing = NotFoundError(f"no function {name!r}", hint="`GET /api/v1/functions` lists yours")
+    """The function ``name`` of ``project`` — or of whichever of the caller's projects
+    has it (409 asking for ``?project=`` when several do) — checked for role ``need``
+    (403 below it). One of a project the caller is not in answers exactly like a
+    missing one."""
+    service = functions_of(ctx)
     try:
-        definition = functions_of(ctx).get(name)
+        if project is not None:  # a project the caller is not in: found nowhere
+            found = service.get(name, project, None if who.role_in(project) else [])
+        else:
+            found = service.get(name, None, who.visible_projects())
     except NotFoundError:
-        raise missing from None
-    if who.role_in(definition["project"]) is None:
-        raise missing
-    who.check_project(definition["project"], need)
-    return definition
+        raise _missing(name) from None
+    who.check_project(found["project"], need)
+    return found
+
+
+def _missing(name: str) -> NotFoundError:
+    return NotFoundError(f"no function {name!r}", hint="`GET /api/v1/functions` lists yours")
 
 
 def function_view(ctx: ServerContext, definition: dict[str, Any]) -> dict[str, Any]:
     view = {**definition, "env": sorted(definition.get("env") or {})}
-    stats = functions_of(ctx).stats(definition["name"])
+    stats = functions_of(ctx).stats(definition["name"], definition["project"])
     view.update(workers=stats["workers"], busy=stats["busy"], queued=stats["queued"])
     return view
 
@@ -141,11 +153,14 @@ def list_functions(
 @router.post("/functions", response_model=Function, status_code=201)
 def deploy_function(
     body: FunctionIn,
+    project: Project = None,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Deploy a function (or redeploy one of the same name: its workers restart)."""
-    project = ctx.project_for(who, body.project, "editor")
+    """Deploy a function in a project (the body's, else ``?project=``, else ``default``);
+    one of the same name there is replaced (its workers restart), other projects' are
+    theirs."""
+    project = ctx.project_for(who, body.project or project, "editor")
     definition = functions_of(ctx).deploy(
         body.name,
         body.kind,
@@ -169,27 +184,36 @@ def show_call(
     missing = NotFoundError(f"no function call {call_id!r}")
     try:
         call = functions_of(ctx).call(call_id)
-        visible_function(ctx, who, call["function"])
     except NotFoundError:
         raise missing from None
+    project = call["project"]  # None: a call recorded before calls had one (admins only)
+    seen = who.role_in(project) is not None if project else who.visible_projects() is None
+    if not seen:
+        raise missing
     return call
 
 
 @router.get("/functions/{name}", response_model=Function)
 def show_function(
-    name: str, who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(context)
+    name: str,
+    project: Project = None,
+    who: Principal = Depends(needs("read")),
+    ctx: ServerContext = Depends(context),
 ) -> dict:
     """A function's definition and its workers now."""
-    return function_view(ctx, visible_function(ctx, who, name))
+    return function_view(ctx, visible_function(ctx, who, name, project))
 
 
 @router.delete("/functions/{name}", status_code=204)
 def delete_function(
-    name: str, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
+    name: str,
+    project: Project = None,
+    who: Principal = Depends(needs("run")),
+    ctx: ServerContext = Depends(context),
 ) -> Response:
     """Delete a function, its workers and the records of its calls."""
-    visible_function(ctx, who, name, "editor")
-    functions_of(ctx).delete(name)
+    found = visible_function(ctx, who, name, project, "editor")
+    functions_of(ctx).delete(name, found["project"])
     return Response(status_code=204)
 
 
@@ -203,12 +227,13 @@ async def invoke_function(
     value: Annotated[dict[str, Any] | None, Body(description="the input object")] = None,
     run_async: Annotated[bool, Query(alias="async")] = False,
     timeout: Annotated[float | None, Query(gt=0, le=86400)] = None,
+    project: Project = None,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> Any:
     """Call a function with the JSON body as input. Waits and answers 200 with the call
     (``state`` succeeded or failed); with ``async=true`` answers 202 with its id at once."""
-    definition = await run_in_threadpool(visible_function, ctx, who, name, "editor")
+    definition = await run_in_threadpool(visible_function, ctx, who, name, project, "editor")
     service = functions_of(ctx)
     call_id, future = await run_in_threadpool(  # run only by that project's function
         service.enqueue, name, value or {}, timeout, definition["project"]
@@ -224,12 +249,13 @@ async def invoke_function(
 def function_calls(
     name: str,
     limit: Limit = 50,
+    project: Project = None,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """The latest calls of a function, newest first."""
-    visible_function(ctx, who, name)
-    calls = functions_of(ctx).calls(name, limit)
+    found = visible_function(ctx, who, name, project)
+    calls = functions_of(ctx).calls(name, limit, found["project"])
     return {"items": [Call(**c).model_dump(mode="json") for c in calls]}
 
 
@@ -237,10 +263,11 @@ def function_calls(
 def function_logs(
     name: str,
     limit: Limit = 20,
+    project: Project = None,
     who: Principal = Depends(needs("read")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
     """What the latest calls printed (with their id, state, times and error), newest first."""
-    visible_function(ctx, who, name)
-    entries = functions_of(ctx).logs(name, limit)
+    found = visible_function(ctx, who, name, project)
+    entries = functions_of(ctx).logs(name, limit, found["project"])
     return {"items": [CallLog(**e).model_dump(mode="json") for e in entries]}
