@@ -4,13 +4,15 @@ Each escape the outside probe found (issue 12, item 1) is tried from a registere
 ``sh -c`` tool run through the API by an editor of project alpha, while project beta has
 a finished run with a secret output: reading beta's outputs by ``../``, reading and
 writing ``twin.db``, ``/etc/shadow``, the server's processes and environment, TCP to
-127.0.0.1 without and with ``NetworkAccess``, unix sockets in ``/tmp``, ``/run`` and the
-abstract namespace, and outputs that are links to forbidden files. hello-twin still runs
-and gives the same outputs as a plain run.
+127.0.0.1, unix sockets in ``/tmp``, ``/run`` and the abstract namespace without and
+with ``NetworkAccess`` (never reached; another machine only with it), and outputs that
+are links to forbidden files. hello-twin still runs and gives the same outputs as a
+plain run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -27,6 +29,7 @@ import pytest
 
 from tests.api.conftest import Live, start_server, wait_run
 from tests.api.test_workflows_api import HELLO, hello_archive
+from tests.workflows.sandbox_helpers import connect_script, network_peer, sandbox_uid
 from twinengine.core import Settings
 from twinengine.workflows.sandbox import probe
 
@@ -196,8 +199,7 @@ def test_root_owned_files_stay_unreadable(served: Live, tenants: dict) -> None:
     text = shell(
         served, tenants, "id -u; cat /etc/shadow /etc/gshadow | sed 's/^/SHADOW /'; ls /home"
     )
-    if os.geteuid() == 0:  # a root server's steps run as nobody
-        assert text.splitlines()[0] == "65534"
+    assert sandbox_uid(text.splitlines()[0])  # a root server's steps: a uid of their own
     assert "SHADOW" not in text
 
 
@@ -250,34 +252,25 @@ class Listener:
             Path(path).unlink(missing_ok=True)
 
 
-def test_network_only_with_network_access(
+def test_network_only_with_network_access_and_never_the_servers(
     served: Live, tenants: dict, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     listener = Listener(tmp_path_factory.mktemp("sock", numbered=True))
-    connect = (
-        'python3 -c "import socket,sys\n'
-        "for a in sys.argv[1:]:\n"
-        "    fam = socket.AF_INET if a.isdigit() else socket.AF_UNIX\n"
-        "    addr = ('127.0.0.1', int(a)) if a.isdigit() else a.replace('@', chr(0))\n"
-        "    s = socket.socket(fam)\n"
-        "    s.settimeout(3)\n"
-        "    try:\n"
-        "        s.connect(addr); print('CONNECTED', a)\n"
-        "    except OSError as e:\n"
-        "        print('refused', a, e)\n"
-        f'" {listener.port} {" ".join(listener.paths)} @{listener.abstract}'
-    )
-    try:
-        closed = shell(served, tenants, connect)
+    targets = [f"127.0.0.1:{listener.port}", *(f"{path}:" for path in listener.paths)]
+    targets.append(f"@{listener.abstract}:")
+    with contextlib.ExitStack() as stack:
+        stack.callback(listener.close)
+        peer = stack.enter_context(network_peer()) if os.geteuid() == 0 else None
+        if peer is not None:
+            targets.append(f"{peer.address}:{peer.port}")
+        closed = shell(served, tenants, connect_script(*targets))
         assert "CONNECTED" not in closed, closed
+        opened = shell(served, tenants, connect_script(*targets), tool="shellnet")
+        for target in targets[:-1] if peer is not None else targets:
+            assert f"refused {target}" in opened, opened  # loopback, socket files, abstract
+        if peer is not None:  # another machine: reachable
+            assert f"CONNECTED {peer.address}:{peer.port} peer-hello" in opened, opened
         assert listener.accepted == 0
-        opened = shell(served, tenants, connect, tool="shellnet")
-        assert f"CONNECTED {listener.port}" in opened, opened
-        for path in listener.paths:  # the network allowance opens no socket file
-            assert f"CONNECTED {path}" not in opened
-        # (the host's network namespace holds its abstract unix sockets: they open too)
-    finally:
-        listener.close()
 
 
 @pytest.mark.parametrize("target", ["/etc/shadow", "HOME/twin.db", "BETA"])
@@ -307,8 +300,8 @@ def test_expressions_run_in_a_sandboxed_node(served: Live, tenants: dict) -> Non
         text = client.get(outputs["out"]["download"]).text
     assert "READ" not in text and "WROTE" not in text, text
     assert not (home / "owned").exists()
-    if os.geteuid() == 0:
-        assert "uid 65534" in text, text
+    uid = text.split("uid ")[1].split(";")[0]
+    assert sandbox_uid(uid), text
     assert SERVER_SECRET not in text and "TWIN_HOME" not in text
 
 
@@ -338,9 +331,8 @@ def test_functions_of_a_project_run_in_the_sandbox(served: Live, tenants: dict, 
     text = json.dumps([shell_call, py_call])
     assert SECRET not in text and SERVER_SECRET not in text and "SQLite" not in text
     assert "TWIN_HOME" not in text and "root:" not in text
-    if os.geteuid() == 0:
-        assert shell_call["result"].splitlines()[0] == "65534"
-        assert py_call["result"]["uid"] == 65534
+    assert sandbox_uid(shell_call["result"].splitlines()[0])
+    assert sandbox_uid(py_call["result"]["uid"])
 
 
 def test_hello_twin_gives_the_same_outputs_as_a_plain_run(

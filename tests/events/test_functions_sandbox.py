@@ -9,6 +9,7 @@ module folders only from the input roots — also when it is deployed.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.workflows.sandbox_helpers import Peer, connect_script, network_peer, sandbox_uid
 from twinengine.core import get_database, get_settings
 from twinengine.events.function_sandbox import FunctionSandboxError
 from twinengine.events.function_service import FunctionService
@@ -37,7 +39,7 @@ def look(value):
         except OSError as exc:
             seen[path] = type(exc).__name__
     try:
-        socket.create_connection(("127.0.0.1", value["port"]), 3).close()
+        socket.create_connection((value.get("host", "127.0.0.1"), value["port"]), 3).close()
         seen["net"] = "CONNECTED"
     except OSError as exc:
         seen["net"] = type(exc).__name__
@@ -116,8 +118,7 @@ def test_a_command_function_sees_only_its_definition(
     call = service.invoke("look", {})
     assert call["state"] == "succeeded", call
     lines = call["result"].splitlines()
-    if os.geteuid() == 0:
-        assert lines[0] == "65534"
+    assert sandbox_uid(lines[0])
     env = {line.split("=", 1)[0] for line in lines if "=" in line}
     assert {"GREETING", "HOME", "PATH", "TMPDIR", "LANG"} <= env
     assert not env & {"TWIN_TEST_FN_SECRET", "TWIN_HOME", "TWIN_DATABASE_URL"}
@@ -128,26 +129,37 @@ def test_a_command_function_sees_only_its_definition(
     assert not Path(lines[1]).exists()  # the per-call folder is gone after the call
 
 
-def test_network_only_when_the_function_allows_it(
-    service: FunctionService, listener: tuple[int, list[int]]
+@pytest.fixture(scope="module")
+def peer() -> Iterator[Peer]:
+    with network_peer() as found:
+        yield found
+
+
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="slirp4netns not installed")
+def test_network_only_when_the_function_allows_it_and_never_the_hosts(
+    service: FunctionService, listener: tuple[int, list[int]], peer: Peer
 ) -> None:
     port, accepted = listener
-    probe_net = [
-        "python3",
-        "-c",
-        f"import socket; socket.create_connection(('127.0.0.1', {port}), 3)",
-    ]
+    remote, local = f"{peer.address}:{peer.port}", f"127.0.0.1:{port}"
+    probe_net = ["sh", "-c", connect_script(remote, local)]
     service.deploy("closed", "command", probe_net)
-    assert service.invoke("closed", {})["state"] == "failed"
-    assert accepted[0] == 0
+    call = service.invoke("closed", {})
+    assert call["state"] == "succeeded" and "CONNECTED" not in call["result"], call
     service.deploy("opened", "command", probe_net, network=True)
     call = service.invoke("opened", {})
     assert call["state"] == "succeeded", call
-    assert accepted[0] == 1
+    assert f"CONNECTED {remote} peer-hello" in call["result"], call
+    assert f"refused {local}" in call["result"], call  # the server's loopback stays closed
+    assert accepted[0] == 0
 
 
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="slirp4netns not installed")
 def test_a_python_function_in_the_sandbox(
-    service: FunctionService, roots: Path, twin_home: Path, listener: tuple[int, list[int]]
+    service: FunctionService,
+    roots: Path,
+    twin_home: Path,
+    listener: tuple[int, list[int]],
+    peer: Peer,
 ) -> None:
     port, accepted = listener
     service.deploy(
@@ -159,15 +171,17 @@ def test_a_python_function_in_the_sandbox(
     seen = call["result"]
     assert all(seen[p] != "READ" for p in paths), seen
     assert seen["net"] != "CONNECTED" and accepted[0] == 0
-    if os.geteuid() == 0:
-        assert seen["uid"] == 65534
+    assert sandbox_uid(seen["uid"])
     assert "TWIN_TEST_FN_SECRET" not in seen["env"] and "TWIN_HOME" not in seen["env"]
     assert "printed by the function" in call["logs"]  # logs still reach the call
     assert not seen["cwd"].startswith(str(twin_home))
     service.deploy(
         "online", "python", "lookaround:look", env={"PYTHONPATH": str(roots)}, network=True
     )
-    assert service.invoke("online", {"paths": [], "port": port})["result"]["net"] == "CONNECTED"
+    out = service.invoke("online", {"paths": [], "host": peer.address, "port": peer.port})
+    assert out["result"]["net"] == "CONNECTED", out
+    home = service.invoke("online", {"paths": [], "port": port})  # the server's loopback
+    assert home["result"]["net"] != "CONNECTED" and accepted[0] == 0
 
 
 def test_module_folders_must_lie_in_the_input_roots(
@@ -221,3 +235,17 @@ def _sleepers() -> list[str]:
             if cmd == b"sleep\x0030\x00":
                 found.append(pid)
     return found
+
+
+def test_a_function_killed_by_a_signal_reads_as_in_a_plain_run(service: FunctionService) -> None:
+    settings = get_settings()
+    plain = FunctionService(get_database(settings), settings)  # unconfined, as `twin` alone
+    try:
+        service.deploy("boxed", "command", ["sh", "-c", "kill -9 $$"])
+        plain.deploy("plain", "command", ["sh", "-c", "kill -9 $$"])
+        boxed_call, plain_call = service.invoke("boxed", {}), plain.invoke("plain", {})
+    finally:
+        plain.shutdown()
+    assert boxed_call["error"] == plain_call["error"] == "killed by signal 9", boxed_call
+    service.deploy("three", "command", ["sh", "-c", "exit 3"])
+    assert service.invoke("three", {})["error"] == "exit code 3"

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.workflows.helpers import DATA, run_in_process, twin, write_job
+from tests.workflows.sandbox_helpers import Peer, connect_script, network_peer, sandbox_uid
 from twinengine.core import get_settings
 from twinengine.workflows.executors.base import JobSpec, run_blocking
 from twinengine.workflows.executors.local import LocalExecutor
@@ -31,7 +34,6 @@ from twinengine.workflows.sandbox.policy import SandboxPolicy
 pytestmark = pytest.mark.skipif(
     probe("bwrap", get_settings()) is not None, reason="bubblewrap cannot start here"
 )
-ROOT = os.geteuid() == 0
 
 
 def confined(tmp_path: Path, key: str, script: str, **extra) -> JobSpec:
@@ -60,14 +62,17 @@ def drain(executor: LocalExecutor, count: int, timeout: float = 30) -> dict:
     return results
 
 
-def sleepers(marker: str) -> list[int]:
+def sleepers(seconds: str) -> list[int]:
+    """The processes running ``sleep SECONDS`` (and the sandboxes holding them)."""
     found = []
     for pid in os.listdir("/proc"):
         try:
-            if pid.isdigit() and marker in Path(f"/proc/{pid}/cmdline").read_text():
-                found.append(int(pid))
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+        script = f"sleep {seconds} & sleep {seconds}".encode()
+        if pid.isdigit() and (script in command or command[:2] == [b"sleep", seconds.encode()]):
+            found.append(int(pid))
     return found
 
 
@@ -92,24 +97,24 @@ def test_the_executor_contract_holds_in_the_sandbox(tmp_path: Path) -> None:
     assert (tmp_path / "code.err").read_text() == "to-stderr\n"
     out = (tmp_path / "memory" / "out.txt").read_text().splitlines()
     assert out[0] == str(80 << 20) and out[2] == "given"
-    assert out[1] == ("65534" if ROOT else str(os.getuid()))
+    assert sandbox_uid(out[1])
     assert results["memory"].peak_memory > 80 << 20  # the confined command's, not bwrap's
     assert results["missing"].exit_code == 127 and "no-such-program-x" in results["missing"].error
 
 
 def test_a_time_limit_and_a_cancel_kill_the_whole_sandboxed_tree(tmp_path: Path) -> None:
     executor = LocalExecutor(cores=2, ram_mb=0)
-    executor.submit(confined(tmp_path, "limited", "sleep 301 & sleep 301", timelimit=1))
-    executor.submit(confined(tmp_path, "cancelled", "sleep 302 & sleep 302"))
+    executor.submit(confined(tmp_path, "limited", "sleep 301.25 & sleep 301.25", timelimit=1))
+    executor.submit(confined(tmp_path, "cancelled", "sleep 302.25 & sleep 302.25"))
     time.sleep(1)
     executor.cancel("cancelled")
     results = drain(executor, 2, timeout=20)
     executor.close()
     assert results["limited"].timed_out and results["cancelled"].cancelled
     deadline = time.monotonic() + 5
-    while (sleepers("301") or sleepers("302")) and time.monotonic() < deadline:
+    while (sleepers("301.25") or sleepers("302.25")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not sleepers("301") and not sleepers("302")
+    assert not sleepers("301.25") and not sleepers("302.25")
 
 
 def test_run_blocking_confines_too(tmp_path: Path) -> None:
@@ -117,7 +122,7 @@ def test_run_blocking_confines_too(tmp_path: Path) -> None:
     result = run_blocking(spec)
     lines = (tmp_path / "blocking" / "out.txt").read_text().splitlines()
     assert result.exit_code == 4
-    assert lines[0] == ("65534" if ROOT else str(os.getuid())) and int(lines[1]) <= 5
+    assert sandbox_uid(lines[0]) and int(lines[1]) <= 5
 
 
 def test_the_home_and_the_configuration_are_masked_when_inside_a_visible_folder(
@@ -334,7 +339,7 @@ def test_a_docker_hint_runs_in_the_sandbox_without_a_container(tmp_path: Path) -
     code, seen = _boxed(tmp_path, doc, {"script": "id -u"})
     assert code == 0, seen
     text = Path(seen["out"]["o"]["path"]).read_text().strip()
-    assert text == ("65534" if ROOT else str(os.getuid()))
+    assert sandbox_uid(text)
 
 
 def test_twin_run_without_sandbox_runs_plainly(tmp_path: Path) -> None:
@@ -348,7 +353,7 @@ def test_twin_run_without_sandbox_runs_plainly(tmp_path: Path) -> None:
                  str(job))  # fmt: skip
     assert boxed.returncode == 0, boxed.stderr
     text = Path(json.loads(boxed.stdout)["o"]["path"]).read_text()
-    assert text.splitlines()[0] == ("65534" if ROOT else str(os.getuid()))
+    assert sandbox_uid(text.splitlines()[0])
 
 
 def test_relinking_initial_work_dir_follows_no_link_the_tool_made(tmp_path: Path) -> None:
@@ -371,23 +376,33 @@ def test_relinking_initial_work_dir_follows_no_link_the_tool_made(tmp_path: Path
     assert code != 0 and any("leads outside" in m for m in seen["messages"]), seen
 
 
+@pytest.fixture(scope="module")
+def peer() -> Iterator[Peer]:
+    with network_peer() as found:
+        yield found
+
+
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="slirp4netns not installed")
 @pytest.mark.parametrize("native", [True, False], ids=["native", "cwltool"])
-def test_network_access_opens_the_network(tmp_path: Path, native: bool) -> None:
+def test_network_access_opens_the_network_but_not_the_host(
+    tmp_path: Path, native: bool, peer: Peer
+) -> None:
     server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(10)
-    port = server.getsockname()[1]
-    script = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3)\""
+    local = f"127.0.0.1:{server.getsockname()[1]}"
+    script = connect_script(f"{peer.address}:{peer.port}", local)
     try:
         closed = _tool(tmp_path, "closed", "outputs: {o: stdout}")
-        code, _ = _boxed(tmp_path, closed, {"script": script}, native)
-        assert code != 0
+        code, seen = _boxed(tmp_path, closed, {"script": script}, native)
+        text = Path(seen["out"]["o"]["path"]).read_text()
+        assert code == 0 and "CONNECTED" not in text, text
         opened = _tool(
             tmp_path,
             "opened",
             "requirements: {NetworkAccess: {networkAccess: true}}\noutputs: {o: stdout}",
         )
         code, seen = _boxed(tmp_path, opened, {"script": script}, native)
-        assert code == 0, seen
-        server.accept()[0].close()
+        text = Path(seen["out"]["o"]["path"]).read_text()
+        assert code == 0 and f"CONNECTED {peer.address}:{peer.port} peer-hello" in text, text
+        assert f"refused {local}" in text, text  # the host's loopback stays closed
     finally:
         server.close()

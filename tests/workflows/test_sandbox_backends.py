@@ -23,6 +23,7 @@ from twinengine.workflows.sandbox import (
     SandboxUnavailableError,
     SandboxUser,
     open_sandbox,
+    sandbox_env,
     server_sandbox,
 )
 
@@ -40,6 +41,67 @@ def test_the_settings_refuse_what_they_cannot_mean(monkeypatch: pytest.MonkeyPat
     for bad in ("root", "0", "no-such-account-x", "12:0"):
         with pytest.raises(ConfigError):
             SandboxUser.lookup(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("TWIN_SANDBOX_NETWORK", "bridge", "unknown sandbox_network 'bridge'"),
+        ("TWIN_SANDBOX_NETWORK_DENY", "10.0.0.0/8,fd00::/8", "'fd00::/8' is not an IPv4"),
+        ("TWIN_SANDBOX_NETWORK_DENY", "intranet", "'intranet' is not an IPv4"),
+        ("TWIN_SANDBOX_UIDS", "100-50", "sandbox_uids must be a range"),
+        ("TWIN_SANDBOX_UIDS", "0-10", "sandbox_uids must be a range"),
+        ("TWIN_SANDBOX_UIDS", "many", "sandbox_uids must be a range"),
+        ("TWIN_SANDBOX_PROCESSES", "-1", "must not be negative"),
+        ("TWIN_SANDBOX_MEMORY_MB", "lots", "must be a whole number"),
+    ],
+)
+def test_the_sandbox_limits_and_network_settings_refuse_what_they_cannot_mean(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    twinengine.core.reset()
+    with pytest.raises(ConfigError, match=message) as caught:
+        get_settings()
+    assert caught.value.hint or "negative" in message or "whole" in message
+
+
+def test_the_sandbox_settings_read_from_the_environment_and_travel_to_children(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = get_settings()
+    assert settings.sandbox_network == "slirp4netns" and settings.sandbox_network_deny == ()
+    assert settings.sandbox_uids == (2000000000, 2000065535)
+    assert (settings.sandbox_processes, settings.sandbox_file_mb) == (1024, 16384)
+    values = {
+        "TWIN_SANDBOX_NETWORK": "HOST",
+        "TWIN_SANDBOX_NETWORK_DENY": "10.1.2.3, 192.168.0.0/16",
+        "TWIN_SANDBOX_UIDS": "none",
+        "TWIN_SANDBOX_PROCESSES": "0",
+        "TWIN_SANDBOX_MEMORY_MB": "512",
+        "TWIN_SANDBOX_FILE_MB": "7",
+        "TWIN_SANDBOX_TMP_MB": "9",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    twinengine.core.reset()
+    settings = get_settings()
+    assert settings.sandbox_network == "host"
+    assert settings.sandbox_network_deny == ("10.1.2.3/32", "192.168.0.0/16")
+    assert settings.sandbox_uids is None and settings.sandbox_processes == 0
+    assert (settings.sandbox_memory_mb, settings.sandbox_file_mb, settings.sandbox_tmp_mb) == (
+        512,
+        7,
+        9,
+    )
+    child = sandbox_env(settings)  # what twin serve's run workers are started with
+    for name, value in child.items():
+        monkeypatch.setenv(name, value)
+    twinengine.core.reset()
+    again = get_settings()
+    for field in ("sandbox_network", "sandbox_network_deny", "sandbox_uids", "sandbox_processes",
+                  "sandbox_memory_mb", "sandbox_file_mb", "sandbox_tmp_mb"):  # fmt: skip
+        assert getattr(again, field) == getattr(settings, field), field
 
 
 @pytest.mark.skipif(shutil.which("podman") is not None, reason="podman is installed here")
@@ -63,7 +125,7 @@ def test_podman_runs_the_same_tree_as_the_sandbox_user(tmp_path: Path) -> None:
     )
     launch = box.command(["cat", "/in/data.txt"], {"LANG": "C"}, policy)
     argv = launch.argv
-    assert argv[-3:] == ["localhost/twin-sandbox:1", "cat", "/in/data.txt"]
+    assert argv[-3:] == ["localhost/twin-sandbox:2", "cat", "/in/data.txt"]
     pairs = {(argv[i], argv[i + 1]) for i in range(len(argv) - 1)}
     assert ("--volume", "/usr:/usr:ro,rbind") in pairs
     assert ("--volume", f"{work}:{work}:rw,rbind") in pairs
@@ -72,8 +134,11 @@ def test_podman_runs_the_same_tree_as_the_sandbox_user(tmp_path: Path) -> None:
     assert ("--workdir", str(work)) in pairs and ("--cap-drop", "all") in pairs
     if box.view.user is not None:
         assert ("--user", f"{box.view.user.uid}:{box.view.user.gid}") in pairs
+    assert ("--pids-limit", str(box.view.processes)) in pairs and ("--ulimit", "core=0:0") in pairs
     networked = box.command(["true"], {}, replace(policy, network=True)).argv
-    assert "host" in networked
+    assert "slirp4netns:allow_host_loopback=false,enable_ipv6=false" in networked
+    shared = open_sandbox("podman", replace(get_settings(), sandbox_network="host"))
+    assert "host" in shared.command(["true"], {}, replace(policy, network=True)).argv
     odd = SandboxPolicy(cwd=str(work), writable=(f"{work}:x",))
     with pytest.raises(ConfigError, match="':' or ','"):
         box.command(["true"], {}, odd)

@@ -9,6 +9,7 @@ variables (``TWIN_HOME``, ``TWIN_DATABASE_URL``, ``TWIN_STORE``, ``TWIN_EXECUTOR
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.core.errors import ConfigError
+
+#: the user ids sandboxes of a root server run as by default: one per running sandbox,
+#: in a block that no account, no subordinate-id range of useradd (100000-600100000) and
+#: no systemd range uses
+SANDBOX_UIDS = (2000000000, 2000065535)
 
 _TOML_KEYS = {
     "home": str,
@@ -40,6 +46,13 @@ _TOML_KEYS = {
     "event_queue": str,
     "sandbox": str,
     "sandbox_user": str,
+    "sandbox_network": str,
+    "sandbox_network_deny": str,
+    "sandbox_uids": str,
+    "sandbox_processes": int,
+    "sandbox_memory_mb": int,
+    "sandbox_file_mb": int,
+    "sandbox_tmp_mb": int,
     "secret_key_file": str,
 }
 
@@ -71,6 +84,13 @@ class Settings:
     event_queue: str | None = None  # nats:// or redis:// URL backing the event queue
     sandbox: str = "auto"  # twin serve: how steps are confined (auto, bwrap, podman, none)
     sandbox_user: str = "nobody"  # twin serve as root: the user sandboxed steps run as
+    sandbox_network: str = "slirp4netns"  # how network-allowed sandboxes reach out (or "host")
+    sandbox_network_deny: tuple[str, ...] = ()  # IPv4 networks sandboxes never reach
+    sandbox_uids: tuple[int, int] | None = SANDBOX_UIDS  # as root: one uid of these per sandbox
+    sandbox_processes: int = 1024  # processes (and threads) of one sandbox (0: no limit)
+    sandbox_memory_mb: int = 0  # address space of one sandboxed process (0: the machine's memory)
+    sandbox_file_mb: int = 16384  # largest file a sandboxed process writes (0: no limit)
+    sandbox_tmp_mb: int = 1024  # size of a sandbox's /tmp and /var/tmp (0: kernel default)
     secret_key_file: Path | None = None  # seals stored secrets (None: $TWIN_HOME/secret.key)
 
     @property
@@ -152,6 +172,60 @@ def _first_set(*values: int | None) -> int | None:
 
 
 SANDBOXES = ("auto", "bwrap", "podman", "none")
+SANDBOX_NETWORKS = ("slirp4netns", "host")
+
+
+def _sandbox_network(value: str | None) -> str:
+    """The ``sandbox_network`` setting: ``slirp4netns`` (default) or ``host``."""
+    choice = (value or "slirp4netns").strip().lower()
+    if choice not in SANDBOX_NETWORKS:
+        raise ConfigError(
+            f"unknown sandbox_network {value!r}",
+            hint="set TWIN_SANDBOX_NETWORK (or sandbox_network in twin.toml) to slirp4netns, or "
+            "host (network-allowed steps share the server's network: unsafe on a shared server)",
+        )
+    return choice
+
+
+def _sandbox_deny(value: str | None) -> tuple[str, ...]:
+    """The ``sandbox_network_deny`` setting: comma-separated IPv4 networks (``10.0.0.0/8``)."""
+    networks = []
+    for item in (value or "").split(","):
+        if not item.strip():
+            continue
+        try:
+            network = ipaddress.ip_network(item.strip(), strict=False)
+        except ValueError:
+            network = None
+        if not isinstance(network, ipaddress.IPv4Network):
+            raise ConfigError(
+                f"sandbox_network_deny: {item.strip()!r} is not an IPv4 network",
+                hint="write IPv4 addresses or networks separated by commas, e.g. "
+                "10.0.0.0/8,192.168.0.0/16 (sandboxes have no IPv6)",
+            )
+        networks.append(str(network))
+    return tuple(networks)
+
+
+def _sandbox_uids(value: str | None) -> tuple[int, int] | None:
+    """The ``sandbox_uids`` setting: ``FIRST-LAST`` (default :data:`SANDBOX_UIDS`) or
+    ``none`` (every sandbox runs as ``sandbox_user``)."""
+    text = (value or "").strip().lower()
+    if not text:
+        return SANDBOX_UIDS
+    if text in ("none", "off"):
+        return None
+    first, _, last = text.partition("-")
+    try:
+        bounds = (int(first), int(last))
+    except ValueError:
+        bounds = (0, -1)
+    if not 0 < bounds[0] <= bounds[1] < 2**32 - 1:
+        raise ConfigError(
+            f"sandbox_uids must be a range FIRST-LAST of user ids above 0, got {value!r}",
+            hint="e.g. sandbox_uids = 2000000000-2000065535 (ids no account uses), or none",
+        )
+    return bounds
 
 
 def _sandbox_choice(value: str | None) -> str:
@@ -163,6 +237,16 @@ def _sandbox_choice(value: str | None) -> str:
             hint="set TWIN_SANDBOX (or sandbox in twin.toml) to one of: " + ", ".join(SANDBOXES),
         )
     return choice
+
+
+def _sandbox_limits(values: dict[str, Any]) -> dict[str, int]:
+    """The sandbox's size settings that are set (environment first, then ``twin.toml``)."""
+    found = {}
+    for key in ("sandbox_processes", "sandbox_memory_mb", "sandbox_file_mb", "sandbox_tmp_mb"):
+        value = _first_set(_env_int(f"TWIN_{key.upper()}"), values.get(key))
+        if value is not None:
+            found[key] = value
+    return found
 
 
 def load_settings() -> Settings:
@@ -225,6 +309,10 @@ def load_settings() -> Settings:
         event_queue=text("event_queue"),
         sandbox=_sandbox_choice(text("sandbox")),
         sandbox_user=text("sandbox_user") or "nobody",
+        sandbox_network=_sandbox_network(text("sandbox_network")),
+        sandbox_network_deny=_sandbox_deny(text("sandbox_network_deny")),
+        sandbox_uids=_sandbox_uids(text("sandbox_uids")),
+        **_sandbox_limits(values),
         secret_key_file=Path(key_file).expanduser()
         if (key_file := text("secret_key_file"))
         else None,

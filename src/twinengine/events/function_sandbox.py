@@ -12,12 +12,16 @@ the function's own ``PYTHONPATH`` names, shown read-only; those must lie inside 
 admin's input roots (``TWIN_INPUT_ROOTS``), so a definition cannot show a worker the
 server's home or another project's files. :meth:`FunctionSandbox.check` refuses such a
 definition, and a command whose program the sandbox does not show, when it is deployed.
+Each process runs under the sandbox's limits (processes, memory, file size) as a user of
+its own; :meth:`FunctionSandbox.launch` gives what to start with ``Launch.popen``, and
+:meth:`FunctionSandbox.exit_code` reads its end as a plain process's.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -91,10 +95,15 @@ class FunctionSandbox:
     def launch(
         self, argv: list[str], env: dict[str, str], folder: str, network: bool, python: bool
     ) -> Launch:
-        """The confined start of ``argv`` working in ``folder``."""
+        """The confined start of ``argv`` working in ``folder`` (start it with
+        ``Launch.popen``)."""
         mounts = tuple(Mount(p, p) for p in self.python_path(env) if python)
         policy = SandboxPolicy(cwd=folder, writable=(folder,), readonly=mounts, network=network)
         return self.sandbox.launch(argv, self.environment(env, folder, python), policy)
+
+    def exit_code(self, code: int | None) -> int | None:
+        """A sandboxed process's exit code as a plain one's (-N: killed by signal N)."""
+        return None if code is None else self.sandbox.exit_code(code)
 
     @staticmethod
     def new_folder(parent: Path | str) -> str:
@@ -114,14 +123,20 @@ class FunctionSandbox:
         try:
             folder = self.new_folder(parent)
             launch = self.launch(argv, env, folder, network=False, python=python)
-            return subprocess.run(
-                launch.argv,
-                env=launch.env,
+            proc = launch.popen(
                 cwd=folder,
-                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=timeout,
-                check=False,
+                start_new_session=True,
             )
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                raise
+            return subprocess.CompletedProcess(argv, self.exit_code(proc.returncode), out, err)
         finally:
             shutil.rmtree(parent, ignore_errors=True)

@@ -26,8 +26,10 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
+from twinengine.core.errors import TwinError
 from twinengine.events.function_sandbox import FunctionSandbox
 from twinengine.events.functions import FunctionSpec
 from twinengine.events.workers import LOG_LIMIT, read_tail
@@ -91,7 +93,7 @@ class PythonWorker:
             self._buffer = bytearray()
             try:
                 self.proc = self._popen(command)
-            except OSError as exc:
+            except (OSError, TwinError) as exc:
                 self.proc = None
                 return (f"cannot start a worker process: {exc}", "")
             self.started += 1
@@ -127,10 +129,8 @@ class PythonWorker:
                 network=self.spec.network,
                 python=True,
             )
-            return subprocess.Popen(
-                launch.argv,
+            return launch.popen(
                 stderr=subprocess.DEVNULL,
-                env=launch.env,
                 cwd=self.folder,
                 pass_fds=(log_fd,),
                 start_new_session=True,
@@ -213,6 +213,8 @@ class PythonWorker:
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self.proc.wait(5)
+            if self.sandbox is not None:
+                code = self.sandbox.exit_code(code)
         self._kill()
         return outcome(False, error=f"the worker process died (exit code {code})", logs=logs)
 
@@ -289,24 +291,23 @@ class CommandWorker:
             with self._lock:
                 if self._stopped:
                     return outcome(False, error="the function's pool was shut down")
-                argv, env = self.spec.argv, self.spec.environment()
-                if self.sandbox is not None:
+                streams = {"stdin": PIPE, "stdout": PIPE, "stderr": PIPE}
+                if self.sandbox is None:
+                    proc = subprocess.Popen(
+                        self.spec.argv,
+                        env=self.spec.environment(),
+                        start_new_session=True,
+                        **streams,
+                    )
+                else:
                     folder = FunctionSandbox.new_folder(self.log_dir)
                     launch = self.sandbox.launch(
-                        argv, self.spec.env, folder, network=self.spec.network, python=False
+                        self.spec.argv, self.spec.env, folder, self.spec.network, python=False
                     )
-                    argv, env = launch.argv, launch.env
-                self.proc = proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=env,
-                    cwd=folder,
-                    start_new_session=True,
-                )
+                    proc = launch.popen(cwd=folder, start_new_session=True, **streams)
+                self.proc = proc
                 self.started += 1
-        except OSError as exc:
+        except (OSError, TwinError) as exc:
             FunctionSandbox.remove_folder(folder)
             return outcome(False, error=f"cannot start {self.spec.argv[0]!r}: {exc}")
         try:
@@ -315,8 +316,11 @@ class CommandWorker:
             self.proc = None
             FunctionSandbox.remove_folder(folder)
         logs = tail(err.decode("utf-8", "replace"))
-        if why is None and proc.returncode != 0:
-            why = f"exit code {proc.returncode}" if proc.returncode > 0 else "killed by a signal"
+        code = proc.returncode
+        if self.sandbox is not None:
+            code = self.sandbox.exit_code(code)
+        if why is None and code != 0:
+            why = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
             last = logs.strip().splitlines()[-1:]
             why += f": {last[0]}" if last else ""
         if self._stopped:

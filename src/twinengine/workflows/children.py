@@ -19,6 +19,8 @@ import subprocess
 import sys
 from typing import Any
 
+from twinengine.workflows.sandbox import sandbox_env
+
 
 def kill_group(proc: subprocess.Popen, wait: float = 5.0) -> None:
     """Kill ``proc`` and everything it started (it leads its own session)."""
@@ -37,8 +39,7 @@ def child_env(settings: Any, **extra: str) -> dict[str, str]:
         TWIN_HOME=str(settings.home),
         TWIN_DATABASE_URL=settings.database_url,
         TWIN_STORE=settings.store,
-        TWIN_SANDBOX=settings.sandbox,
-        TWIN_SANDBOX_USER=settings.sandbox_user,
+        **sandbox_env(settings),
     )
     env.update(extra)
     return env

@@ -6,12 +6,14 @@ dependency resolver's script — cannot be confined the same way, so :func:`unco
 refuses them with a message naming the requirement (a DockerRequirement *hint* is
 ignored with a warning: the step runs without a container, in the sandbox).
 :func:`output_roots` is what a sandboxed command's outputs may lead to: its working
-folder and its inputs, as real paths.
+folder and its inputs, as real paths. :func:`ram_max` is the ``ramMax`` a cwltool job
+declares — its sandbox's memory limit.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
@@ -60,3 +62,16 @@ def output_roots(spec: JobSpec) -> tuple[str, ...] | None:
     folders = [os.path.realpath(spec.cwd)]
     folders += [os.path.realpath(mount.source) for mount in spec.readonly]
     return tuple(folders)
+
+
+def ram_max(job: Any) -> int:
+    """MiB of ``ResourceRequirement.ramMax`` of a cwltool job (a requirement before a
+    hint, expressions evaluated); 0 when it gives none."""
+    builder = job.builder  # the last entry wins, as in cwltool's get_requirement
+    for found in (*reversed(builder.requirements), *reversed(builder.hints)):
+        if found.get("class") == "ResourceRequirement" and found.get("ramMax") is not None:
+            value = builder.do_eval(found["ramMax"])
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                return math.ceil(value)
+            return 0
+    return 0

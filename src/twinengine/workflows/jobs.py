@@ -34,6 +34,7 @@ from cwltool.stdfsaccess import StdFsAccess
 from cwltool.utils import bytes2str_in_dicts
 from schema_salad.ref_resolver import uri_file_path
 
+from twinengine.workflows.confinement import ram_max
 from twinengine.workflows.executors.base import JobResult, JobSpec
 from twinengine.workflows.outcome import command_outcome
 from twinengine.workflows.sandbox import (
@@ -168,6 +169,7 @@ def prepare_command(
         spec.writable = (job.outdir, job.tmpdir)
         spec.readonly = input_mounts(job)
         spec.network = network_access(job)
+        spec.ram_max_mb = ram_max(job)
         if stdin_path is not None and not open_sandbox(sandbox).may_read(stdin_path):
             raise EscapeError(
                 f"stdin {os.path.basename(stdin_path)!r} is not readable by the sandbox user",

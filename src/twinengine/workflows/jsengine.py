@@ -40,9 +40,7 @@ class SandboxedNodeEngine(NodeJSEngine):
         launch = self.sandbox.launch(
             [node, "--eval", js_text], {"PATH": BASE_PATH}, SandboxPolicy(cwd="/tmp")
         )
-        process = subprocess.Popen(
-            launch.argv,
-            env=launch.env,
+        process = launch.popen(
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -13,8 +13,12 @@ Batch systems fit it by polling their queue in ``wait``.
 
 A spec with ``sandbox`` set (runs of ``twin serve``) is confined where it is started:
 :func:`spawn` — which the local executor and :func:`run_blocking` (Dask) both use —
-hands the spec's writable folders, read-only inputs and network flag to the sandbox
-(:mod:`twinengine.workflows.sandbox`) and starts what it returns.
+hands the spec's writable folders, read-only inputs, network flag, ``ramMax`` and time
+limit to the sandbox (:mod:`twinengine.workflows.sandbox`) and starts what it returns;
+:func:`exit_code` reads the ended launcher's status as a plain run's (a command killed
+by signal N is -N, not the sandbox's 128+N). A sandbox that cannot start the command
+(no network helper, no free uid) raises a :class:`~twinengine.core.errors.TwinError`,
+which the executors report like a program that does not exist: ``JobResult.error``.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from twinengine.core.errors import ConfigError
-from twinengine.workflows.sandbox import Mount, SandboxPolicy, open_sandbox
+from twinengine.core.errors import ConfigError, TwinError
+from twinengine.workflows.sandbox import Launch, Mount, SandboxPolicy, open_sandbox
 
 
 @dataclass
@@ -59,6 +63,7 @@ class JobSpec:
     writable: tuple[str, ...] = ()  # folders it may write (its working and temporary one)
     readonly: tuple[Mount, ...] = ()  # its inputs, shown read-only
     network: bool = False
+    ram_max_mb: int = 0  # the tool's ramMax: its sandboxed processes' data limit (0: none)
 
 
 @dataclass
@@ -190,15 +195,20 @@ def spawn(
     """
     stdin, stdout, stderr = stdio or _open_stdio(spec)
     try:
-        argv, env = spec.argv, spec.env
         if spec.sandbox:
-            argv, env = _confined(spec, executable, (stdout, stderr))
-            executable = None
+            return _confined(spec, executable, (stdout, stderr)).popen(
+                cwd=spec.cwd,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                close_fds=True,
+                process_group=0,
+            )
         return subprocess.Popen(
-            argv,
+            spec.argv,
             executable=executable,
             cwd=spec.cwd,
-            env=env,
+            env=spec.env,
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
@@ -213,28 +223,35 @@ def spawn(
                 os.close(handle)
 
 
-def _confined(
-    spec: JobSpec, executable: str | None, streams: tuple[Any, Any]
-) -> tuple[list[str], dict[str, str]]:
-    """The program line and launcher environment of ``spec`` in its sandbox; the files
-    it writes its streams to (in its working folder) become the sandbox user's."""
+def _confined(spec: JobSpec, executable: str | None, streams: tuple[Any, Any]) -> Launch:
+    """``spec`` in its sandbox, ready to start; the files it writes its streams to (in
+    its working folder) become the user it runs as."""
     box = open_sandbox(spec.sandbox or "none")
     name = spec.argv[0] if spec.argv else ""
     if box.confines and executable is None:  # the same error as an unconfined start
         found = os.path.exists(name) if os.sep in name else shutil.which(name, path=_path(spec))
         if not found:
             raise FileNotFoundError(errno.ENOENT, "No such file or directory", name)
-    user = box.view.user
-    if user is not None and box.confines:
-        folders = [os.path.realpath(folder) + os.sep for folder in spec.writable]
-        for stream in streams:
-            if hasattr(stream, "fileno") and os.path.realpath(stream.name).startswith(
-                tuple(folders)
-            ):
-                os.fchown(stream.fileno(), user.uid, user.gid)
-    policy = SandboxPolicy(spec.cwd, spec.writable, spec.readonly, spec.network)
+    policy = SandboxPolicy(
+        spec.cwd,
+        spec.writable,
+        spec.readonly,
+        spec.network,
+        memory_mb=spec.ram_max_mb,
+        cpu_seconds=(spec.timelimit or 0) * spec.cores,
+    )
     launch = box.launch(spec.argv, spec.env, policy)
-    return launch.argv, launch.env
+    user = launch.user
+    if user is not None and box.confines:
+        folders = tuple(os.path.realpath(folder) + os.sep for folder in spec.writable)
+        try:
+            for stream in streams:
+                if hasattr(stream, "fileno") and os.path.realpath(stream.name).startswith(folders):
+                    os.fchown(stream.fileno(), user.uid, user.gid)
+        except BaseException:
+            launch.abandon()  # its uid lease and pipes
+            raise
+    return launch
 
 
 def _path(spec: JobSpec) -> str:
@@ -259,13 +276,27 @@ def exit_code_from_status(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+def exit_code(spec: JobSpec, status: int) -> int:
+    """The exit code of ``spec``'s command from its launcher's ``wait`` status, as a
+    plain run reports it (negative: killed by that signal)."""
+    code = exit_code_from_status(status)
+    return open_sandbox(spec.sandbox).exit_code(code) if spec.sandbox else code
+
+
+def start_error(spec: JobSpec, exc: Exception) -> str:
+    """What ``JobResult.error`` says when ``spec`` could not be started."""
+    if isinstance(exc, TwinError):
+        return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+    return f"{spec.argv[0] if spec.argv else ''}: {exc}"
+
+
 def run_blocking(spec: JobSpec, should_stop: Any = None) -> JobResult:
     """Run ``spec`` to completion in the calling thread (used by remote executors)."""
     started = time.time()
     try:
         proc = spawn(spec)
-    except OSError as exc:
-        return JobResult(spec.key, 127, started, time.time(), error=f"{spec.argv[0]}: {exc}")
+    except (OSError, TwinError) as exc:
+        return JobResult(spec.key, 127, started, time.time(), error=start_error(spec, exc))
     deadline = started + spec.timelimit if spec.timelimit else None
     timed_out = cancelled = False
     while True:
@@ -280,7 +311,7 @@ def run_blocking(spec: JobSpec, should_stop: Any = None) -> JobResult:
             cancelled = True
             kill_tree(proc.pid)
         time.sleep(0.005 if now - started < 1 else 0.05)
-    proc.returncode = exit_code_from_status(status)
+    proc.returncode = exit_code(spec, status)
     return JobResult(
         spec.key,
         proc.returncode,

@@ -24,14 +24,16 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from twinengine.core.errors import TwinError
 from twinengine.workflows.executors.base import (
     Executor,
     JobResult,
     JobSpec,
-    exit_code_from_status,
+    exit_code,
     kill_tree,
     open_stdin,
     spawn,
+    start_error,
 )
 
 _GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -154,10 +156,10 @@ class LocalExecutor(Executor):
         try:
             stdio, pipes = self._stdio(spec)
             proc = spawn(spec, stdio, self._program(spec))
-        except OSError as exc:
+        except (OSError, TwinError) as exc:
             for pipe in pipes:
                 pipe.close()
-            return JobResult(spec.key, 127, started, time.time(), error=f"{spec.argv[0]}: {exc}")
+            return JobResult(spec.key, 127, started, time.time(), error=start_error(spec, exc))
         fd = os.pidfd_open(proc.pid)
         deadline = started + spec.timelimit if spec.timelimit else None
         return _Child(spec, proc, fd, started, deadline, pipes=tuple(pipes))
@@ -184,7 +186,7 @@ class LocalExecutor(Executor):
 
     def _reap(self, child: _Child) -> JobResult:
         _, status, usage = os.wait4(child.proc.pid, 0)
-        child.proc.returncode = exit_code_from_status(status)
+        child.proc.returncode = exit_code(child.spec, status)
         self._selector.unregister(child.fd)
         os.close(child.fd)
         del self._by_fd[child.fd]

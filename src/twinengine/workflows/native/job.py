@@ -17,6 +17,7 @@ import glob
 import hashlib
 import json
 import locale
+import math
 import os
 import stat
 from dataclasses import dataclass, field
@@ -252,6 +253,8 @@ class NativeJob:
             spec.writable = (self.outdir, self.tmpdir)
             spec.readonly = tuple(Mount(path, path) for path in self.inputs)
             spec.network = network is True
+            ram_max = self.tool.effective.get("ResourceRequirement", {}).get("ramMax", 0)
+            spec.ram_max_mb = math.ceil(ram_max)  # a number: native tools take no expressions
             real = [os.path.realpath(path) for path in (self.outdir, *self.inputs)]
             self.roots = tuple(real)
         return spec

@@ -4,12 +4,16 @@ A command of a shared server sees only its own working folder (writable), its de
 inputs (read-only), the system and the server's Python environment (read-only); not the
 home (``twin.db``, the store, other runs), ``/tmp``, ``/run``, ``/home``, ``/root``, the
 server's configuration or environment; no network unless the tool (``NetworkAccess``)
-or the function (``network``) asks for it; and it runs as an unprivileged user. The
-engine describes each command with a :class:`SandboxPolicy`; a backend — bubblewrap
-(:mod:`.bwrap`), podman (:mod:`.podman`) or ``none`` (:mod:`.none`), chosen by the
-``sandbox`` setting (:mod:`.choice`) — turns it into what to start (:class:`Launch`).
-:mod:`.paths` keeps what the run process itself reads of a step's folder (outputs,
-staged copies) inside what the step may show it.
+or the function (``network``) asks for it — and then in a network namespace of its own
+that reaches neither the host's loopback nor its addresses (:mod:`.network`); it runs as
+an unprivileged user of its own (:mod:`.uids`) with bounded processes, memory, file
+size and CPU time (:mod:`.limits`). The engine describes each command with a
+:class:`SandboxPolicy`; a backend — bubblewrap (:mod:`.bwrap`), podman (:mod:`.podman`)
+or ``none`` (:mod:`.none`), chosen by the ``sandbox`` setting (:mod:`.choice`) — turns
+it into what to start (:class:`Launch`, started with :meth:`Launch.popen`, its exit code
+read back with :meth:`Sandbox.exit_code`). :mod:`.paths` keeps what the run process
+itself reads of a step's folder (outputs, staged copies) inside what the step may show
+it.
 """
 
 from twinengine.workflows.sandbox.base import Launch, Sandbox
@@ -19,8 +23,10 @@ from twinengine.workflows.sandbox.choice import (
     open_sandbox,
     probe,
     run_sandbox,
+    sandbox_env,
     server_sandbox,
 )
+from twinengine.workflows.sandbox.network import SandboxNetworkError
 from twinengine.workflows.sandbox.paths import EscapeError, check_inside, check_tree
 from twinengine.workflows.sandbox.policy import (
     BASE_PATH,
@@ -30,6 +36,7 @@ from twinengine.workflows.sandbox.policy import (
     SandboxUser,
     inside,
 )
+from twinengine.workflows.sandbox.uids import SandboxBusyError
 
 __all__ = [
     "BACKENDS",
@@ -39,6 +46,8 @@ __all__ = [
     "Launch",
     "Mount",
     "Sandbox",
+    "SandboxBusyError",
+    "SandboxNetworkError",
     "SandboxPolicy",
     "SandboxUnavailableError",
     "SandboxUser",
@@ -48,5 +57,6 @@ __all__ = [
     "open_sandbox",
     "probe",
     "run_sandbox",
+    "sandbox_env",
     "server_sandbox",
 ]

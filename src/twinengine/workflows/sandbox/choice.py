@@ -4,8 +4,9 @@
 bubblewrap if a sandbox really starts with it here, else the container runtime, else
 refuses with :class:`SandboxUnavailableError` (one line naming the fix); ``bwrap`` or
 ``podman`` must work or the server refuses; ``none`` runs steps unconfined. The name it
-settles on travels to the run processes (``TWIN_SANDBOX``, ``--sandbox``), where
-:func:`open_sandbox` makes the backend once per process for that process's settings.
+settles on travels to the run processes (``TWIN_SANDBOX``, ``--sandbox``) with the
+other sandbox settings (:func:`sandbox_env`), where :func:`open_sandbox` makes the
+backend once per process for that process's settings.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ _FIX = {
     "podman": "install podman (apt-get install podman runc), set TWIN_SANDBOX=bwrap, or "
     "TWIN_SANDBOX=none for a single-user server",
 }
+#: the settings a sandbox is made for, besides home, user, configuration and store
+_VIEW_SETTINGS = (
+    "sandbox_network",
+    "sandbox_network_deny",
+    "sandbox_uids",
+    "sandbox_processes",
+    "sandbox_memory_mb",
+    "sandbox_file_mb",
+    "sandbox_tmp_mb",
+)
 log = logging.getLogger(__name__)
 _made: dict[tuple[Any, ...], Sandbox] = {}
 _probed: dict[tuple[Any, ...], str | None] = {}
@@ -59,6 +70,7 @@ def open_sandbox(name: str, settings: Any = None) -> Sandbox:
             f"unknown sandbox {name!r}", hint="choose one of: " + ", ".join(sorted(BACKENDS))
         )
     key = (name, settings.home, settings.sandbox_user, settings.config_file, settings.store)
+    key += tuple(getattr(settings, field) for field in _VIEW_SETTINGS)
     with _lock:
         box = _made.get(key)
         if box is None:
@@ -92,7 +104,10 @@ def server_sandbox(settings: Any = None, *, strict: bool = True) -> Sandbox:
     for name in names:
         why = probe(name, settings)
         if why is None:
-            return open_sandbox(name, settings)
+            box = open_sandbox(name, settings)
+            if box.network_problem() is not None:
+                log.warning("sandbox: %s", box.describe())
+            return box
         reasons.append(f"{name}: {why}")
     if choice == "auto" and not strict:
         log.warning("no sandbox works here (%s): steps run UNCONFINED", "; ".join(reasons))
@@ -112,3 +127,20 @@ def run_sandbox(name: str | None, settings: Any = None) -> str | None:
         return server_sandbox(replace(settings or get_settings(), sandbox="auto")).name
     open_sandbox(name, settings)  # an unknown name is refused here
     return name
+
+
+def sandbox_env(settings: Any) -> dict[str, str]:
+    """The ``TWIN_*`` variables that give a child process (a run worker) the sandbox
+    settings of ``settings``, however they were set."""
+    uids = settings.sandbox_uids
+    return {
+        "TWIN_SANDBOX": settings.sandbox,
+        "TWIN_SANDBOX_USER": settings.sandbox_user,
+        "TWIN_SANDBOX_NETWORK": settings.sandbox_network,
+        "TWIN_SANDBOX_NETWORK_DENY": ",".join(settings.sandbox_network_deny),
+        "TWIN_SANDBOX_UIDS": f"{uids[0]}-{uids[1]}" if uids else "none",
+        "TWIN_SANDBOX_PROCESSES": str(settings.sandbox_processes),
+        "TWIN_SANDBOX_MEMORY_MB": str(settings.sandbox_memory_mb),
+        "TWIN_SANDBOX_FILE_MB": str(settings.sandbox_file_mb),
+        "TWIN_SANDBOX_TMP_MB": str(settings.sandbox_tmp_mb),
+    }

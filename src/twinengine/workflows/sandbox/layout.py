@@ -3,7 +3,8 @@
 Every backend shows the same tree, built by :func:`plan` from the server's
 :class:`~.policy.HostView` and the command's :class:`~.policy.SandboxPolicy`: an empty
 root; the system folders read-only (symbolic links such as ``/bin -> usr/bin`` kept as
-links); a fresh ``/proc``, a minimal ``/dev`` and empty ``/tmp`` and ``/var/tmp``; the
+links); a fresh ``/proc``, a minimal ``/dev``, an empty, writable ``/tmp`` (mode 1777,
+of ``sandbox_tmp_mb``; ``/var/tmp`` leads there); the
 server's Python environment read-only; the home and the configuration file masked if
 they lie inside something visible; then the policy's folders — writable ones, and the
 inputs read-only at the paths the command knows them by — parents before children, with
@@ -25,8 +26,9 @@ BIND_KINDS = ("ro", "rw")
 @dataclass(frozen=True)
 class Op:
     """One step of building the tree: ``kind`` is ``ro``/``rw`` (bind ``source`` at
-    ``dest``), ``symlink`` (``source`` is the link's text), ``tmpfs``, ``dir``,
-    ``proc``, ``dev`` or ``mask`` (an empty file over ``dest``)."""
+    ``dest``), ``symlink`` (``source`` is the link's text), ``scratch`` (an empty
+    folder every user may write, like ``/tmp``), ``tmpfs`` (an empty folder over
+    ``dest``), ``dir``, ``proc``, ``dev`` or ``mask`` (an empty file over ``dest``)."""
 
     kind: str
     dest: str
@@ -64,8 +66,8 @@ def _base(view: HostView) -> tuple[Op, ...]:
             ops.append(Op("symlink", folder, os.readlink(folder)))
         elif os.path.isdir(folder):
             ops.append(Op("ro", folder, folder))
-    ops += [Op("proc", "/proc"), Op("dev", "/dev"), Op("tmpfs", "/tmp")]
-    ops += [Op("dir", "/var"), Op("tmpfs", "/var/tmp")]
+    ops += [Op("proc", "/proc"), Op("dev", "/dev"), Op("scratch", "/tmp")]
+    ops += [Op("dir", "/var"), Op("symlink", "/var/tmp", "../tmp")]  # one mount fewer
     for folder in view.python:
         ops += _parents(ops, folder)
         ops.append(Op("ro", folder, folder))

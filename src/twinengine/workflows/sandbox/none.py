@@ -8,7 +8,7 @@ starts this way, and ``/health`` and ``twin info`` say so.
 from __future__ import annotations
 
 from twinengine.workflows.sandbox.base import Launch, Sandbox
-from twinengine.workflows.sandbox.policy import SandboxPolicy
+from twinengine.workflows.sandbox.policy import SandboxPolicy, SandboxUser
 
 
 class NoSandbox(Sandbox):
@@ -17,7 +17,14 @@ class NoSandbox(Sandbox):
     name = "none"
     confines = False
 
-    def command(self, argv: list[str], env: dict[str, str], policy: SandboxPolicy) -> Launch:
+    def command(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        policy: SandboxPolicy,
+        user: SandboxUser | None = None,
+        lease: int | None = None,
+    ) -> Launch:
         return Launch(list(argv), dict(env))
 
     def probe(self) -> str | None:

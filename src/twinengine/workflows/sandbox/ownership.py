@@ -1,8 +1,9 @@
 """Who owns what a sandboxed command touches, when the server runs as root.
 
-A sandboxed command runs as the unprivileged sandbox user, so what it must write is
-handed over to that user (:func:`hand_over`: owner, mode 0700, the whole tree the engine
-staged in it) and what it must read has to be readable by it. The server keeps its own
+A sandboxed command runs as an unprivileged user — the sandbox user, or a uid of its
+own with the sandbox user's group —, so what it must write is handed over to that user
+(:func:`hand_over`: owner, mode 0700, the whole tree the engine staged in it) and what it
+must read has to be readable by it. The server keeps its own
 files private (umask 077), so a file it wrote that a command is given to read — an
 upload, a script of a registered workflow, a log an earlier step captured — is made
 readable to the sandbox user's group (:func:`grant_read`: the group, then ``g+r``, or
@@ -35,7 +36,7 @@ def hand_over(folders: Iterable[str], user: SandboxUser) -> None:
 
 def grant_read(mounts: Iterable[Mount], view: HostView) -> None:
     """Make the sources of ``mounts`` that lie in the grantable folders readable."""
-    user = view.user
+    user = view.reader
     if user is None:
         return
     for mount in mounts:

@@ -5,16 +5,21 @@ imported once from a tar holding only the ``/bin -> usr/bin`` style links), and 
 tree of :func:`~.layout.plan` is mounted into it — the system and Python folders
 read-only, the policy's folders, tmpfs for ``/tmp`` and the home when masked. The
 command runs as the sandbox user (root server) with every capability dropped,
-``no-new-privileges``, no network (``--network none``) unless the policy allows it
-(``--network host``), an init process that forwards signals, and exactly the policy's
-environment (podman adds ``container=podman`` and ``HOSTNAME``). A rootless server
-runs it as itself (``--userns keep-id``).
+``no-new-privileges``, no network (``--network none``) unless the policy allows it (then
+podman's own slirp4netns without the host's loopback, or ``host`` with
+``sandbox_network = host``), an init process that forwards signals, the limits of
+:mod:`.limits` as ``--pids-limit`` and ``--ulimit`` (the container is the unit, so no
+uid of its own is needed), and exactly the policy's environment (podman adds
+``container=podman`` and ``HOSTNAME``). A rootless server runs it as itself
+(``--userns keep-id``).
 
 Limits: a container costs a few hundred milliseconds to start (bubblewrap: a few);
 cancelling kills the ``podman`` process, whose ``SIGTERM`` reaches the command (signal
 proxy) — a command that ignores it may outlive the cancel; paths with ``:`` or ``,``
-cannot be mounted. This backend is built and its command line tested here, but podman
-was not installed on the development machine, so it has not run a step end to end.
+cannot be mounted; a network-allowed container reaches the host's own non-loopback
+addresses (the bwrap backend refuses them). This backend is built and its command line
+tested here, but podman was not installed on the development machine, so it has not run
+a step end to end.
 """
 
 from __future__ import annotations
@@ -28,21 +33,42 @@ import tarfile
 from twinengine.core.errors import ConfigError
 from twinengine.workflows.sandbox.base import Launch, Sandbox
 from twinengine.workflows.sandbox.layout import plan
-from twinengine.workflows.sandbox.policy import HostView, SandboxPolicy
+from twinengine.workflows.sandbox.limits import limits_for
+from twinengine.workflows.sandbox.policy import HostView, SandboxPolicy, SandboxUser
 
-IMAGE = "localhost/twin-sandbox:1"
+IMAGE = "localhost/twin-sandbox:2"
+_SLIRP = "slirp4netns:allow_host_loopback=false,enable_ipv6=false"
+
+
+def _limits(view: HostView, policy: SandboxPolicy) -> list[str]:
+    """The :mod:`.limits` of a command as podman options (per container)."""
+    limits = limits_for(view, policy)
+    args = ["--ulimit", "core=0:0", "--ulimit", f"as={limits.memory}:{limits.memory}"]
+    if limits.data:
+        args += ["--ulimit", f"data={limits.data}:{limits.data}"]
+    if view.processes:
+        args += ["--pids-limit", str(view.processes)]
+    if limits.file_size:
+        args += ["--ulimit", f"fsize={limits.file_size}:{limits.file_size}"]
+    if limits.cpu:
+        args += ["--ulimit", f"cpu={limits.cpu}:{limits.cpu + 5}"]
+    return args
 
 
 def empty_root(view: HostView) -> bytes:
-    """A tar of an empty root holding the system folders that are links on this host."""
+    """A tar of an empty root holding the system folders that are links on this host,
+    and ``/var/tmp`` leading to ``/tmp``."""
+    links = [(f, os.readlink(f)) for f in view.system if os.path.islink(f)]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for folder in view.system:
-            if os.path.islink(folder):
-                link = tarfile.TarInfo(folder.lstrip("/"))
-                link.type = tarfile.SYMTYPE
-                link.linkname = os.readlink(folder)
-                tar.addfile(link)
+        var = tarfile.TarInfo("var")
+        var.type, var.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(var)
+        for path, target in [*links, ("/var/tmp", "../tmp")]:
+            link = tarfile.TarInfo(path.lstrip("/"))
+            link.type = tarfile.SYMTYPE
+            link.linkname = target
+            tar.addfile(link)
     return buffer.getvalue()
 
 
@@ -58,12 +84,23 @@ class PodmanSandbox(Sandbox):
         if os.geteuid() == 0 and shutil.which("runc"):
             self._base += ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 
-    def command(self, argv: list[str], env: dict[str, str], policy: SandboxPolicy) -> Launch:
+    def command(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        policy: SandboxPolicy,
+        user: SandboxUser | None = None,
+        lease: int | None = None,
+    ) -> Launch:
         args = [*self._base, "run", "--rm", "--init", "--interactive"]
         args += ["--cap-drop", "all", "--security-opt", "no-new-privileges"]
-        args += ["--network", "host" if policy.network else "none", "--hostname", "sandbox"]
+        network = "none"
+        if policy.network:
+            network = "host" if self.view.network == "host" else _SLIRP
+        args += ["--network", network, "--hostname", "sandbox"]
         args += ["--ipc", "private", "--pull", "never", "--workdir", policy.cwd]
-        user = self.view.user
+        args += _limits(self.view, policy)
+        user = user or self.view.user
         if user is not None:
             args += ["--user", f"{user.uid}:{user.gid}"]
         elif os.geteuid() != 0:
@@ -76,14 +113,17 @@ class PodmanSandbox(Sandbox):
                 )
             if op.kind in ("ro", "rw"):
                 args += ["--volume", f"{op.source}:{op.dest}:{op.kind},rbind"]
+            elif op.kind == "scratch":
+                size = f",size={self.view.tmp_mb}m" if self.view.tmp_mb else ""
+                args += ["--tmpfs", f"{op.dest}:rw,nosuid,nodev,mode=1777{size}"]
             elif op.kind == "tmpfs":
-                args += ["--tmpfs", f"{op.dest}:rw,nosuid,nodev,mode=1777"]
+                args += ["--tmpfs", f"{op.dest}:ro,nosuid,nodev,mode=755,size=1m"]
             elif op.kind == "mask":
                 args += ["--volume", f"{os.devnull}:{op.dest}:ro"]
             # proc, dev, dir and links: podman makes /proc and /dev, and mount points
         for key, value in env.items():
             args += ["--env", f"{key}={value}"]
-        return Launch([*args, IMAGE, *argv], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        return Launch([*args, IMAGE, *argv], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, user=user)
 
     def probe(self) -> str | None:
         if shutil.which("podman") is None:

@@ -2,13 +2,15 @@
 
 :class:`SandboxPolicy` is the boundary between the engine and a sandbox backend: the
 command's working folder, the folders it may write, the files and folders it may read
-(each a :class:`Mount`: a real path and where the command sees it) and whether it may
-use the network. :class:`HostView` is what is the same for every command of one server:
-the read-only system and Python folders that programs need, what is hidden even when it
+(each a :class:`Mount`: a real path and where the command sees it), whether it may
+use the network, and what it declared of its memory and time (``ramMax``, its time limit
+times its cores). :class:`HostView` is what is the same for every command of one server: the
+read-only system and Python folders that programs need, what is hidden even when it
 lies inside them (the home, the configuration file), the folders whose files may be
-made readable to the sandbox user (:mod:`.ownership`), and that user
-(:class:`SandboxUser`) when the server runs as root. :func:`host_view` builds it from
-the settings.
+made readable to the sandbox user (:mod:`.ownership`), that user (:class:`SandboxUser`)
+and the range of user ids sandboxes take one of each (when the server runs as root),
+how network-allowed commands reach out, and the size limits. :func:`host_view` builds
+it from the settings.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.core.errors import ConfigError
+from twinengine.workflows.sandbox.uids import check_range
 
 #: system folders a program needs, shown read-only (symbolic links stay links)
 SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -45,6 +48,8 @@ class SandboxPolicy:
     writable: tuple[str, ...] = ()
     readonly: tuple[Mount, ...] = ()
     network: bool = False
+    memory_mb: int = 0  # the tool's ramMax: its processes' data limit (0: none)
+    cpu_seconds: float = 0  # CPU time a process may use (0: no limit)
 
 
 @dataclass(frozen=True)
@@ -79,9 +84,10 @@ class SandboxUser:
         return cls(uid, gid)
 
     def can_read(self, st: os.stat_result) -> bool:
-        """Whether this user may read (and, for a folder, enter) what ``st`` describes."""
+        """Whether this user may read (and, for a folder, enter) what ``st`` describes
+        (a negative uid: any user of the group that owns nothing)."""
         need = 0o5 if stat.S_ISDIR(st.st_mode) else 0o4
-        if st.st_uid == self.uid:
+        if st.st_uid == self.uid and self.uid >= 0:
             return (st.st_mode >> 6) & need == need
         if st.st_gid == self.gid:
             return (st.st_mode >> 3) & need == need
@@ -98,6 +104,21 @@ class HostView:
     hidden: tuple[str, ...] = ()  # files masked even inside a visible folder
     grantable: tuple[str, ...] = ()  # folders whose files may be made readable to user
     user: SandboxUser | None = None  # None: the server is not root, commands run as it
+    uids: tuple[int, int] | None = None  # root: each sandbox runs as one of these uids
+    network: str = "slirp4netns"  # how network-allowed commands reach out (or "host")
+    deny: tuple[str, ...] = ()  # IPv4 networks they never reach (besides the host's own)
+    processes: int = 0  # processes of one sandbox (0: no limit)
+    memory_mb: int = 0  # address space of one process (0: the machine's memory)
+    file_mb: int = 0  # largest file (0: no limit)
+    tmp_mb: int = 0  # size of its /tmp and /var/tmp (0: the kernel's default)
+
+    @property
+    def reader(self) -> SandboxUser | None:
+        """Who every sandbox reads files as: the sandbox user, or — with a uid per
+        sandbox — any member of its group."""
+        if self.user is None or self.uids is None:
+            return self.user
+        return SandboxUser(-1, self.user.gid)
 
 
 def inside(path: str, root: str) -> bool:
@@ -139,6 +160,9 @@ def host_view(settings: Any, user: SandboxUser | None) -> HostView:
     store = str(getattr(settings, "store", "") or "")
     if store.startswith("/"):
         grantable.append(os.path.realpath(store))
+    uids = settings.sandbox_uids if user is not None else None
+    if uids is not None:
+        check_range(*uids)
     return HostView(
         home=home,
         system=system,
@@ -146,4 +170,11 @@ def host_view(settings: Any, user: SandboxUser | None) -> HostView:
         hidden=tuple(os.path.realpath(h) for h in hidden),
         grantable=tuple(grantable),
         user=user,
+        uids=uids,
+        network=settings.sandbox_network,
+        deny=tuple(settings.sandbox_network_deny),
+        processes=settings.sandbox_processes,
+        memory_mb=settings.sandbox_memory_mb,
+        file_mb=settings.sandbox_file_mb,
+        tmp_mb=settings.sandbox_tmp_mb,
     )
