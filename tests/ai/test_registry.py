@@ -132,3 +132,23 @@ def test_cli(env: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0 and (tmp_path / "x" / "model.onnx").is_file()
     result = cli.invoke(app, ["resolve", "cli-demo/1", *uri])
     assert result.output.strip().endswith("model.onnx")
+
+
+def test_a_model_belongs_to_the_project_that_registered_it(env: Any) -> None:
+    from mlflow import MlflowClient
+
+    registry, runs = env["registry"], env["runs"]
+    assert registry.project_of("demo") == "default"  # registered without a project
+    registry.register(runs[0].run_id, "alpha-line", project="alpha")
+    assert registry.show("alpha-line")["project"] == "alpha"
+    with pytest.raises(StateError, match="belongs to project 'alpha'"):
+        registry.register(runs[1].run_id, "alpha-line", project="beta")
+    assert registry.register(runs[1].run_id, "alpha-line", project="alpha") == 2
+    MlflowClient(registry.uri).create_registered_model("untagged")  # made by MLflow itself
+    assert registry.project_of("untagged") is None
+    registry.register(runs[0].run_id, "untagged", project="gamma")  # its first project claims it
+    assert registry.project_of("untagged") == "gamma"
+    with pytest.raises(NotFoundError) as missing:
+        registry.show("nope-nope")
+    assert "sqlite" not in str(missing.value) and str(env["home"]) not in str(missing.value)
+    assert {r["name"]: r["project"] for r in registry.list()}["alpha-line"] == "alpha"

@@ -56,13 +56,17 @@ def test_mlflow_ui_behind_the_session_cookie(
             )
             assert metric.json()["metrics"][0]["value"] == 0.25
         reader = live.user_token("reader", {"default": "viewer"}, scopes=("read",))
-        with live.client(token=reader) as viewer:
+        with live.client(token=reader) as viewer:  # mlflow_access = admins (the default)
             search = "/mlflow/ajax-api/2.0/mlflow/experiments/search?max_results=5"
-            assert viewer.get(search).status_code == 200
+            refused = viewer.get(search)
+            assert refused.status_code == 403 and "administrators" in refused.text
+            assert viewer.get("/api/v1/me").json()["mlflow"] is False
             denied = viewer.post(
                 "/mlflow/ajax-api/2.0/mlflow/experiments/create", json={"name": "nope"}
             )
             assert denied.status_code == 403
+        with live.client() as admin:
+            assert admin.get("/api/v1/me").json()["mlflow"] is True
         ui = live.app.state.twin.extras["mlflow_ui"]
         assert ui.child is not None and ui.child.poll() is None
     finally:

@@ -52,6 +52,7 @@ def test_register_promote_rollback_through_the_api(
             assert listed == [
                 {
                     "name": "line",
+                    "project": "default",  # an admin's model: the default project
                     "description": "y=2x+1",
                     "latest": 2,
                     "versions": 2,

@@ -174,3 +174,100 @@ def test_another_projects_document_id_is_refused_cleanly(live: Live, tenants: di
     with live.client(tenants["alice"]) as alice:
         kept = alice.get("/api/v1/prov/documents/taken-id", params={"format": "provn"}).text
         assert "ex:x" in kept and "ex:y" not in kept and "ex:z" not in kept
+
+
+TWIN = "https://twinengine.org/prov#"
+
+
+def _spellings(run: str) -> list[tuple[str, str]]:
+    """``(format, document)`` naming ``twin:run/<run>`` without writing ``twin:``."""
+    xml = (
+        '<prov:document xmlns:prov="http://www.w3.org/ns/prov#" xmlns:t2="{ns}"{default}>'
+        '<prov:activity prov:id="{id}"/></prov:document>'
+    )
+    return [
+        ("json", json.dumps({"prefix": {"t2": TWIN}, "activity": {f"t2:run/{run}": {}}})),
+        ("json", json.dumps({"prefix": {"default": TWIN}, "activity": {f"run/{run}": {}}})),
+        ("json", json.dumps({"prefix": {"t2": TWIN + "run/"}, "activity": {f"t2:{run}": {}}})),
+        (
+            "json",
+            json.dumps(
+                {
+                    "prefix": {"t2": TWIN, "ex": "http://example.org/"},
+                    "entity": {
+                        "ex:e": {"ex:about": {"$": f"t2:run/{run}", "type": "prov:QUALIFIED_NAME"}}
+                    },
+                }
+            ),
+        ),
+        ("provn", f"document\nprefix t2 <{TWIN}>\nactivity(t2:run/{run}/step/x)\nendDocument"),
+        ("provn", f"document\ndefault <{TWIN}>\nactivity(run/{run})\nendDocument"),
+        ("xml", xml.format(ns=TWIN, default="", id=f"t2:run/{run}")),
+        ("xml", xml.format(ns=TWIN, default=f' xmlns="{TWIN}"', id=f"run/{run}")),
+        (
+            "ttl",
+            f"@prefix prov: <http://www.w3.org/ns/prov#> .\n<{TWIN}run/{run}> a prov:Activity .",
+        ),
+        (
+            "ttl",
+            f"@prefix prov: <http://www.w3.org/ns/prov#> .\n@prefix t2: <{TWIN}run/> .\n"
+            f"t2:{run} a prov:Activity .",
+        ),
+    ]
+
+
+def test_a_run_id_is_recognised_whatever_prefix_spells_it(live: Live, tenants: dict) -> None:
+    with live.client(tenants["alice"]) as alice:
+        theirs = _run(alice, "alpha", b"alpha's input\n")
+    with live.client(tenants["bob"]) as bob:
+        ours = _run(bob, "beta", b"beta's input\n")
+        for number, (fmt, text) in enumerate(_spellings(theirs["id"])):
+            answer = bob.put(
+                f"/api/v1/prov/documents/iri-{number}",
+                params={"format": fmt, "project": "beta"},
+                content=text,
+            )
+            assert answer.status_code == 404, (fmt, text, answer.text)
+            assert "no run" in answer.json()["error"]["message"]
+        for number, (fmt, text) in enumerate(_spellings(ours["id"])):
+            answer = bob.put(
+                f"/api/v1/prov/documents/own-{number}",
+                params={"format": fmt, "project": "beta"},
+                content=text,
+            )
+            assert answer.status_code == 201, (fmt, text, answer.text)
+            shown = bob.get(f"/api/v1/prov/documents/own-{number}", params={"format": "provn"})
+            assert f"twin:run/{ours['id']}" in shown.text
+        rebound = bob.put(
+            "/api/v1/prov/documents/rebound",
+            params={"project": "beta"},
+            content=json.dumps(
+                {"prefix": {"twin": "http://example.org/"}, "activity": {"twin:run/x": {}}}
+            ),
+        )
+        assert rebound.status_code == 400 and "'twin'" in rebound.json()["error"]["message"]
+        # the online routes read ids under the namespaces the document declared
+        declared = bob.put(
+            "/api/v1/prov/documents/online-t2",
+            params={"project": "beta"},
+            content=json.dumps({"prefix": {"t2": TWIN}, "entity": {"t2:mine": {}}}),
+        )
+        assert declared.status_code == 201, declared.text
+        for path, body in (
+            ("elements", {"id": f"t2:run/{theirs['id']}", "kind": "activity"}),
+            (
+                "elements",
+                {"id": "ex:a", "kind": "entity", "attributes": {"ex:r": f"t2:run/{theirs['id']}"}},
+            ),
+            (
+                "relations",
+                {"kind": "used", "subject": "t2:mine", "object": f"t2:run/{theirs['id']}"},
+            ),
+        ):
+            answer = bob.post(f"/api/v1/prov/documents/online-t2/{path}", json=body)
+            assert answer.status_code == 404, (body, answer.text)
+        ok = bob.post(
+            "/api/v1/prov/documents/online-t2/elements",
+            json={"id": f"t2:run/{ours['id']}/note", "kind": "entity"},
+        )
+        assert ok.status_code == 201 and ok.json()["id"] == f"twin:run/{ours['id']}/note"

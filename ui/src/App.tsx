@@ -33,7 +33,7 @@ const NAV: [string, string][] = [
   ["models", "Models"],
 ];
 
-function Nav({ section }: { section: string }) {
+function Nav({ section, mlflow }: { section: string; mlflow: boolean }) {
   const { approvals } = useLive();
   const waiting = approvals?.length ?? 0;
   return (
@@ -48,6 +48,7 @@ function Nav({ section }: { section: string }) {
           )}
         </a>
       ))}
+      {mlflow && (
       <a
         href="/mlflow/"
         target="_blank"
@@ -58,6 +59,7 @@ function Nav({ section }: { section: string }) {
       >
         MLflow ↗
       </a>
+      )}
     </nav>
   );
 }
@@ -184,7 +186,7 @@ export function App() {
             <a className="brand" href={href("workflows")}>
               TwinEngine
             </a>
-            <Nav section={section} />
+            <Nav section={section} mlflow={me.mlflow} />
             <div className="spacer" />
             <div className="who">
               <Bell />

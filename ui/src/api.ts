@@ -127,6 +127,8 @@ export interface Me {
   user: { name: string; admin: boolean };
   token: { id: string; scopes: string[]; kind: string };
   projects: { name: string; role: string }[];
+  /** whether this caller may open the MLflow UI (the server's mlflow_access setting) */
+  mlflow: boolean;
 }
 
 export interface Upload {
@@ -356,6 +358,7 @@ async function errorFrom(response: Response): Promise<ApiError> {
 
 export interface ModelSummary {
   name: string;
+  project: string | null;
   description: string;
   latest: number | null;
   versions: number;
@@ -384,6 +387,7 @@ export interface Promotion {
 
 export interface ModelDetail {
   name: string;
+  project: string | null;
   description: string;
   aliases: Record<string, number>;
   versions: ModelVersion[];

@@ -199,12 +199,21 @@ export function LiveProvider({ children }: { children: ReactNode }) {
   return <LiveContext.Provider value={value}>{children}</LiveContext.Provider>;
 }
 
-/** Where a note leads in the UI: its link, else what its data names. */
+/** Whether a link is a path of this site that no browser reads as another site — the
+ * server's rule (notify/note.py is_ui_path): "/" alone, or one "/" followed by a
+ * character that is not "/" or "\\", and no backslash, whitespace or control character. */
+export function isUiPath(link: string): boolean {
+  if (!link.startsWith("/") || link.length > 2000) return false;
+  if (link.length > 1 && (link[1] === "/" || link[1] === "\\")) return false;
+  return !/[\\\s\p{C}]/u.test(link);
+}
+
+/** Where a note leads in the UI: its link (a path of this site only), else what its data
+ * names. */
 export function noteLink(note: Note): string | null {
-  const link = note.link || note.url;
-  if (link) {
+  const link = note.link;
+  if (link && isUiPath(link)) {
     if (link.startsWith("/#/")) return link.slice(1);
-    if (link.startsWith("#/")) return link;
     return link;
   }
   const data = note.data ?? {};

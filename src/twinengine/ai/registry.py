@@ -12,6 +12,13 @@ Every promotion and rollback is appended to a JSON list in the registered model'
 provenance store is available. ``promote(..., require_quality=True)`` refuses versions
 whose tag ``twin.quality`` is not ``passed`` (set by the QA module).
 
+Projects: a registered model belongs to the project named in its tag
+``twinengine.project``, written when :meth:`ModelRegistry.register` makes it (default
+``default``); a version of another project's model name is refused. ``twin serve`` shows
+and changes a model only for members of its project (models without the tag — made
+before projects, or by MLflow directly — for admins only). Messages never name the
+tracking store (its URI holds a server path).
+
 References (:meth:`ModelRegistry.resolve`, :meth:`ModelRegistry.export`): ``NAME@ALIAS``,
 ``NAME/VERSION``, or a bare ``NAME`` (its production version, else its latest).
 """
@@ -37,6 +44,8 @@ PROMOTION_ALIASES = ("production", "staging")
 PREVIOUS = "previous"
 HISTORY_TAG = "twin.promotions"
 QUALITY_TAG = "twin.quality"
+PROJECT_TAG = "twinengine.project"
+DEFAULT_PROJECT = "default"
 MODEL_FOLDER = "model"
 _HISTORY_KEEP = 200  # entries kept in the tag (MLflow caps tag values)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -90,7 +99,7 @@ class ModelRegistry:
         except MlflowException as exc:
             if _missing(exc):
                 raise NotFoundError(
-                    f"no registered model {name!r} at {self.uri}",
+                    f"no registered model {name!r}",
                     hint="see `twin models list`; register one with `twin models register`",
                 ) from None
             raise
@@ -144,8 +153,10 @@ class ModelRegistry:
         name: str,
         description: str | None = None,
         tags: dict[str, Any] | None = None,
+        project: str = DEFAULT_PROJECT,
     ) -> int:
-        """Register ``run_id``'s ``model`` artifact folder as a new version of ``name``."""
+        """Register ``run_id``'s ``model`` artifact folder as a new version of ``name``, a
+        model of ``project`` (made with that tag if new; refused if it is another's)."""
         from mlflow.exceptions import MlflowException
 
         if not _NAME.match(name):
@@ -155,7 +166,7 @@ class ModelRegistry:
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
-            raise NotFoundError(f"no MLflow run {run_id!r} at {self.uri}") from None
+            raise NotFoundError(f"no MLflow run {run_id!r}") from None
         files = {Path(a.path).name for a in self.client.list_artifacts(run_id, MODEL_FOLDER)}
         if not files:
             raise NotFoundError(
@@ -165,28 +176,51 @@ class ModelRegistry:
         if ONNX_FILE not in files:
             log.warning("run %s has no %s: the version cannot be served", run_id, ONNX_FILE)
         try:
-            self.client.get_registered_model(name)
+            owner = self.client.get_registered_model(name).tags.get(PROJECT_TAG)
         except MlflowException as exc:
             if not _missing(exc):
                 raise
-            self.client.create_registered_model(name, description=description)
-        version = self.client.create_model_version(
-            name,
-            source=f"{run.info.artifact_uri.rstrip('/')}/{MODEL_FOLDER}",
-            run_id=run_id,
-            tags={k: str(v) for k, v in (tags or {}).items()},
-            description=description,
-        )
+            self.client.create_registered_model(
+                name, description=description, tags={PROJECT_TAG: project}
+            )
+        else:
+            if owner is None:  # a model from before projects: its first project claims it
+                self.client.set_registered_model_tag(name, PROJECT_TAG, project)
+            elif owner != project:
+                raise StateError(
+                    f"model {name!r} belongs to project {owner!r}, not {project!r}",
+                    hint="register it in its own project, or choose another name",
+                )
+        try:
+            version = self.client.create_model_version(
+                name,
+                source=f"{run.info.artifact_uri.rstrip('/')}/{MODEL_FOLDER}",
+                run_id=run_id,
+                tags={k: str(v) for k, v in (tags or {}).items()},
+                description=description,
+            )
+        except MlflowException as exc:  # a tag MLflow does not take (name, length)
+            if getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
+                raise
+            raise InvalidInputError(
+                f"model {name!r}: MLflow refused the version: {exc.message[:300]}",
+                hint="tag names are letters, digits and _ - . / space; values are short texts",
+            ) from None
         return int(version.version)
 
+    def project_of(self, name: str) -> str | None:
+        """The project model ``name`` belongs to (None: no project tag); NotFoundError."""
+        return self._model(name).tags.get(PROJECT_TAG)
+
     def list(self) -> list[dict[str, Any]]:
-        """Every registered model: name, description, latest version, aliases."""
+        """Every registered model: name, project, description, latest version, aliases."""
         rows = []
         for model in self.client.search_registered_models(max_results=1000):
             versions = self._versions(model.name)
             rows.append(
                 {
                     "name": model.name,
+                    "project": model.tags.get(PROJECT_TAG),
                     "description": model.description or "",
                     "latest": int(versions[-1].version) if versions else None,
                     "versions": len(versions),
@@ -216,6 +250,7 @@ class ModelRegistry:
         ]
         return {
             "name": model.name,
+            "project": model.tags.get(PROJECT_TAG),
             "description": model.description or "",
             "aliases": {k: int(v) for k, v in sorted(model.aliases.items())},
             "versions": versions,

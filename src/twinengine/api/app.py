@@ -4,8 +4,10 @@
 uploads, runs, provenance) into a :class:`~twinengine.api.context.ServerContext`,
 mounts the routers under ``/api/v1``, serves the built web UI from
 ``twinengine/web`` at ``/`` (any non-API path falls back to ``index.html`` for the
-single-page app), counts requests for ``/metrics``, limits request bodies as they stream
-(:mod:`twinengine.api.limits`), and starts the run dispatcher for the lifetime of the app.
+single-page app) and the API's ``/docs`` page (Swagger UI's files from the same build),
+counts requests for ``/metrics`` (admins), limits request bodies as they stream
+(:mod:`twinengine.api.limits`), answers an unexpected error with a 500 that keeps the
+connection open, and starts the run dispatcher for the lifetime of the app.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -25,6 +28,7 @@ from twinengine.api import errors
 from twinengine.api.accounts import AccountStore
 from twinengine.api.context import ServerContext
 from twinengine.api.limits import BodyLimit
+from twinengine.api.mlflow_child import MlflowUI
 from twinengine.api.routers import (
     access,
     events,
@@ -109,8 +113,6 @@ def build_context(settings: Settings) -> ServerContext:
         notify=ctx.extras["notify"],
         functions=ctx.extras["functions"],
     )
-    from twinengine.api.routers.mlflow_ui import MlflowUI
-
     ctx.extras["mlflow_ui"] = MlflowUI(Path(settings.home))  # its child starts on first use
     return ctx
 
@@ -140,8 +142,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
         description="REST API of TwinEngine, the Digital Twin Engine: workflows, runs, "
         "provenance and access control. Send `Authorization: Bearer <token>`.",
         lifespan=lifespan,
-        openapi_url="/openapi.json",
-        docs_url="/docs",
+        openapi_url="/openapi.json",  # public: it describes the API and holds no data
+        docs_url=None,  # served below with Swagger UI's files from this server, not a CDN
         redoc_url=None,
     )
     app.state.twin = ctx
@@ -162,6 +164,8 @@ def create_app(settings: Settings | None = None, *, dispatch: bool = True) -> Fa
     # inside the request counter (a task group there would wrap its 413 in an ExceptionGroup)
     app.add_middleware(BodyLimit, settings=ctx.settings)
     _count_requests(app, ctx.extras["metrics"])
+    app.add_middleware(errors.UnexpectedErrors)  # outermost: a 500 leaves the connection open
+    _serve_docs(app)
     _serve_web(app)
     return app
 
@@ -179,6 +183,26 @@ def _count_requests(app: FastAPI, metrics: Metrics) -> None:
         return response
 
 
+def _serve_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI on ``/openapi.json``, its script and style from the built web
+    UI (``web/swagger``), so the page works offline and loads nothing from elsewhere."""
+    assets = WEB / "swagger"
+
+    @app.get("/docs", include_in_schema=False, response_model=None)
+    def docs() -> HTMLResponse:
+        if not (assets / "swagger-ui-bundle.js").is_file():
+            raise NotFoundError(
+                "the API documentation page is not built", hint="run `make ui`; /openapi.json is"
+            )
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="TwinEngine API",
+            swagger_js_url="/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/swagger/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
+
 def _serve_web(app: FastAPI) -> None:
     index = WEB / "index.html"
 
@@ -188,7 +212,7 @@ def _serve_web(app: FastAPI) -> None:
             return FileResponse(index, media_type="text/html")
         return HTMLResponse(
             "<h1>TwinEngine</h1><p>The web UI is not built: run <code>make ui</code>. "
-            "The API is at <a href='/docs'>/docs</a>.</p>"
+            "The API is described at <a href='/openapi.json'>/openapi.json</a>.</p>"
         )
 
     @app.get("/{path:path}", include_in_schema=False, response_model=None)

@@ -18,8 +18,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from twinengine.api.accounts import AccountStore, Principal
+from twinengine.api.missing import no_project
 from twinengine.api.paths import ServerPaths
-from twinengine.core import AuthError, Database, NotFoundError, Settings
+from twinengine.core import AuthError, Database, Settings, TwinError
 
 
 @dataclass
@@ -39,24 +40,34 @@ class ServerContext:
         self.paths = ServerPaths(self.settings)
 
     def project_for(self, who: Principal, project: str | None, need: str = "viewer") -> str:
-        """The project a request acts in (default: ``default``), checked against roles."""
+        """The project a request acts in (default: ``default``), checked against roles: one
+        the caller is not in answers exactly like one that does not exist."""
         name = project or "default"
+        if who.role_in(name) is None:
+            raise no_project(name)
         who.check_project(name, need)
         return name
 
     def visible(self, who: Principal, project: str | None) -> list[str] | None:
         """Projects a listing covers: one asked-for project, or all the caller's."""
         if project:
-            who.check_project(project)
+            if who.role_in(project) is None:
+                raise no_project(project)
             return [project]
         return who.visible_projects()
 
-    def owned(self, who: Principal, project: str | None, need: str = "viewer") -> None:
-        """404 unless the caller may see ``project`` (a resource's project)."""
-        if project is None:  # runs started from the CLI belong to no project: admins only
+    def owned(self, who: Principal, project: str | None, need: str, missing: TwinError) -> None:
+        """Whether the caller may act (role ``need``) on a resource of ``project``: the
+        resource's own ``missing`` error when they have no role there — so another
+        project's resource answers byte for byte like one that does not exist — and 403
+        when their role is too low. Resources of no project (runs started with ``twin
+        run``) are the admins' only."""
+        if project is None:
             if who.visible_projects() is None:
                 return
-            raise NotFoundError("not found")
+            raise missing
+        if who.role_in(project) is None:
+            raise missing
         who.check_project(project, need)
 
 

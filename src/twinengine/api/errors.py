@@ -3,7 +3,10 @@
 ``{"error": {"code", "message", "hint", "details"}}`` for every error — TwinErrors
 (their ``http_status``), request-validation failures (422, the offending fields in
 ``details``), unknown routes and methods, and, as a last resort, unexpected exceptions
-(500, logged with the traceback, the message kept generic). As a safety net, every
+(500, logged with the traceback, the message kept generic). The last resort is the
+outermost middleware (:class:`UnexpectedErrors`), which answers and does not raise on:
+a server that raised would have its connection closed after the 500, and the client's
+next request on that keep-alive connection would be reset. As a safety net, every
 message, hint and detail passes through :class:`~twinengine.api.paths.ServerPaths`, so
 no error shows where the server keeps its files, whatever module raised it.
 """
@@ -18,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from twinengine.api.paths import ServerPaths
 from twinengine.core import TwinError
@@ -95,7 +99,31 @@ def install(app: FastAPI, paths: ServerPaths) -> None:
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
         return scrubbed(exc.status_code, str(exc.detail), getattr(exc, "hint", None))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error; the server log has the details")
+
+class UnexpectedErrors:
+    """ASGI middleware (add it last, outermost): an exception nothing else answered is
+    logged and becomes a 500 with the error shape — and the connection stays usable."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # half a response is out: only closing the connection ends it
+                raise
+            response = error_response(500, "internal error; the server log has the details")
+            await response(scope, receive, send)

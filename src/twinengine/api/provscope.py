@@ -4,7 +4,8 @@ A document belongs to a project (its own, or its run's); :func:`document` return
 that ``scope`` only to a caller who may see it (404 otherwise, as for a missing one).
 Document ids are one namespace for the server, so an id another project uses is
 :func:`taken` (409, naming nothing else). A client document may name a run's elements
-(``twin:run/<run>…``) only for runs of its own project (:func:`check_run_ids`).
+(``twin:run/<run>…``, compared as IRIs whatever prefix spells them) only for runs of its
+own project (:func:`check_run_ids`, :func:`online_graph`).
 :func:`open_store` gives a request its :class:`~twinengine.provenance.ProvStore`.
 """
 
@@ -20,12 +21,13 @@ from sqlalchemy.exc import IntegrityError
 
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext
+from twinengine.api.missing import missing_document
 from twinengine.core import InvalidInputError, NotFoundError, StateError
 from twinengine.core.models import prov_documents, runs
-from twinengine.provenance import ProvGraph, ProvStore
+from twinengine.provenance import ProvGraph, ProvStore, canonical_graph
+from twinengine.provenance.graph import Element, Relation
 
 _DOC_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
-_RUN = "twin:run/"
 
 
 @contextmanager
@@ -43,11 +45,11 @@ def document(ctx: ServerContext, who: Principal, doc_id: str, need: str = "viewe
     with ctx.db.engine.connect() as conn:
         row = conn.execute(select(prov_documents).where(prov_documents.c.id == doc_id)).first()
     if row is None:
-        raise NotFoundError(f"no PROV document {doc_id!r}")
+        raise missing_document(doc_id)
     doc = dict(row._mapping)
     with open_store(ctx) as store:
         doc["scope"] = store.project_of(doc_id)
-    ctx.owned(who, doc["scope"] or None, need)
+    ctx.owned(who, doc["scope"] or None, need, missing_document(doc_id))
     return doc
 
 
@@ -71,9 +73,10 @@ def doc_exists(ctx: ServerContext, doc_id: str) -> bool:
         return conn.execute(query).first() is not None
 
 
-def check_run_ids(ctx: ServerContext, ids: Iterable[str], project: str) -> None:
-    """Ids of a run's elements (``twin:run/<run>…``) only for runs of ``project``."""
-    wanted = {i.removeprefix(_RUN).split("/", 1)[0] for i in ids if i.startswith(_RUN)}
+def check_run_ids(ctx: ServerContext, named: Iterable[str], project: str) -> None:
+    """The runs whose elements a document names (``twin:run/<run>…``, compared as IRIs:
+    see :func:`~twinengine.provenance.run_ids`) only when they are runs of ``project``."""
+    wanted = set(named)
     if not wanted:
         return
     with ctx.db.engine.connect() as conn:
@@ -84,6 +87,25 @@ def check_run_ids(ctx: ServerContext, ids: Iterable[str], project: str) -> None:
             f"no run {run!r} in project {project!r}",
             hint="twin:run/… ids name the elements of this project's runs",
         )
+
+
+def online_graph(
+    ctx: ServerContext,
+    doc_id: str,
+    elements: Iterable[Element] = (),
+    relations: Iterable[Relation] = (),
+) -> ProvGraph:
+    """What the online routes add, as a graph with its ids in their one spelling under the
+    namespaces the document ``doc_id`` declared (``t2:run/R`` with ``t2`` bound to
+    TwinEngine's namespace is ``twin:run/R``)."""
+    with ctx.db.engine.connect() as conn:
+        query = select(prov_documents.c.namespaces).where(prov_documents.c.id == doc_id)
+        spaces = conn.execute(query).scalar() or {}
+    graph = ProvGraph(namespaces={k: str(v) for k, v in spaces.items() if k != "default"})
+    for element in elements:
+        graph.add(element)
+    graph.relations.extend(relations)
+    return canonical_graph(graph)
 
 
 def save_document(ctx: ServerContext, graph: ProvGraph, doc_id: str, project: str) -> None:

@@ -104,6 +104,7 @@ class Me(BaseModel):
     user: User
     token: dict[str, Any]
     projects: list[ProjectRole]
+    mlflow: bool = Field(False, description="whether the caller may open the MLflow UI")
 
 
 class Items(BaseModel):

@@ -44,15 +44,20 @@ def register(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     description: Annotated[str | None, typer.Option(help="What this version is.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE version tag (repeat).")] = None,
+    project: Annotated[
+        str, typer.Option(help="The project the model belongs to (a new model's tag).")
+    ] = "default",
     as_json: AsJson = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Register a run's model (native and ONNX files) as a new version."""
-    version = _registry(tracking_uri).register(run_id, name, description, _tags(tag))
+    """Register a run's model (native and ONNX files) as a new version of a project's model."""
+    version = _registry(tracking_uri).register(
+        run_id, name, description, _tags(tag), project=project
+    )
     if as_json:
-        print(json.dumps({"name": name, "version": version, "run_id": run_id}))
+        print(json.dumps({"name": name, "version": version, "run_id": run_id, "project": project}))
         return
-    console.print(f"{name} version {version} registered from run {run_id}")
+    console.print(f"{name} version {version} registered from run {run_id} in project {project}")
 
 
 @app.command("list")
@@ -64,7 +69,11 @@ def list_models(tracking_uri: TrackingUri = None) -> None:
         console.print("no registered models")
     for row in rows:
         aliases = " ".join(f"{k}=v{v}" for k, v in row["aliases"].items()) or "-"
-        console.print(f"{row['name']:<24} latest v{row['latest']}  {aliases}  {row['description']}")
+        project = row["project"] or "(no project)"
+        console.print(
+            f"{row['name']:<24} {project:<16} latest v{row['latest']}  {aliases}  "
+            f"{row['description']}"
+        )
 
 
 @app.command("show")
@@ -79,7 +88,8 @@ def show(
     if as_json:
         print(json.dumps(info, indent=2))
         return
-    console.print(f"[bold]{info['name']}[/]  {info['description']}")
+    project = info["project"] or "(no project: admins only on twin serve)"
+    console.print(f"[bold]{info['name']}[/]  project {project}  {info['description']}")
     for v in info["versions"]:
         aliases = ",".join(v["aliases"]) or "-"
         tags = " ".join(f"{k}={val}" for k, val in sorted(v["tags"].items()))

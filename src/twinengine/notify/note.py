@@ -32,6 +32,7 @@ KINDS = (
     "test",
 )
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}$")
+LINK_MAX = 2000
 LINK_KEY = "_link"  # where the link is kept inside the stored ``data`` column
 
 
@@ -50,13 +51,29 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+def is_ui_path(link: str) -> bool:
+    """Whether ``link`` is a path of this site that no browser can read as another site:
+    ``/`` alone, or one ``/`` followed by a character that is not ``/`` or ``\\``, with
+    no backslash, whitespace or control character anywhere (browsers drop tabs and
+    newlines and read ``\\`` as ``/``, so ``/\\evil.example`` or ``/<TAB>/evil.example``
+    would leave the site)."""
+    if not link.startswith("/") or len(link) > LINK_MAX:
+        return False
+    if len(link) > 1 and link[1] in "/\\":
+        return False
+    return "\\" not in link and all(c.isprintable() and not c.isspace() for c in link)
+
+
 def check_link(link: str | None) -> str | None:
+    """``link`` when it is a path of the web UI (:func:`is_ui_path`); TwinError if not."""
     if link is None or link == "":
         return None
-    if not link.startswith("/") or link.startswith("//") or len(link) > 2000:
+    if not isinstance(link, str) or not is_ui_path(link):
+        shown = link[:80] if isinstance(link, str) else link
         raise TwinError(
-            f"invalid notification link {link[:80]!r}",
-            hint="a path in the web UI starting with one /, e.g. /#/runs/RUN_ID",
+            f"invalid notification link {shown!r}: it must be a path of this site",
+            hint="one / followed by the path, with no backslash, space or control "
+            "character, e.g. /#/runs/RUN_ID",
         )
     return link
 

@@ -7,9 +7,11 @@ subscription is shown). A signed request carries
 ``X-Twin-Signature: sha256=<hex HMAC-SHA256 of the raw request body with the secret>``;
 :func:`verify_signature` is the receiver's check. Every request also carries
 ``X-Twin-Event`` (the note's kind) and ``X-Twin-Delivery`` (its id). Any answer other
-than 2xx, a timeout (10 s) or a connection error is a failed delivery. The URL's host
-must resolve to a public address (:mod:`twinengine.notify.addresses`), and the request
-goes to the address that was checked.
+than 2xx, a timeout (10 s) or a connection error is a failed delivery, reported as
+"failed" only (the answer or the connection error goes to the server log: no port-scan
+oracle). The URL's host must be public (:mod:`twinengine.notify.addresses`) when
+subscribing and when delivering, and the request goes to the address that was checked
+(and, as every delivery's, only to public addresses: :mod:`twinengine.notify.egress`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from urllib.parse import urlsplit, urlunsplit
 
 from twinengine.core import TwinError
-from twinengine.notify.addresses import public_address
+from twinengine.notify.addresses import check_host, public_address
 from twinengine.notify.base import DeliveryError, Notifier
+from twinengine.notify.egress import public_only
 from twinengine.notify.note import Note
+
+log = logging.getLogger("twinengine.notify")
 
 SIGNATURE_HEADER = "X-Twin-Signature"
 _SECRET = "secret="
@@ -50,7 +56,6 @@ def _pinned(url: str, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     address = public_address(host, port, f"webhook {url}")
-    assert address is not None  # it must resolve: an address or an error
     shown = f"[{address}]" if ":" in address else address
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = (userinfo + "@" if userinfo else "") + f"{shown}:{port}"
@@ -99,6 +104,7 @@ class WebhookNotifier(Notifier):
                 f"a webhook target must be an http(s) URL, not {url[:80]!r}",
                 hint="e.g. https://hooks.example.org/twin (add #secret=… to have it signed)",
             )
+        check_host(host, f"webhook {url}")
         return target
 
     def describe(self, target: str | None) -> str | None:
@@ -119,15 +125,21 @@ class WebhookNotifier(Notifier):
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
         pinned, extensions = _pinned(url, headers)
+        failed = DeliveryError(
+            f"webhook {url} could not be reached or did not accept the note: the delivery failed",
+            hint="the server log has the receiver's answer",
+        )
         try:
-            answer = self._client.post(pinned, content=body, headers=headers, extensions=extensions)
+            with public_only(f"webhook {url}"):
+                answer = self._client.post(
+                    pinned, content=body, headers=headers, extensions=extensions
+                )
         except httpx.HTTPError as exc:
-            reason = str(exc) or exc.__class__.__name__
-            raise DeliveryError(f"webhook {url} could not be reached: {reason}") from exc
+            log.warning("webhook %s could not be reached: %s", url, exc or type(exc).__name__)
+            raise failed from None
         if not 200 <= answer.status_code < 300:
-            raise DeliveryError(
-                f"webhook {url} answered HTTP {answer.status_code} {answer.reason_phrase}"
-            )
+            log.warning("webhook %s answered HTTP %s", url, answer.status_code)
+            raise failed
 
     def close(self) -> None:
         self._client.close()

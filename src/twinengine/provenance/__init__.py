@@ -10,6 +10,8 @@ Public interface (what the CLI calls, and the REST API will):
   :func:`export_crate` — a Workflow Run RO-Crate (Provenance Run Crate profile).
 - :func:`import_file` — a PROV file from any producer, stored in one transaction;
   :func:`parse_document` — PROV text (any of the four formats) as a graph.
+- :func:`canonical_graph` / :func:`canonical` / :func:`run_ids` — ids in TwinEngine's
+  namespaces in one spelling (compared as IRIs), and the runs a graph names.
 - :func:`diff_runs` — which inputs, parameters and tool versions differ between runs.
 - :func:`activity` (online) and :func:`record_document` (batch) — tracking from plain
   Python code that is not a CWL tool.
@@ -30,6 +32,9 @@ _EXPORTS = {
     "read_document": "twinengine.provenance.convert",
     "parse_document": "twinengine.provenance.convert",
     "ProvGraph": "twinengine.provenance.graph",
+    "canonical": "twinengine.provenance.names",
+    "canonical_graph": "twinengine.provenance.names",
+    "run_ids": "twinengine.provenance.names",
     "capture_run": "twinengine.provenance.capture",
     "activity": "twinengine.provenance.api",
     "capture": "twinengine.provenance.api",

@@ -3,7 +3,8 @@
 Exports are serialised by ``prov`` itself (PROV-JSON, PROV-N, PROV-XML, and PROV-O as
 Turtle through rdflib), so any PROV tool reads them; :func:`read_document` parses a file
 in any of those formats from any producer and turns it into a graph, bundles included
-(PROV-N through :mod:`twinengine.provenance.provn`, as ``prov`` cannot read it).
+(PROV-N through :mod:`twinengine.provenance.provn`, as ``prov`` cannot read it), with
+every id in TwinEngine's namespaces spelled one way (:mod:`twinengine.provenance.names`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prov import model as pm
 
 from twinengine.core.errors import InvalidDocumentError, StateError
 from twinengine.provenance.graph import UNDECLARED, Element, ProvGraph, Relation, prefix_of
+from twinengine.provenance.names import canonical_graph
 from twinengine.provenance.provn import read_provn
 
 #: prov record class -> (our relation kind, formal attribute of the subject, of the object)
@@ -207,7 +209,7 @@ def parse_document(
                 content=text, format="rdf", rdf_format="trig" if trig else "turtle"
             )
         elif fmt == "provn":  # the prov library writes PROV-N but cannot read it
-            return read_provn(text)
+            return canonical_graph(read_provn(text))
         else:
             doc = pm.ProvDocument.deserialize(source=io.StringIO(text), format=FORMATS[fmt])
     except InvalidDocumentError:
@@ -231,7 +233,8 @@ def from_prov(doc: pm.ProvDocument) -> ProvGraph:
         graph.entity(name, None, prov_type="prov:Bundle")
         _collect(graph, bundle, name)
     graph.check(kinds=False)
-    return graph
+    default = doc.get_default_namespace()
+    return canonical_graph(graph, default.uri if default is not None else None)
 
 
 def _plain(value: Any) -> Any:

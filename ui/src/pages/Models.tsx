@@ -1,5 +1,6 @@
-// The model registry (docs/api.md#models): registered models with their aliases; a
-// model's versions, promotion to production or staging, rollback, and the history.
+// The model registry (docs/api.md#models): the registered models of the caller's projects
+// with their aliases; a model's versions, promotion to production or staging, rollback
+// (the editor role in the model's project), and the history.
 
 import { useCallback, useEffect, useState } from "react";
 import { api, type ModelDetail, type ModelSummary } from "../api";
@@ -7,6 +8,9 @@ import { useErrors } from "../errors";
 import { ago, when } from "../format";
 import { href } from "../router";
 import { useAction } from "../components/PauseDelete";
+import { useSession } from "../auth";
+
+const EDITORS = new Set(["editor", "owner"]);
 
 function Aliases({ aliases }: { aliases: Record<string, number> | string[] }) {
   const names = Array.isArray(aliases) ? aliases : Object.entries(aliases).map(([a, v]) => `${a}=v${v}`);
@@ -54,6 +58,7 @@ function ModelList() {
           <thead>
             <tr>
               <th>Model</th>
+              <th>Project</th>
               <th>Versions</th>
               <th>Aliases</th>
               <th>Description</th>
@@ -61,12 +66,13 @@ function ModelList() {
           </thead>
           <tbody>
             {items.map((m) => (
-              <tr key={m.name} data-testid="model-row" data-name={m.name}>
+              <tr key={m.name} data-testid="model-row" data-name={m.name} data-project={m.project ?? ""}>
                 <td>
                   <a href={href("models", m.name)} data-testid="model-link">
                     {m.name}
                   </a>
                 </td>
+                <td data-testid="model-project">{m.project ?? <span className="muted">(none: admins only)</span>}</td>
                 <td>
                   {m.versions} (latest v{m.latest ?? "—"})
                 </td>
@@ -85,6 +91,7 @@ function ModelList() {
 
 function ModelPage({ name }: { name: string }) {
   const { report } = useErrors();
+  const { me } = useSession();
   const [model, setModel] = useState<ModelDetail | null>(null);
   const load = useCallback(() => api.model(name).then(setModel).catch(report), [name, report]);
   useEffect(() => {
@@ -96,13 +103,20 @@ function ModelPage({ name }: { name: string }) {
 
   if (!model) return <p className="muted">Loading…</p>;
   const history = [...model.promotions].reverse();
+  // promoting and rolling back need the editor role in the model's project (admins: any)
+  const role = me.projects.find((p) => p.name === model.project)?.role;
+  const mayChange = (me.user.admin && me.token.scopes.includes("admin")) || EDITORS.has(role ?? "");
+  const locked = busy || !mayChange;
   return (
     <div data-testid="model-page" data-name={model.name}>
       <div className="page-head">
         <h1>{model.name}</h1>
+        <span className="muted" data-testid="model-project">
+          project {model.project ?? "(none: admins only)"}
+        </span>
         <a href={href("models")}>← Models</a>
         <button
-          disabled={busy || model.aliases.previous === undefined}
+          disabled={locked || model.aliases.previous === undefined}
           onClick={() => act(() => api.rollbackModel(model.name))}
           data-testid="rollback"
           title="Make the previous version production again"
@@ -138,14 +152,14 @@ function ModelPage({ name }: { name: string }) {
               </td>
               <td>
                 <button
-                  disabled={busy || v.aliases.includes("production")}
+                  disabled={locked || v.aliases.includes("production")}
                   onClick={() => act(() => api.promoteModel(model.name, v.version, "production"))}
                   data-testid="promote-production"
                 >
                   Production
                 </button>{" "}
                 <button
-                  disabled={busy || v.aliases.includes("staging")}
+                  disabled={locked || v.aliases.includes("staging")}
                   onClick={() => act(() => api.promoteModel(model.name, v.version, "staging"))}
                   data-testid="promote-staging"
                 >

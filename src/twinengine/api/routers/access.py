@@ -8,7 +8,8 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, caller, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
-from twinengine.core import ForbiddenError
+from twinengine.api.mlflow_rules import may_open
+from twinengine.core import ForbiddenError, NotFoundError
 
 router = APIRouter(prefix="/api/v1", tags=["access"], responses=ERROR_RESPONSES)
 
@@ -25,6 +26,7 @@ def me(who: Principal = Depends(needs("read")), ctx: ServerContext = Depends(con
         "user": ctx.accounts.user(who.user),
         "token": {"id": who.token_id, "scopes": sorted(who.scopes), "kind": who.kind},
         "projects": projects,
+        "mlflow": may_open(who, ctx.settings),
     }
 
 
@@ -124,8 +126,19 @@ def set_member(
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Add a member or change their role (project owner or admin)."""
+    """Add a member or change their role (project owner or admin), by user name. An owner
+    learns whether a name is a user who may be added — nothing else about them; a
+    disabled account answers like a missing one."""
     who.check_project(name, "owner")
+    try:
+        account = ctx.accounts.user(user)
+    except NotFoundError:
+        account = None
+    if account is None or (account["disabled"] and not who.is_admin):
+        raise NotFoundError(
+            f"no user {user!r}",
+            hint="users appear when an admin adds them or when they first sign in (OIDC)",
+        )
     ctx.accounts.set_member(name, user, body.role)
     return {"user": user, "role": body.role}
 

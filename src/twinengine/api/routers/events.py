@@ -25,7 +25,7 @@ from twinengine.api.schemas import Limit, Offset
 from twinengine.core import ConfigError, NotFoundError, PayloadTooLargeError
 from twinengine.core.boundedyaml import load_definition
 from twinengine.events.base import no_posts, source_class
-from twinengine.events.sources.folder import check_watchable
+from twinengine.events.folderbounds import check_watchable
 
 router = APIRouter(prefix="/api/v1", tags=["events"], responses=ERROR_RESPONSES)
 MAX_EVENT_BYTES = 1024 * 1024  # a webhook event's body

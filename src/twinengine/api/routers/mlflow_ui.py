@@ -1,23 +1,22 @@
 """The MLflow UI under ``/mlflow`` of ``twin serve``, behind TwinEngine's access control.
 
-The first request to ``/mlflow/`` starts ``mlflow server`` as a child process on the
-same tracking store that ``twin train`` writes to (``sqlite:///$TWIN_HOME/mlflow.db``
-and ``$TWIN_HOME/mlartifacts``, or ``MLFLOW_TRACKING_URI``), with the static prefix
-``/mlflow``; every request under ``/mlflow`` is then proxied to it. The child listens on
-a Unix socket in a folder only the server's user may enter (``$TWIN_HOME/mlflow-ui``,
-mode 0700), never on a TCP port, so nothing else on the machine — a step, another local
-user — can reach MLflow without passing through the proxy's checks.
+The first request to ``/mlflow/`` starts the MLflow child
+(:class:`~twinengine.api.mlflow_child.MlflowUI`: a Unix socket in a 0700 folder, never a
+TCP port, so nothing else on the machine reaches MLflow without passing through the
+proxy's checks); every request under ``/mlflow`` is then proxied to it.
 
 A browser cannot send a bearer header, so ``POST /api/v1/session`` (with the token in
 ``Authorization``) sets an HTTP-only, same-site cookie for the ``/mlflow`` path
 (``Secure`` over https or when ``TWIN_PUBLIC_URL`` is https); the proxy accepts that
 cookie or the header, and a change made with the cookie must come from a page of this
-server (its ``Origin`` or ``Referer``), which stops cross-site request forgery. Reading
-needs the ``read`` scope and a role in some project, changing anything the ``run`` scope
-and the editor role in some project (admins: always). MLflow itself has no projects:
-whoever passes sees every experiment of the store. Artifacts are served with
-``Content-Security-Policy: sandbox`` (an uploaded HTML file cannot run scripts as this
-site). The child stops with the server.
+server (its ``Origin`` or ``Referer``), which stops cross-site request forgery. Who may
+use it is the ``mlflow_access`` setting (:mod:`twinengine.api.mlflow_rules`: admins by
+default; with ``members``, MLflow having no projects, every member sees every project's
+experiments). A change may not choose where MLflow writes: a body naming a storage
+location or a model version's source elsewhere is refused (400) before it reaches
+MLflow, an artifact upload must land in the server's artifact folder, and a run's
+uploads are bounded. Artifacts are served with ``Content-Security-Policy: sandbox`` (an
+uploaded HTML file cannot run scripts as this site). The child stops with the server.
 """
 
 from __future__ import annotations
@@ -25,11 +24,7 @@ from __future__ import annotations
 import asyncio
 import html
 import os
-import subprocess
-import sys
-import tempfile
-import threading
-import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,111 +35,33 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
-from twinengine.ai.tracking import tracking_uri
-from twinengine.api.accounts import ROLES, Principal
+from twinengine.api.accounts import Principal
 from twinengine.api.context import bearer, caller, context
 from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.api.limits import takes_upload
-from twinengine.core import AuthError, ForbiddenError, StateError, TwinError
-from twinengine.workflows.children import kill_group
+from twinengine.api.mlflow_child import PREFIX, MlflowUI
+from twinengine.api.mlflow_rules import (
+    check_access,
+    check_request,
+    check_room,
+    endpoint,
+    upload_folder,
+)
+from twinengine.core import (
+    AuthError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    Settings,
+    StateError,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
-PREFIX = "/mlflow"
 COOKIE = "twin_token"
 _HOP = {"host", "cookie", "authorization", "connection", "keep-alive", "transfer-encoding"}
 _READS = ("GET", "HEAD")
-_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes
-
-
-class MlflowUI:
-    """The ``mlflow server`` child of one ``twin serve`` (started on first use)."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.socket: Path | None = None
-        self.child: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-        self.client: httpx.AsyncClient | None = None
-
-    def command(self, socket_path: Path) -> list[str]:
-        return [
-            *(sys.executable, "-m", "mlflow", "server"),
-            *("--backend-store-uri", tracking_uri(home=self.home)),
-            *("--default-artifact-root", str(self.home / "mlartifacts")),
-            *("--uvicorn-opts", f"--uds {socket_path}"),  # uvicorn binds it, not the port
-            *("--host", "127.0.0.1", "--static-prefix", PREFIX, "--workers", "1"),
-        ]
-
-    def socket_path(self) -> Path:
-        """A socket in a fresh folder only this user may enter (under ``$TWIN_HOME``,
-        or a private temporary folder when that path would be too long)."""
-        folder = self.home / "mlflow-ui"
-        if len(str(folder / "mlflow.sock")) > _SOCKET_PATH_MAX:
-            folder = Path(tempfile.mkdtemp(prefix="twin-mlflow-"))
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
-        path = folder / "mlflow.sock"
-        path.unlink(missing_ok=True)
-        return path
-
-    def running(self) -> bool:
-        return self.child is not None and self.child.poll() is None and self.socket is not None
-
-    def ensure(self, timeout: float = 60.0) -> Path:
-        """The socket of a running MLflow server, starting it when needed."""
-        with self._lock:
-            if self.running():
-                assert self.socket is not None
-                return self.socket
-            path = self.socket_path()
-            log = open(self.home / "mlflow-ui.log", "ab")  # noqa: SIM115 - the child keeps it
-            self.child = subprocess.Popen(
-                self.command(path),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            log.close()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.child.poll() is None:
-                if _answers(path):
-                    self.socket = path
-                    return path
-                time.sleep(0.2)
-            self.stop()
-            raise TwinError(
-                "the MLflow UI did not start",
-                hint=f"see {self.home / 'mlflow-ui.log'}; is mlflow installed (the ai extra)?",
-            )
-
-    def http(self, path: Path) -> httpx.AsyncClient:
-        """The proxy's client of the child's socket."""
-        if self.client is None:
-            transport = httpx.AsyncHTTPTransport(uds=str(path))
-            self.client = httpx.AsyncClient(transport=transport, timeout=60)
-        return self.client
-
-    def stop(self) -> None:
-        child, self.child, self.socket = self.child, None, None
-        self.client = None
-        if child is not None and child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:  # with the workers it started
-                kill_group(child)
-
-
-def _answers(path: Path) -> bool:
-    """Whether the MLflow server on socket ``path`` answers its health check."""
-    if not path.exists():
-        return False
-    try:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=2) as client:
-            return client.get(f"http://localhost{PREFIX}/health").status_code == 200
-    except httpx.HTTPError:
-        return False
+_RUN_UPLOAD = "mlflow/upload-artifact"  # the UI's upload: ?run_uuid=RUN&path=NAME
 
 
 def _secure(request: Request) -> bool:
@@ -210,18 +127,54 @@ def _check_origin(request: Request) -> None:
         )
 
 
-def _check_access(who: Principal, write: bool) -> None:
-    """Reading needs a role in some project; writing the ``run`` scope and editor there."""
-    who.require_scope("run" if write else "read")
-    if who.is_admin:
-        return
-    need = ROLES.index("editor" if write else "viewer")
-    if not any(ROLES.index(role) >= need for role in who.roles.values()):
-        raise ForbiddenError(
-            "the MLflow UI is for members of a project"
-            + (" with the editor role" if write else ""),
-            hint="ask a project owner to add you",
+async def _run_folder(client: httpx.AsyncClient, ui: MlflowUI, run_id: str) -> Path:
+    """The local folder of an MLflow run's artifacts, if it lies in the artifact folder."""
+    answer = await client.get(
+        f"http://localhost{PREFIX}/api/2.0/mlflow/runs/get", params={"run_id": run_id}
+    )
+    if answer.status_code != 200:
+        raise NotFoundError(f"no MLflow run {run_id[:64]!r}")
+    location = str(answer.json().get("run", {}).get("info", {}).get("artifact_uri", ""))
+    folder = ui.roots.local(location)
+    if folder is None:
+        raise InvalidInputError(
+            "this run keeps its artifacts outside the server's artifact folder; "
+            "uploads to it are refused",
+            hint="log to a run of an experiment made on this server",
         )
+    return folder
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    """The whole body, refused (413) past ``cap`` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise PayloadTooLargeError(
+                f"a request to MLflow's REST API may have {cap // 1024} KB at most",
+                hint="send less, or raise TWIN_MAX_REQUEST_KB on the server",
+            )
+    return bytes(body)
+
+
+async def _checked_body(
+    request: Request, path: str, ui: MlflowUI, client: httpx.AsyncClient, settings: Settings
+) -> bytes | AsyncIterator[bytes]:
+    """The body to send on: an artifact upload streamed (into a run's folder inside the
+    artifact folder, with room left), anything else read whole and checked."""
+    limit = 10 * settings.max_upload_mb * 1024 * 1024
+    declared = request.headers.get("content-length", "")
+    incoming = int(declared) if declared.isdigit() else 0
+    folder = upload_folder(path, ui.roots)
+    if folder is None and endpoint(path) == _RUN_UPLOAD:
+        folder = await _run_folder(client, ui, request.query_params.get("run_uuid", ""))
+    if folder is not None:
+        await asyncio.to_thread(check_room, folder, incoming, limit)
+        return request.stream()  # streamed, counted by the body limit
+    body = await _read_capped(request, max(settings.max_request_kb, 64) * 1024)
+    check_request(path, dict(request.query_params), body, ui.roots)
+    return body
 
 
 @router.api_route(
@@ -243,21 +196,23 @@ async def proxy(request: Request, path: str) -> Response:
             return HTMLResponse(page, status_code=401)
         raise
     write = request.method not in _READS
-    _check_access(who, write)
+    ctx = context(request)
+    check_access(who, ctx.settings, write)
     if write and by_cookie:
         _check_origin(request)
-    ui: MlflowUI = context(request).extras["mlflow_ui"]
+    ui: MlflowUI = ctx.extras["mlflow_ui"]
     socket = ui.socket if ui.running() else None
     if socket is None:  # started (or restarted) off the event loop
         socket = await asyncio.to_thread(ui.ensure)
     client = ui.http(socket)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    content = await _checked_body(request, path, ui, client, ctx.settings) if write else None
     upstream = client.build_request(
         request.method,
         f"http://localhost{PREFIX}{path}",
         params=request.query_params,
         headers=headers,
-        content=request.stream() if write else None,  # streamed, counted by the body limit
+        content=content,
     )
     try:
         answer = await client.send(upstream, stream=True)

@@ -17,17 +17,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 
-from twinengine.api.accounts import Principal
+from twinengine.api.accounts import ROLES, Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.api.schemas import Limit, Strict, Time
-from twinengine.core import NotFoundError, TwinError
+from twinengine.core import ForbiddenError, NotFoundError, TwinError
+from twinengine.notify import Note
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=ERROR_RESPONSES)
 _POLL = 0.5
 _PING = 15.0
 _LOOKBACK = dt.timedelta(seconds=2)  # notes committed late, with an earlier timestamp
 KIND = Field(pattern=r"^[a-z][a-z0-9_.-]{0,31}$")
+EDITOR = ROLES.index("editor")
 
 
 def center(ctx: ServerContext) -> Any:
@@ -146,9 +148,9 @@ def mark_read(
 def publish(
     body: NoteIn, who: Principal = Depends(needs("run")), ctx: ServerContext = Depends(context)
 ) -> dict:
-    """Publish a note to a project (editor role), or to one member of it (``user``)."""
-    from twinengine.notify import Note
-
+    """Publish a note to a project (editor role; default ``default``), or to one member of
+    it (``user``). A ``link`` must be a path of this site (one ``/``, no backslash,
+    whitespace or control character)."""
     project = ctx.project_for(who, body.project, "editor")
     if body.user is not None:
         try:
@@ -236,15 +238,32 @@ def list_subscriptions(
     return {"items": center(ctx).subscriptions(who.user)}
 
 
+def _may_subscribe(ctx: ServerContext, who: Principal, project: str | None) -> None:
+    """A subscription makes the server send notes somewhere: it needs the editor role in
+    its project — or, without a project (all of the caller's), in each of theirs."""
+    if project is not None:
+        ctx.project_for(who, project, "editor")
+        return
+    if who.is_admin:
+        return
+    below = sorted(p for p, role in who.roles.items() if ROLES.index(role) < EDITOR)
+    if below or not who.roles:
+        where = f"you are a viewer in {', '.join(below)}" if below else "you have no project"
+        raise ForbiddenError(
+            f"a subscription to all your projects needs the editor role in each; {where}",
+            hint='name one project where you are an editor: "project": "NAME"',
+        )
+
+
 @router.post("/subscriptions", response_model=Subscription, status_code=201)
 def subscribe(
     body: SubscriptionIn,
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Subscribe the caller to notes of one project (or all theirs) through a channel."""
-    if body.project is not None:
-        who.check_project(body.project)
+    """Subscribe the caller to notes of one project (or all theirs) through a channel;
+    needs the editor role there (in each of them)."""
+    _may_subscribe(ctx, who, body.project)
     return center(ctx).subscribe(
         who.user, body.channel, body.target, body.project, body.trigger, body.kinds
     )
@@ -267,5 +286,8 @@ def test_subscription(
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Send a test note through one subscription now; 400 with the reason if it fails."""
-    return center(ctx).test(subscription_id, who.user)
+    """Send a test note through one subscription now (the editor role in its project, as
+    when subscribing); 400 saying only that it failed or was refused."""
+    notes = center(ctx)
+    _may_subscribe(ctx, who, notes.store.row(subscription_id, who.user)["project"])
+    return notes.test(subscription_id, who.user)

@@ -1,4 +1,5 @@
-"""Routes of operations: ``/health`` (no token) and Prometheus ``/metrics``."""
+"""Routes of operations: ``/health`` (no token) and Prometheus ``/metrics`` (server-wide
+counters, every project's runs by state: an admin token only — a scraper is given one)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select, text
 from twinengine import __version__
 from twinengine.api import schemas
 from twinengine.api.accounts import Principal
-from twinengine.api.context import ServerContext, caller, context
+from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.core.models import runs
 
@@ -35,8 +36,11 @@ def health(ctx: ServerContext = Depends(context)) -> dict:
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(_who: Principal = Depends(caller), ctx: ServerContext = Depends(context)) -> Response:
-    """Prometheus metrics: requests, latencies, runs by state, dispatch queue."""
+def metrics(
+    _who: Principal = Depends(needs("admin")), ctx: ServerContext = Depends(context)
+) -> Response:
+    """Prometheus metrics of the whole server (admins): requests, latencies, runs by
+    state, dispatch queue."""
     gauges = ctx.extras["metrics"]
     with ctx.db.engine.connect() as conn:
         counts = dict(conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all())

@@ -3,7 +3,8 @@ lineage, and each run's document in every export format.
 
 Element ids are scoped per project: a document lists the elements of its own project,
 an element of another project answers exactly like a missing one, and a client document
-may name a run's elements (``twin:run/<run>…``) only for runs of its own project.
+may name a run's elements (``twin:run/<run>…``) only for runs of its own project — ids
+are compared as IRIs, whatever prefix (or default namespace, or full IRI) spells them.
 Document ids are one namespace: an id another project uses is refused with a 409 that
 says nothing about it. What is shown has its server paths rewritten
 (:class:`~twinengine.api.paths.ServerPaths`).
@@ -31,6 +32,7 @@ from twinengine.api.provscope import (
     check_run_ids,
     doc_exists,
     document,
+    online_graph,
     open_store,
     save_document,
     taken,
@@ -47,10 +49,11 @@ from twinengine.provenance import (
     ProvGraph,
     export_crate,
     parse_document,
+    run_ids,
     serialize,
 )
 from twinengine.provenance.draw import to_svg
-from twinengine.provenance.graph import RELATIONS, check_identifier
+from twinengine.provenance.graph import RELATIONS, Element, Relation, check_identifier
 
 router = APIRouter(prefix="/api/v1", tags=["provenance"], responses=ERROR_RESPONSES)
 _MEDIA = {
@@ -128,7 +131,7 @@ def _store_document(
     graph = parse_document(text, fmt, f"document {doc_id}")
     with open_store(ctx) as store:
         store.ensure_captured()  # a run's own elements are stored before anyone names them
-    check_run_ids(ctx, [*graph.elements, *(r.subject for r in graph.relations)], project)
+    check_run_ids(ctx, run_ids(graph), project)
     if old is not None:
         with open_store(ctx) as store:
             store.delete(doc_id)
@@ -204,18 +207,21 @@ def add_element(
     """Add an entity, activity or agent to a document (created if new): online tracking."""
     check_identifier(body.id, "element id")
     scope = _ensure_document(ctx, who, doc_id, project)
-    check_run_ids(ctx, [body.id], scope)
+    given = Element(body.id, body.kind, body.label, body.attributes)
+    graph = online_graph(ctx, doc_id, elements=[given])
+    check_run_ids(ctx, run_ids(graph), scope)
+    (element,) = graph.elements.values()
     row = {
         "project": scope,
-        "id": body.id,
+        "id": element.id,
         "kind": body.kind,
         "label": body.label,
-        "attributes": body.attributes,
+        "attributes": element.attributes,
         "start_time": body.start_time,
         "end_time": body.end_time,
         "document_id": doc_id,
     }
-    member = {"document_id": doc_id, "element_id": body.id, "bundle": ""}
+    member = {"document_id": doc_id, "element_id": element.id, "bundle": ""}
     with open_store(ctx) as store:
         store.writer().insert_rows(
             {"prov_elements": [row], "prov_members": [member]}, {"prov_elements", "prov_members"}
@@ -289,14 +295,17 @@ def add_relation(
     check_identifier(body.subject, "subject")
     check_identifier(body.object, "object")
     scope = _ensure_document(ctx, who, doc_id, project)
-    check_run_ids(ctx, [body.subject, body.object], scope)
+    given = Relation(body.kind, body.subject, body.object, body.attributes)
+    graph = online_graph(ctx, doc_id, relations=[given])
+    check_run_ids(ctx, run_ids(graph), scope)
+    (relation,) = graph.relations
     row = {
         "document_id": doc_id,
         "bundle": None,
         "kind": body.kind,
-        "subject": body.subject,
-        "object": body.object,
-        "attributes": body.attributes,
+        "subject": relation.subject,
+        "object": relation.object,
+        "attributes": relation.attributes,
     }
     with open_store(ctx) as store:
         store.writer().insert_rows({"prov_relations": [row]}, set())

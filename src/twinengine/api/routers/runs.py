@@ -25,10 +25,13 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
+from twinengine.api.filenames import client_file_name
 from twinengine.api.files import digest, file_response, open_beneath
+from twinengine.api.missing import missing_run, missing_workflow
 from twinengine.api.schemas import Limit, Offset
 from twinengine.core import NotFoundError, State
 from twinengine.workflows.inputs import resolve_inputs
+from twinengine.workflows.safetext import check_text
 
 router = APIRouter(prefix="/api/v1", tags=["runs"], responses=ERROR_RESPONSES)
 _FINAL = {s.value for s in State if s.finished} | {State.INTERRUPTED.value}
@@ -37,8 +40,10 @@ _PING = 15.0
 
 
 def visible_run(ctx: ServerContext, who: Principal, run_id: str, need: str = "viewer") -> dict:
+    """The run ``run_id`` (or a unique prefix of it) if the caller has role ``need`` in its
+    project; another project's run answers exactly like a missing one."""
     run = ctx.runs.get(run_id)
-    ctx.owned(who, run.get("project"), need)
+    ctx.owned(who, run.get("project"), need, missing_run(run_id))
     return run
 
 
@@ -72,9 +77,8 @@ def upload_input(
 ) -> dict:
     """Store an input file; use it as ``{"class": "File", "location": "upload:ID"}``."""
     project = ctx.project_for(who, project, "editor")
-    return ctx.uploads.save(
-        file.file, file.filename or "upload", project=project, created_by=who.user
-    )
+    name = client_file_name(file.filename, "upload")  # 300 characters: cut, not a 500
+    return ctx.uploads.save(file.file, name, project=project, created_by=who.user)
 
 
 @router.post("/runs", response_model=schemas.Run, status_code=201)
@@ -83,9 +87,11 @@ def launch_run(
     who: Principal = Depends(needs("run")),
     ctx: ServerContext = Depends(context),
 ) -> dict:
-    """Queue a run of a registered workflow with an input object."""
+    """Queue a run of a registered workflow with an input object (its name and every
+    string in it must be text a program can be given: no NUL …)."""
+    check_text(body.name, "the run's name")
     workflow = ctx.registry.row(body.workflow)
-    ctx.owned(who, workflow["project"], "editor")
+    ctx.owned(who, workflow["project"], "editor", missing_workflow(body.workflow))
     interface = (workflow.get("interface") or {}).get("inputs", [])
     job = resolve_inputs(
         interface, body.inputs, project=workflow["project"], uploads_store=ctx.uploads

@@ -11,6 +11,8 @@ from twinengine.api import schemas
 from twinengine.api.accounts import Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
+from twinengine.api.filenames import client_file_name
+from twinengine.api.missing import missing_workflow
 from twinengine.api.schemas import Limit, Offset
 from twinengine.core import InvalidInputError, PayloadTooLargeError
 from twinengine.workflows.compose import compose, palette
@@ -23,7 +25,7 @@ def _read_upload(ctx: ServerContext, file: UploadFile | None, content: str | Non
     limit = ctx.settings.max_upload_mb * 1024 * 1024
     if file is not None and file.filename:
         data = file.file.read(limit + 1)
-        name = file.filename
+        name = client_file_name(file.filename, "workflow.cwl")
     elif content:
         data, name = content.encode(), "workflow.cwl"
     else:
@@ -136,7 +138,7 @@ def list_workflows(
 
 def _visible_workflow(ctx: ServerContext, who: Principal, workflow_id: str, need: str) -> dict:
     workflow = ctx.registry.get(workflow_id)
-    ctx.owned(who, workflow["project"], need)
+    ctx.owned(who, workflow["project"], need, missing_workflow(workflow_id))
     return workflow
 
 
