@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -289,6 +290,59 @@ def test_an_output_linked_to_a_forbidden_file_fails_the_step(
         assert client.get(f"/api/v1/runs/{done['id']}/outputs").json()["outputs"] in (None, {})
     outputs = home / "runs" / done["id"] / "outputs"
     assert not outputs.exists() or not any(outputs.iterdir())
+
+
+def globbing(pattern: str) -> bytes:
+    return SHELL.replace(
+        b"stdout: report.txt\noutputs: {report: {type: stdout}}",
+        b"outputs: {o: {type: 'File[]', outputBinding: {glob: '" + pattern.encode() + b"'}}}",
+    )
+
+
+@pytest.mark.parametrize(
+    "pattern", ["../../../../workflows/*/*", "../../../../*", "../../../../nonexist*"]
+)
+def test_a_glob_outside_the_folder_is_refused_naming_only_the_pattern(
+    served: Live, tenants: dict, pattern: str
+) -> None:
+    with served.client(token=tenants["alice"]) as client:
+        tool = register(client, globbing(pattern), "glob", "alpha")
+        done = run(client, tool, {"script": "true"})
+    assert done["state"] == "failed", done  # also where nothing matches: no oracle
+    message = done["steps"][0]["message"]
+    assert f"glob {pattern!r} reaches outside the step's working folder" in message, message
+    for name in ("workflow.cwl", "twin.db", "mlflow", "uploads", "runs"):
+        assert name not in message.replace(pattern, ""), message
+
+
+def test_sparse_outputs_are_refused_on_a_served_run(served: Live, tenants: dict) -> None:
+    with served.client(token=tenants["alice"]) as client:
+        tool = register(client, globbing("big*.bin"), "sparse", "alpha")
+        started = time.monotonic()
+        done = run(client, tool, {"script": "for i in 1 2 3; do truncate -s 1G big$i.bin; done"})
+    assert done["state"] == "failed" and time.monotonic() - started < 10, done
+    assert "output 'big1.bin' is a sparse file" in done["steps"][0]["message"], done
+
+
+NUL_ARGUMENT = b"""cwlVersion: v1.2
+class: CommandLineTool
+requirements: {InlineJavascriptRequirement: {}}
+inputs: {}
+baseCommand: echo
+arguments: ['$("a" + String.fromCharCode(0))']
+outputs: {out: stdout}
+"""
+
+
+def test_a_nul_byte_in_a_command_line_fails_the_step(served: Live, tenants: dict) -> None:
+    with served.client(token=tenants["alice"]) as client:
+        tool = register(client, NUL_ARGUMENT, "nul", "alpha")
+        done = run(client, tool, {})
+        assert done["state"] == "failed", done  # not interrupted, no step left running
+        assert [step["state"] for step in done["steps"]] == ["failed"], done["steps"]
+        assert "an argument holds a NUL byte" in done["steps"][0]["message"], done["steps"]
+        still = run(client, tenants["shell"], {"script": "echo still serving"})
+        assert report(client, still) == "still serving\n"
 
 
 def test_expressions_run_in_a_sandboxed_node(served: Live, tenants: dict) -> None:

@@ -1,7 +1,8 @@
 """``twin serve`` itself: it settles its sandbox as it starts and keeps its home private.
 
-Started as a real process: with no sandbox that works (here: none on its ``PATH``) it
-refuses in one line naming the fix; with ``TWIN_SANDBOX=none`` it starts and warns;
+Started as a real process: with no sandbox that works (here: podman, not installed) it
+refuses in one line naming the fix; bubblewrap off its ``PATH`` is found in
+``/usr/bin``; with ``TWIN_SANDBOX=none`` it starts and warns;
 with bubblewrap it reports it on ``/health``, makes a home it finds 0755 private (0700),
 ``twin.db`` 0600, and nothing it writes (an upload) is readable by others.
 """
@@ -9,6 +10,7 @@ with bubblewrap it reports it on ``/health``, makes a home it finds 0755 private
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -64,21 +66,36 @@ def serving(home: Path, **extra: str) -> Iterator[tuple[str, str, subprocess.Pop
         proc.wait(20)
 
 
+@pytest.mark.skipif(shutil.which("podman") is not None, reason="podman is installed here")
 def test_without_a_working_sandbox_it_refuses_in_one_line(tmp_path: Path) -> None:
     bare = tmp_path / "bin"  # a PATH with TwinEngine but neither bwrap nor podman
     bare.mkdir()
     done = subprocess.run(
         [TWIN, "serve", "--port", str(free_port())],
-        env={"PATH": str(bare), "TWIN_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)},
+        env={"PATH": str(bare), "TWIN_HOME": str(tmp_path / "home"), "HOME": str(tmp_path),
+             "TWIN_SANDBOX": "podman"},
         capture_output=True,
         text=True,
         timeout=60,
-    )
+    )  # fmt: skip
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert "apt-get install bubblewrap" in lines[0] and "TWIN_SANDBOX=none" in lines[0]
+    assert "podman was not found on PATH nor in /usr/bin" in lines[0], lines[0]
+    assert "apt-get install podman" in lines[0] and "TWIN_SANDBOX=none" in lines[0]
+    assert "not installed" not in lines[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(
+    probe("bwrap", get_settings()) is not None or not Path("/usr/bin/bwrap").exists(),
+    reason="bubblewrap in /usr/bin cannot start here",
+)
+def test_bwrap_off_the_path_is_found_in_usr_bin(tmp_path: Path) -> None:
+    bare = tmp_path / "bin"  # the server's PATH lacks /usr/bin (a service unit's)
+    bare.mkdir()
+    with serving(tmp_path / "home", PATH=str(bare)) as (url, printed, _proc):
+        assert httpx.get(f"{url}/health").json()["sandbox"] == "bwrap", printed
 
 
 def test_sandbox_none_starts_and_says_so(tmp_path: Path) -> None:

@@ -21,9 +21,10 @@ import pytest
 
 from tests.workflows.sandbox_helpers import Peer, connect_script, network_peer, sandbox_uid
 from twinengine.core import get_database, get_settings
-from twinengine.events.function_sandbox import FunctionSandboxError
+from twinengine.events.function_sandbox import FunctionSandbox, FunctionSandboxError
 from twinengine.events.function_service import FunctionService
-from twinengine.events.functions import InvalidFunctionError
+from twinengine.events.function_workers import CommandWorker, PythonWorker
+from twinengine.events.functions import FunctionSpec, InvalidFunctionError
 from twinengine.workflows.sandbox import open_sandbox, probe
 
 SERVER_SECRET = "fn-server-secret-4471"
@@ -249,3 +250,25 @@ def test_a_function_killed_by_a_signal_reads_as_in_a_plain_run(service: Function
     assert boxed_call["error"] == plain_call["error"] == "killed by signal 9", boxed_call
     service.deploy("three", "command", ["sh", "-c", "exit 3"])
     assert service.invoke("three", {})["error"] == "exit code 3"
+
+
+@pytest.mark.parametrize("kind", ["command", "python"])
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["confined", "plain"])
+def test_a_nul_byte_in_the_environment_fails_the_call_not_the_pool(
+    tmp_path: Path, roots: Path, sandboxed: bool, kind: str
+) -> None:
+    """Deploying refuses such a definition; one stored before that check still only
+    fails its calls (the workers never raise for what they were given to start)."""
+    target = "sh -c 'echo $X'" if kind == "command" else "lookaround:look"
+    env = {"X": "a\0b", "PYTHONPATH": str(roots)}
+    spec = FunctionSpec("nul", "alpha", kind, target, env=env)
+    box = FunctionSandbox(open_sandbox("bwrap" if sandboxed else "none"), (str(roots.parent),))
+    worker_class = CommandWorker if kind == "command" else PythonWorker
+    worker = worker_class(spec, tmp_path, box)
+    try:
+        answer = worker.call({"paths": [], "port": 1}, timeout=30)
+    finally:
+        worker.close()
+    assert answer["ok"] is False, answer
+    assert "cannot start" in answer["error"], answer
+    assert "the environment variable 'X' holds a NUL byte" in answer["error"], answer

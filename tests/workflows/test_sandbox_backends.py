@@ -26,6 +26,8 @@ from twinengine.workflows.sandbox import (
     sandbox_env,
     server_sandbox,
 )
+from twinengine.workflows.sandbox.bwrap import BwrapSandbox
+from twinengine.workflows.sandbox.programs import find_program, not_found
 
 
 def test_the_settings_refuse_what_they_cannot_mean(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,6 +83,8 @@ def test_the_sandbox_settings_read_from_the_environment_and_travel_to_children(
         "TWIN_SANDBOX_MEMORY_MB": "512",
         "TWIN_SANDBOX_FILE_MB": "7",
         "TWIN_SANDBOX_TMP_MB": "9",
+        "TWIN_SANDBOX_OUTPUT_MB": "11",
+        "TWIN_SANDBOX_OUTPUT_FILES": "13",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -94,13 +98,15 @@ def test_the_sandbox_settings_read_from_the_environment_and_travel_to_children(
         7,
         9,
     )
+    assert (settings.sandbox_output_mb, settings.sandbox_output_files) == (11, 13)
     child = sandbox_env(settings)  # what twin serve's run workers are started with
     for name, value in child.items():
         monkeypatch.setenv(name, value)
     twinengine.core.reset()
     again = get_settings()
     for field in ("sandbox_network", "sandbox_network_deny", "sandbox_uids", "sandbox_processes",
-                  "sandbox_memory_mb", "sandbox_file_mb", "sandbox_tmp_mb"):  # fmt: skip
+                  "sandbox_memory_mb", "sandbox_file_mb", "sandbox_tmp_mb",
+                  "sandbox_output_mb", "sandbox_output_files"):  # fmt: skip
         assert getattr(again, field) == getattr(settings, field), field
 
 
@@ -110,9 +116,22 @@ def test_a_required_sandbox_that_does_not_work_is_refused_naming_the_fix() -> No
     with pytest.raises(SandboxUnavailableError) as caught:
         server_sandbox(settings)
     message = str(caught.value)
-    assert "podman is not installed" in message and "apt-get install podman" in message
+    assert "podman was not found on PATH nor in /usr/bin" in message
+    assert "apt-get install podman" in message
     assert "\n" not in caught.value.message
     assert server_sandbox(replace(settings, sandbox="none")).name == "none"
+
+
+@pytest.mark.skipif(not Path("/usr/bin/bwrap").exists(), reason="bubblewrap not in /usr/bin")
+def test_bwrap_is_found_in_usr_bin_when_the_servers_path_lacks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = open_sandbox("bwrap", get_settings()).view
+    monkeypatch.setenv("PATH", str(tmp_path))  # a service's PATH without /usr/bin
+    assert BwrapSandbox(view).probe() is None  # a real sandbox started
+    assert find_program("twin-no-such-helper") is None
+    why = not_found("twin-no-such-helper", "twin-helpers")
+    assert "not found on PATH nor in /usr/bin" in why and "not installed" not in why
 
 
 def test_podman_runs_the_same_tree_as_the_sandbox_user(tmp_path: Path) -> None:

@@ -218,7 +218,7 @@ def test_without_slirp4netns_a_network_step_fails_naming_the_fix(
     twinengine.core.reset()
     result, out = step(tmp_path, "helpless", "echo RAN")
     assert result.exit_code == 127 and out == ""
-    assert "slirp4netns is not installed" in (result.error or "")
+    assert "slirp4netns was not found on PATH" in (result.error or "")
     assert "apt-get install slirp4netns" in (result.error or "")
     offline, out = step(tmp_path, "offline", "echo RAN", network=False)
     assert offline.exit_code == 0 and out == "RAN\n"  # steps without the network still run

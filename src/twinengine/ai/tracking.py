@@ -2,10 +2,13 @@
 
 MLflow is embedded by default: the tracking URI is ``tracking.uri``, else the
 ``MLFLOW_TRACKING_URI`` environment variable, else ``sqlite:///$TWIN_HOME/mlflow.db``
-with artifacts under ``$TWIN_HOME/mlartifacts/<experiment>``. :class:`RunTracker` wraps
-an :class:`mlflow.MlflowClient` (no global "active run"): params, batched metrics, tags,
-artifacts, checkpoint download for ``--resume``, and a TensorBoard writer whose event
-files are uploaded into the run's ``tensorboard/`` artifact folder.
+with artifacts under ``$TWIN_HOME/mlartifacts/<experiment>`` (a new SQLite store's
+``Default`` experiment under ``mlartifacts/0`` beside it, never in the working folder);
+a store this process cannot use fails at once (:func:`check_store`).
+:class:`RunTracker` wraps an :class:`mlflow.MlflowClient` (no global "active run"):
+params, batched metrics, tags, artifacts, checkpoint download for ``--resume``, and a
+TensorBoard writer whose event files are uploaded into the run's ``tensorboard/``
+artifact folder.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from twinengine.core.errors import ConfigError, NotFoundError
 
@@ -41,18 +46,75 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 def tracking_uri(uri: str | None = None, *, home: str | Path | None = None) -> str:
     """The MLflow tracking URI to use (config, environment, then the embedded default of
-    ``home`` — by default this process's ``TWIN_HOME``)."""
-    if uri:
-        return str(uri)
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if home is None:
-        from twinengine.core import get_settings
+    ``home`` — by default this process's ``TWIN_HOME``). A SQLite store that does not
+    exist yet is made here, with its artifacts beside it."""
+    if uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        found = str(uri or os.environ["MLFLOW_TRACKING_URI"])
+    else:
+        if home is None:
+            from twinengine.core import get_settings
 
-        home = get_settings().home
-    home = Path(home)
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'mlflow.db'}"
+            home = get_settings().home
+        home = Path(home)
+        home.mkdir(parents=True, exist_ok=True)
+        found = f"sqlite:///{home / 'mlflow.db'}"
+    check_store(found)
+    database = Path(found.removeprefix("sqlite:///")) if found.startswith("sqlite:///") else None
+    if database is not None and database.is_absolute() and not database.exists():
+        _create_store(found, database.parent / "mlartifacts")
+    return found
+
+
+#: seconds a tracking server has to accept a connection before a command gives up on it
+CONNECT_TIMEOUT = 5.0
+
+
+def check_store(uri: str) -> None:
+    """Refuse at once (:class:`ConfigError`) a tracking store this process cannot use —
+    a SQLite file it cannot open or whose folder it cannot write, a tracking server no
+    connection reaches within :data:`CONNECT_TIMEOUT` — where MLflow would retry for
+    minutes (a step of a served run sees neither the server's home nor its loopback)."""
+    parts = urlsplit(uri)
+    why = None
+    if parts.scheme == "sqlite" and uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///").split("?")[0]
+        database = Path(path)
+        if not path or path == ":memory:":
+            return
+        if database.exists():
+            if not os.access(database, os.R_OK | os.W_OK):
+                why = "the database file cannot be read and written here"
+        elif not database.parent.is_dir():
+            why = "its folder does not exist here"
+        elif not os.access(database.parent, os.W_OK | os.X_OK):
+            why = "its folder cannot be written here"
+    elif parts.scheme in ("http", "https"):
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            socket.create_connection((parts.hostname or "", port), CONNECT_TIMEOUT).close()
+        except (OSError, ValueError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            why = f"no connection to the tracking server ({detail or type(exc).__name__})"
+    if why is not None:
+        raise ConfigError(
+            f"the MLflow tracking store {uri} cannot be used: {why}",
+            hint="check the tracking URI; a step of a served run (twin serve) sees only its "
+            "own folder and cannot reach the server: give it one inside that folder, e.g. "
+            "sqlite:///mlflow.db (see docs/ai-cwl.md)",
+        )
+
+
+def _create_store(uri: str, artifacts: Path) -> None:
+    """Make a new embedded store whose ``Default`` experiment keeps its artifacts under
+    ``artifacts`` (``$TWIN_HOME/mlartifacts/0``): MLflow would otherwise put them in
+    whatever folder the first process that opens the store was started in."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        SqlAlchemyStore(uri, artifacts.as_uri()).engine.dispose()
+    except Exception as exc:  # another process made it at the same moment: it is there
+        log.debug("creating the tracking store %s: %s", uri, exc)
 
 
 def _artifact_root(uri: str, experiment: str) -> str | None:

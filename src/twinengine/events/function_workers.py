@@ -11,7 +11,9 @@ dict ``{"ok", "result", "error", "logs", "started_at", "ended_at"}`` and never r
 for what the function did. With a sandbox (``twin serve``), each process starts in it
 (:class:`~twinengine.events.function_sandbox.FunctionSandbox`) with a working folder of
 its own, and a python worker writes its logs to a file the pool opened for it (passed
-as a descriptor: the worker never names a server path).
+as a descriptor: the worker never names a server path). A process that cannot start
+(a NUL byte in its definition's argv or environment, a sandbox that cannot be made) is
+a failed call with the reason, never an error of the pool.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from twinengine.events.function_sandbox import FunctionSandbox
 from twinengine.events.functions import FunctionSpec
 from twinengine.events.workers import LOG_LIMIT, read_tail
 from twinengine.workflows.children import kill_group
+from twinengine.workflows.executors import check_startable
 
 MAX_RESULT = 32 << 20  # bytes of a result (a command's stdout, a worker's answer)
 START_TIMEOUT = 60.0  # seconds a python worker may take to import its callable
@@ -48,6 +51,13 @@ def tail(text: str, limit: int = LOG_LIMIT) -> str:
     if len(text) > limit:
         return f"[… {len(text) - limit} characters cut …]\n" + text[-limit:]
     return text
+
+
+def _why(exc: Exception) -> str:
+    """One line for a failed start: a TwinError's message and hint, else the error."""
+    if isinstance(exc, TwinError):
+        return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+    return str(exc) if isinstance(exc, (OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
 
 
 def _no_constants(name: str) -> Any:
@@ -92,10 +102,11 @@ class PythonWorker:
                 return ("the function's pool was shut down", "")
             self._buffer = bytearray()
             try:
+                check_startable(command, self.spec.env)
                 self.proc = self._popen(command)
-            except (OSError, TwinError) as exc:
+            except Exception as exc:  # a failed start is the call's answer
                 self.proc = None
-                return (f"cannot start a worker process: {exc}", "")
+                return (f"cannot start a worker process: {_why(exc)}", "")
             self.started += 1
         message = self._read(time.monotonic() + max(START_TIMEOUT, self.spec.timeout))
         if isinstance(message, dict) and message.get("ready"):
@@ -292,6 +303,7 @@ class CommandWorker:
                 if self._stopped:
                     return outcome(False, error="the function's pool was shut down")
                 streams = {"stdin": PIPE, "stdout": PIPE, "stderr": PIPE}
+                check_startable(self.spec.argv, self.spec.env)
                 if self.sandbox is None:
                     proc = subprocess.Popen(
                         self.spec.argv,
@@ -307,9 +319,10 @@ class CommandWorker:
                     proc = launch.popen(cwd=folder, start_new_session=True, **streams)
                 self.proc = proc
                 self.started += 1
-        except (OSError, TwinError) as exc:
+        except Exception as exc:  # a failed start is the call's answer
             FunctionSandbox.remove_folder(folder)
-            return outcome(False, error=f"cannot start {self.spec.argv[0]!r}: {exc}")
+            name = self.spec.argv[0] if self.spec.argv else ""
+            return outcome(False, error=f"cannot start the command {name!r}: {_why(exc)}")
         try:
             out, err, why = _communicate(proc, json.dumps(value).encode(), timeout)
         finally:

@@ -14,34 +14,46 @@ and temporary folders writable, each staged input read-only where the command li
 names it (and at its real path when InitialWorkDir links to it), the network when
 ``NetworkAccess`` allows. What the run process reads or copies for it stays inside that:
 staged copies and stdin must be readable by the sandbox user and lead nowhere else, and
-outputs are collected through :class:`ConfinedFsAccess` — a glob match, a
-``cwl.output.json`` or a ``loadContents`` that leads outside the working folder and the
-inputs fails the step (:class:`~twinengine.workflows.sandbox.EscapeError`).
+outputs are collected through :class:`ConfinedFsAccess` — a glob is expanded only inside
+the working folder (one that is absolute, has a ``..`` or passes through a link to a
+folder elsewhere is refused before anything is listed), and a glob match, a
+``cwl.output.json`` path, a secondary file or a ``loadContents`` that leads outside the
+working folder and the inputs fails the step
+(:class:`~twinengine.workflows.sandbox.EscapeError`); what it reads is bounded by an
+:class:`~twinengine.workflows.sandbox.OutputBudget`.
 """
 
 from __future__ import annotations
 
 import errno
 import functools
+import io
 import logging
 import os
-from typing import Any
+from typing import IO, Any
 
 from cwltool.errors import WorkflowException
 from cwltool.job import CommandLineJob, relink_initialworkdir
 from cwltool.process import stage_files
 from cwltool.stdfsaccess import StdFsAccess
 from cwltool.utils import bytes2str_in_dicts
-from schema_salad.ref_resolver import uri_file_path
+from schema_salad.ref_resolver import file_uri, uri_file_path
 
+from twinengine.core import get_settings
+from twinengine.core.errors import TwinError
 from twinengine.workflows.confinement import ram_max
 from twinengine.workflows.executors.base import JobResult, JobSpec
+from twinengine.workflows.executors.startable import check_startable
 from twinengine.workflows.outcome import command_outcome
 from twinengine.workflows.sandbox import (
+    CUSTOM_OUTPUT_LIMIT,
     EscapeError,
     Mount,
+    OutputBudget,
     check_inside,
+    check_output,
     check_tree,
+    confined_glob,
     inside,
     open_sandbox,
 )
@@ -89,6 +101,7 @@ def prepare_command(
     ``cores``/``ram_mb`` are what the scheduler reserved for it; ``sandbox``: the run's
     sandbox (see the module doc).
     """
+    check_startable((), None, {"stdout": job.stdout, "stderr": job.stderr})
     os.makedirs(job.tmpdir, exist_ok=True)
     job._setup(runtime_context)
     if sandbox is not None:
@@ -235,29 +248,65 @@ def _check_copies(job: CommandLineJob, sandbox: str) -> None:
 
 class ConfinedFsAccess(StdFsAccess):
     """cwltool's file access for collecting a sandboxed step's outputs: every path it
-    opens, tests or lists must lead inside ``roots`` (:class:`EscapeError` otherwise);
-    glob matches that lead outside are dropped and remembered in ``refused``."""
+    opens, tests or lists must lead inside ``roots`` and have no ``..``
+    (:class:`EscapeError` otherwise); globs are expanded only inside (a refused glob, a
+    match that leads outside, or one beyond the budget is remembered in ``refused`` and
+    matches nothing: cwltool would log it as an unexpected error); files are read and
+    listed within ``budget``."""
 
-    def __init__(self, basedir: str, roots: tuple[str, ...], refused: list[str]) -> None:
+    def __init__(
+        self,
+        basedir: str,
+        roots: tuple[str, ...],
+        refused: list[TwinError],
+        budget: OutputBudget,
+    ) -> None:
         super().__init__(basedir)
         self.roots = roots
         self.refused = refused
+        self.budget = budget
 
     def _abs(self, p: str) -> str:
         path = super()._abs(p)
-        check_inside(path, self.roots)
+        check_output(path, self.basedir, self.roots)
         return path
 
+    def _shown(self, path: str) -> str:
+        base = self.basedir.rstrip("/") + "/"
+        return path[len(base) :] if path.startswith(base) else os.path.basename(path)
+
     def glob(self, pattern: str) -> list[str]:
+        path = super()._abs(pattern)
+        if path == self.basedir:  # cwltool's own look at the output folder
+            return [file_uri(path)]
+        written = path[len(self.basedir.rstrip("/")) + 1 :]
+        if not path.startswith(self.basedir.rstrip("/") + "/"):
+            written = pattern
         kept = []
-        for match in super().glob(pattern):
-            try:
+        try:
+            matches = confined_glob(self.basedir, written, self.roots)
+            self.budget.count(len(matches), written)
+            for match in matches:
                 self._abs(match)
-            except EscapeError as exc:
-                self.refused.append(str(exc))
-                continue
-            kept.append(match)
+                kept.append(file_uri(match))
+        except TwinError as exc:
+            self.refused.append(exc)
+            return []
         return kept
+
+    def open(self, fn: str, mode: str) -> IO[Any]:
+        path = self._abs(fn)
+        if "r" not in mode or any(flag in mode for flag in "wax+"):
+            return super().open(fn, mode)
+        custom = path == os.path.join(self.basedir, "cwl.output.json")
+        limit = CUSTOM_OUTPUT_LIMIT if custom else 0
+        handle = self.budget.open(path, self._shown(path), limit)
+        return handle if "b" in mode else io.TextIOWrapper(handle, encoding="utf-8")
+
+    def listdir(self, fn: str) -> list[str]:
+        entries = super().listdir(fn)
+        self.budget.count(len(entries), self._shown(self._abs(fn)))
+        return entries
 
 
 def finish_command(
@@ -280,10 +329,11 @@ def finish_command(
     )
     if not ran:
         return outputs, status, message
-    refused: list[str] = []
+    refused: list[TwinError] = []
     if roots is not None:
+        budget = OutputBudget.from_settings(get_settings())
         job.builder.make_fs_access = functools.partial(
-            ConfinedFsAccess, roots=roots, refused=refused
+            ConfinedFsAccess, roots=roots, refused=refused, budget=budget
         )
     try:
         if "listing" in job.generatefiles and job.generatemapper is not None:
@@ -299,7 +349,7 @@ def finish_command(
         if roots is not None:
             _check_output_trees(collected, roots)
         if refused:
-            raise EscapeError(refused[0])
+            raise refused[0]
         outputs = collected
     except OSError as exc:
         status = "permanentFail"

@@ -19,12 +19,17 @@ limit to the sandbox (:mod:`twinengine.workflows.sandbox`) and starts what it re
 by signal N is -N, not the sandbox's 128+N). A sandbox that cannot start the command
 (no network helper, no free uid) raises a :class:`~twinengine.core.errors.TwinError`,
 which the executors report like a program that does not exist: ``JobResult.error``.
+So does every other failure to start a command — a NUL byte in its argv, environment or
+file names (:func:`check_spec`, before anything is opened), a ``ValueError`` or
+``OSError`` of ``Popen``: an executor never raises for what it was given to run, so a
+step that cannot start fails with a message instead of stopping its run.
 """
 
 from __future__ import annotations
 
 import errno
 import importlib
+import logging
 import os
 import shutil
 import signal
@@ -35,7 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from twinengine.core.errors import ConfigError, TwinError
+from twinengine.workflows.executors.startable import check_startable
 from twinengine.workflows.sandbox import Launch, Mount, SandboxPolicy, open_sandbox
+
+log = logging.getLogger("twinengine.workflows")
 
 
 @dataclass
@@ -168,6 +176,13 @@ def make_executor(name: str, *, cores: int, ram_mb: int, **options: Any) -> Exec
     return cls(cores=cores, ram_mb=ram_mb, **options)
 
 
+def check_spec(spec: JobSpec) -> None:
+    """:class:`~.startable.CommandStartError` when ``spec`` cannot be started as given
+    (a NUL byte in its argv, environment, folder or stream files)."""
+    streams = {"stdin": spec.stdin_path, "stdout": spec.stdout_path, "stderr": spec.stderr_path}
+    check_startable(spec.argv, spec.env, {"working folder": spec.cwd, **streams})
+
+
 def open_stdin(spec: JobSpec) -> Any:
     return open(spec.stdin_path, "rb") if spec.stdin_path else subprocess.DEVNULL
 
@@ -193,6 +208,8 @@ def spawn(
     ``start_new_session``: the latter makes CPython fall back from vfork to fork, which
     costs milliseconds per spawn in a large process.
     """
+    if stdio is None:
+        check_spec(spec)
     stdin, stdout, stderr = stdio or _open_stdio(spec)
     try:
         if spec.sandbox:
@@ -284,9 +301,12 @@ def exit_code(spec: JobSpec, status: int) -> int:
 
 
 def start_error(spec: JobSpec, exc: Exception) -> str:
-    """What ``JobResult.error`` says when ``spec`` could not be started."""
+    """What ``JobResult.error`` says when ``spec`` could not be started (any error: one
+    that is no :class:`TwinError`, ``OSError`` or ``ValueError`` is also logged)."""
     if isinstance(exc, TwinError):
         return f"{exc.message}; {exc.hint}" if exc.hint else exc.message
+    if not isinstance(exc, (OSError, ValueError)):
+        log.error("cannot start %s", spec.name or spec.key, exc_info=exc)
     return f"{spec.argv[0] if spec.argv else ''}: {exc}"
 
 
@@ -295,7 +315,7 @@ def run_blocking(spec: JobSpec, should_stop: Any = None) -> JobResult:
     started = time.time()
     try:
         proc = spawn(spec)
-    except (OSError, TwinError) as exc:
+    except Exception as exc:  # any failure to start is the step's result
         return JobResult(spec.key, 127, started, time.time(), error=start_error(spec, exc))
     deadline = started + spec.timelimit if spec.timelimit else None
     timed_out = cancelled = False

@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from twinengine.core.errors import TwinError
 from twinengine.workflows.executors.base import (
     Executor,
     JobResult,
     JobSpec,
+    check_spec,
     exit_code,
     kill_tree,
     open_stdin,
@@ -154,9 +154,10 @@ class LocalExecutor(Executor):
         started = time.time()
         pipes: list[_LogPipe] = []
         try:
+            check_spec(spec)
             stdio, pipes = self._stdio(spec)
             proc = spawn(spec, stdio, self._program(spec))
-        except (OSError, TwinError) as exc:
+        except Exception as exc:  # any failure to start is the step's result
             for pipe in pipes:
                 pipe.close()
             return JobResult(spec.key, 127, started, time.time(), error=start_error(spec, exc))

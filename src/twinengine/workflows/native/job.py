@@ -6,8 +6,10 @@ TMPDIR, PATH and EnvVarRequirement), and — after the command ran — the outpu
 ``stdout``/``stderr`` captures, ``cwl.output.json``) as File objects with SHA-1 checksums
 and sizes. :class:`RunContext` hands out the job folders (spare ones first). A job of a
 sandboxed run says what its sandbox shows (its folders writable, its input files
-read-only, the network when ``NetworkAccess`` allows) and collects only outputs that
-lead inside its working folder or its inputs (:func:`~twinengine.workflows.sandbox.check_inside`).
+read-only, the network when ``NetworkAccess`` allows); its globs are expanded only
+inside its working folder (``confined_glob``), every match and ``cwl.output.json`` path
+must lead there or to its inputs (``check_output``), and what the run process reads of
+them is bounded (``OutputBudget``; all of :mod:`twinengine.workflows.sandbox`).
 """
 
 from __future__ import annotations
@@ -25,16 +27,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from twinengine.core import new_id
+from twinengine.core import get_settings, new_id
 from twinengine.core.errors import InvalidInputError
 from twinengine.workflows.executors.base import JobResult, JobSpec
+from twinengine.workflows.executors.startable import check_startable
 from twinengine.workflows.native.document import (
     file_path,
     matches,
     optional,
 )
 from twinengine.workflows.outcome import command_outcome
-from twinengine.workflows.sandbox import Mount, check_inside
+from twinengine.workflows.sandbox import (
+    CUSTOM_OUTPUT_LIMIT,
+    Mount,
+    OutputBudget,
+    check_output,
+    confined_glob,
+)
 from twinengine.workflows.scratch import SparePool
 
 if TYPE_CHECKING:
@@ -115,11 +124,12 @@ def sha1_of(path: str) -> str:
     return digests(path)[0]
 
 
-def digests(path: str) -> tuple[str, str]:
-    """``("sha1$…", sha256 hex)`` of a file, read once: CWL's checksum and provenance's."""
+def digests(path: str, handle: Any = None) -> tuple[str, str]:
+    """``("sha1$…", sha256 hex)`` of a file, read once: CWL's checksum and provenance's
+    (``handle``: the file already open, closed here)."""
     sha1 = hashlib.sha1()
     sha256 = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with handle or open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             sha1.update(chunk)
             sha256.update(chunk)
@@ -195,6 +205,7 @@ class NativeJob:
         self.timelimit = tool.timelimit
         self.stdout, self.stderr = tool.stdout, tool.stderr
         self.roots: tuple[str, ...] | None = None  # sandboxed: where outputs may lead
+        self.budget: OutputBudget | None = None  # sandboxed: what collecting may read
         bindings: list[tuple[list[Any], list[str]]] = [
             ([-1000000, i], [cmd]) for i, cmd in enumerate(tool.base_command)
         ]
@@ -226,6 +237,7 @@ class NativeJob:
                 "Cannot run a CommandLineTool that produces an empty command line. Specify a "
                 "'baseCommand', 'arguments', and/or an input with an 'inputBinding'."
             )
+        check_startable((), None, {"stdout": self.stdout, "stderr": self.stderr})
         self.outdir = self.rc.take_outdir(self.name)
         self.tmpdir = self.rc.take_tmpdir(self.name)
         env = {**self.tool.env, "HOME": self.outdir, "TMPDIR": self.tmpdir}
@@ -286,10 +298,26 @@ class NativeJob:
     def _confined(self, path: str) -> str:
         """``path``, refused when a sandboxed job's output leads outside its roots."""
         if self.roots is not None:
-            check_inside(path, self.roots)
+            check_output(path, self.outdir, self.roots)
         return path
 
+    def _shown(self, path: str) -> str:
+        """``path`` as the step names it: relative to its working folder."""
+        return os.path.relpath(path, self.outdir) if path.startswith(self.outdir) else path
+
+    def _file(self, path: str, st: os.stat_result | None = None) -> dict[str, Any]:
+        """The File object of an output with its checksums; a sandboxed job's is read
+        within its :class:`OutputBudget` (a regular file, bounded bytes, no large holes)."""
+        if self.budget is None:
+            return _with_checksum(file_object(path, st))
+        handle = self.budget.open(path, self._shown(path))
+        obj = file_object(path, os.fstat(handle.fileno()))
+        obj["checksum"], obj[SHA256_KEY] = digests(path, handle)
+        return obj
+
     def collect(self) -> dict[str, Any]:
+        if self.roots is not None:
+            self.budget = OutputBudget.from_settings(get_settings())
         custom = os.path.join(self.outdir, "cwl.output.json")
         if os.path.lexists(custom):
             return self._custom_outputs(self._confined(custom))
@@ -299,8 +327,8 @@ class NativeJob:
             for path in self._glob(patterns):
                 st = os.stat(self._confined(path))
                 if not stat.S_ISREG(st.st_mode):
-                    raise InvalidInputError(f"output {name!r}: {path} is not a file")
-                files.append(_with_checksum(file_object(path, st)))
+                    raise InvalidInputError(f"output {name!r}: {self._shown(path)} is not a file")
+                files.append(self._file(path, st))
             if isinstance(t, tuple) and t[0] == "array":
                 outputs[name] = files
             elif not files:
@@ -318,18 +346,27 @@ class NativeJob:
     def _glob(self, patterns: list[str]) -> list[str]:
         found: list[str] = []
         for pattern in patterns:
-            if not glob.has_magic(pattern):  # a plain name (most tools): one lookup
+            if self.roots is not None:  # sandboxed: expanded only inside (or refused)
+                matched = confined_glob(self.outdir, pattern, self.roots)
+                if self.budget is not None:
+                    self.budget.count(len(matched), pattern)
+            elif not glob.has_magic(pattern):  # a plain name (most tools): one lookup
                 path = os.path.join(self.outdir, pattern)
-                if os.path.lexists(path):
-                    found.append(path)
-                continue
-            matched = glob.glob(os.path.join(glob.escape(self.outdir), pattern))
-            found.extend(sorted(matched, key=functools.cmp_to_key(locale.strcoll)))
+                matched = [path] if os.path.lexists(path) else []
+            else:
+                matched = glob.glob(os.path.join(glob.escape(self.outdir), pattern))
+            if len(matched) > 1:
+                matched.sort(key=functools.cmp_to_key(locale.strcoll))
+            found.extend(matched)
         return found
 
     def _custom_outputs(self, custom: str) -> dict[str, Any]:
-        with open(custom, encoding="utf-8") as handle:
-            raw = json.load(handle)
+        if self.budget is not None:
+            opened = self.budget.open(custom, "cwl.output.json", CUSTOM_OUTPUT_LIMIT)
+        else:
+            opened = open(custom, "rb")  # noqa: SIM115 - closed by the with below
+        with opened as handle:
+            raw = json.loads(handle.read().decode("utf-8"))
         if not isinstance(raw, dict):
             raise InvalidInputError("cwl.output.json is not a JSON object")
         outputs: dict[str, Any] = {}
@@ -350,7 +387,9 @@ class NativeJob:
             path = self._confined(str(file_path(location, Path(self.outdir))))
             if not os.path.isfile(path):
                 raise InvalidInputError(f"cwl.output.json: {location} does not exist")
-            return _with_checksum(file_object(path))
+            if self.budget is not None:
+                self.budget.count(1, location)
+            return self._file(path)
         return value
 
 

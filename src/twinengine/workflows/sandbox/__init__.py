@@ -13,10 +13,16 @@ or ``none`` (:mod:`.none`), chosen by the ``sandbox`` setting (:mod:`.choice`) â
 it into what to start (:class:`Launch`, started with :meth:`Launch.popen`, its exit code
 read back with :meth:`Sandbox.exit_code`). :mod:`.paths` keeps what the run process
 itself reads of a step's folder (outputs, staged copies) inside what the step may show
-it.
+it, :mod:`.globs` expands its output globs only there, and :mod:`.budget` bounds how
+much of it the run process reads.
 """
 
 from twinengine.workflows.sandbox.base import Launch, Sandbox
+from twinengine.workflows.sandbox.budget import (
+    CUSTOM_OUTPUT_LIMIT,
+    OutputBudget,
+    OutputLimitError,
+)
 from twinengine.workflows.sandbox.choice import (
     BACKENDS,
     SandboxUnavailableError,
@@ -26,8 +32,14 @@ from twinengine.workflows.sandbox.choice import (
     sandbox_env,
     server_sandbox,
 )
+from twinengine.workflows.sandbox.globs import GlobEscapeError, confined_glob
 from twinengine.workflows.sandbox.network import SandboxNetworkError
-from twinengine.workflows.sandbox.paths import EscapeError, check_inside, check_tree
+from twinengine.workflows.sandbox.paths import (
+    EscapeError,
+    check_inside,
+    check_output,
+    check_tree,
+)
 from twinengine.workflows.sandbox.policy import (
     BASE_PATH,
     HostView,
@@ -41,10 +53,14 @@ from twinengine.workflows.sandbox.uids import SandboxBusyError
 __all__ = [
     "BACKENDS",
     "BASE_PATH",
+    "CUSTOM_OUTPUT_LIMIT",
     "EscapeError",
+    "GlobEscapeError",
     "HostView",
     "Launch",
     "Mount",
+    "OutputBudget",
+    "OutputLimitError",
     "Sandbox",
     "SandboxBusyError",
     "SandboxNetworkError",
@@ -52,7 +68,9 @@ __all__ = [
     "SandboxUnavailableError",
     "SandboxUser",
     "check_inside",
+    "check_output",
     "check_tree",
+    "confined_glob",
     "inside",
     "open_sandbox",
     "probe",

@@ -28,13 +28,13 @@ unreadable inside.
 from __future__ import annotations
 
 import os
-import shutil
 
 from twinengine.workflows.sandbox.base import Launch, Sandbox
 from twinengine.workflows.sandbox.layout import plan
 from twinengine.workflows.sandbox.limits import MIB, limits_for
 from twinengine.workflows.sandbox.network import SlirpNetwork
 from twinengine.workflows.sandbox.policy import HostView, SandboxPolicy, SandboxUser
+from twinengine.workflows.sandbox.programs import find_program, not_found
 from twinengine.workflows.sandbox.startup import Startup
 
 _SIMPLE = {"proc": "--proc", "dev": "--dev", "dir": "--dir"}
@@ -54,16 +54,16 @@ class BwrapSandbox(Sandbox):
 
     def __init__(self, view: HostView) -> None:
         super().__init__(view)
-        self.bwrap = shutil.which("bwrap") or "bwrap"
-        found = shutil.which("setpriv")  # runs inside: where a link on PATH leads
+        self.bwrap = find_program("bwrap") or "bwrap"
+        found = find_program("setpriv")  # runs inside: where a link on PATH leads
         self.setpriv = os.path.realpath(found) if found else "setpriv"
         self.network = SlirpNetwork(view)
 
     def probe(self) -> str | None:
-        if shutil.which("bwrap") is None:
-            return "bwrap is not installed"
-        if self.view.user is not None and shutil.which("setpriv") is None:
-            return "setpriv (util-linux) is not installed"
+        if find_program("bwrap") is None:
+            return not_found("bwrap", "bubblewrap")
+        if self.view.user is not None and find_program("setpriv") is None:
+            return not_found("setpriv", "util-linux")
         return super().probe()
 
     def command(

@@ -31,12 +31,12 @@ BACKENDS: dict[str, type[Sandbox]] = {
     "none": NoSandbox,
 }
 _FIX = {
-    "auto": "install bubblewrap (apt-get install bubblewrap), or set TWIN_SANDBOX=none "
-    "for a single-user server",
-    "bwrap": "install bubblewrap (apt-get install bubblewrap), or set TWIN_SANDBOX=none "
-    "for a single-user server",
-    "podman": "install podman (apt-get install podman runc), set TWIN_SANDBOX=bwrap, or "
-    "TWIN_SANDBOX=none for a single-user server",
+    "auto": "install bubblewrap (apt-get install bubblewrap) or add its folder to the "
+    "server's PATH, or set TWIN_SANDBOX=none for a single-user server",
+    "bwrap": "install bubblewrap (apt-get install bubblewrap) or add its folder to the "
+    "server's PATH, or set TWIN_SANDBOX=none for a single-user server",
+    "podman": "install podman (apt-get install podman runc) or add its folder to the "
+    "server's PATH, set TWIN_SANDBOX=bwrap, or TWIN_SANDBOX=none for a single-user server",
 }
 #: the settings a sandbox is made for, besides home, user, configuration and store
 _VIEW_SETTINGS = (
@@ -143,4 +143,6 @@ def sandbox_env(settings: Any) -> dict[str, str]:
         "TWIN_SANDBOX_MEMORY_MB": str(settings.sandbox_memory_mb),
         "TWIN_SANDBOX_FILE_MB": str(settings.sandbox_file_mb),
         "TWIN_SANDBOX_TMP_MB": str(settings.sandbox_tmp_mb),
+        "TWIN_SANDBOX_OUTPUT_MB": str(settings.sandbox_output_mb),
+        "TWIN_SANDBOX_OUTPUT_FILES": str(settings.sandbox_output_files),
     }

@@ -114,9 +114,9 @@ class SlirpNetwork:
     def why_not(self) -> str | None:
         """None when network-allowed sandboxes can be started; else what is missing."""
         if self.slirp is None:
-            return "slirp4netns is not installed"
+            return "slirp4netns was not found on PATH"
         if self.nsenter is None or self.ip is None:
-            return "nsenter (util-linux) or ip (iproute2) is not installed"
+            return "nsenter (util-linux) or ip (iproute2) was not found on PATH"
         return None
 
     def check(self) -> None:

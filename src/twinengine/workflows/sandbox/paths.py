@@ -7,6 +7,8 @@ as the server's user, outside the sandbox. A tool could make ``out.txt`` a link 
 :func:`check_inside` and :func:`check_tree` refuse (:class:`EscapeError`) any path whose
 real path lies outside the allowed roots — the step's working folder and its declared
 inputs — naming the path as the step knows it, never where it leads.
+:func:`check_output` also refuses any path with a ``..`` that a step names for its
+outputs.
 """
 
 from __future__ import annotations
@@ -40,6 +42,21 @@ def check_inside(path: str, roots: Sequence[str], what: str = "output") -> str:
         "folder and its inputs (a symbolic link, or a path with '..'): refused",
         hint="a step may only return files it wrote in its working folder, or its inputs",
     )
+
+
+def check_output(path: str, base: str, roots: Sequence[str], what: str = "output") -> str:
+    """:func:`check_inside` for a path a step named for its outputs (a glob match, a path
+    in ``cwl.output.json``, a secondary file, a File an expression made), relative to
+    its working folder ``base``: a ``..`` component is refused whatever it leads to, so
+    no answer depends on what lies outside; named as the step wrote it."""
+    if ".." in path.split(os.sep):
+        shown = path[len(base) + 1 :] if path.startswith(base.rstrip(os.sep) + os.sep) else path
+        raise EscapeError(
+            f"{what} {shown!r} leads outside the step's working folder and its inputs (a "
+            "path with '..'): refused",
+            hint="a step may only return files it wrote in its working folder, or its inputs",
+        )
+    return check_inside(path, roots, what)
 
 
 def check_tree(path: str, roots: Sequence[str], what: str = "output") -> str:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 
@@ -35,6 +34,7 @@ from twinengine.workflows.sandbox.base import Launch, Sandbox
 from twinengine.workflows.sandbox.layout import plan
 from twinengine.workflows.sandbox.limits import limits_for
 from twinengine.workflows.sandbox.policy import HostView, SandboxPolicy, SandboxUser
+from twinengine.workflows.sandbox.programs import find_program, not_found
 
 IMAGE = "localhost/twin-sandbox:2"
 _SLIRP = "slirp4netns:allow_host_loopback=false,enable_ipv6=false"
@@ -79,9 +79,9 @@ class PodmanSandbox(Sandbox):
 
     def __init__(self, view: HostView) -> None:
         super().__init__(view)
-        self.podman = shutil.which("podman") or "podman"
+        self.podman = find_program("podman") or "podman"
         self._base = [self.podman]
-        if os.geteuid() == 0 and shutil.which("runc"):
+        if os.geteuid() == 0 and find_program("runc"):
             self._base += ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 
     def command(
@@ -126,8 +126,8 @@ class PodmanSandbox(Sandbox):
         return Launch([*args, IMAGE, *argv], {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, user=user)
 
     def probe(self) -> str | None:
-        if shutil.which("podman") is None:
-            return "podman is not installed"
+        if find_program("podman") is None:
+            return not_found("podman", "podman")
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.environ.get("HOME", "/")}
         have = subprocess.run(
             [*self._base, "image", "exists", IMAGE], env=env, capture_output=True, check=False
