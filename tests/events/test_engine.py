@@ -230,7 +230,7 @@ def test_a_source_that_is_down_is_retried_and_shown(live: Live) -> None:
         assert posted.status_code == 202, posted.text
         assert posted.json()["accepted"] == 2
         bad = client.post("/api/v1/events/far-bucket", content=b"{not json")
-        assert bad.status_code == 400 and "not JSON" in bad.json()["error"]["message"]
+        assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
         # a source that watches a peer itself takes no posted events
         assert post_yaml(client, "/api/v1/sources", "name: tick\nkind: cron\nevery: 3600\n")
         refused = client.post("/api/v1/events/tick", json={"key": "x"})

@@ -12,6 +12,7 @@ import pytest
 
 from tests.events.conftest import Recorder, running
 from twinengine.core import ConfigError
+from twinengine.events.payloads import PayloadTooDeep
 from twinengine.events.sources.kafka import KafkaSource
 
 kafka = pytest.importorskip("kafka")
@@ -99,3 +100,13 @@ def test_crash_before_commit_redelivers() -> None:
         again.wait_for(2, timeout=30)
     assert crashing.failed is not None
     assert again.events[0].idempotency_key() == crashing.failed.idempotency_key()
+
+
+def test_a_record_nested_too_deep_is_refused_for_skipping() -> None:
+    from kafka.consumer.fetcher import ConsumerRecord
+
+    deep = b"[" * 50_000 + b"]" * 50_000
+    record = ConsumerRecord("raw", 0, 0, 7, 0, 0, None, deep, [], None, 0, len(deep), -1)
+    source = KafkaSource("bus", {"bootstrap_servers": "k:9092", "topic": "raw"})
+    with pytest.raises(PayloadTooDeep, match="nested more than 64 levels"):
+        source.record_event(record)

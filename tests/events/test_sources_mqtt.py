@@ -5,6 +5,7 @@ broker send the message again with the same idempotency key."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -101,3 +102,19 @@ def test_unreachable_broker_and_bad_config() -> None:
         MqttSource("sensors", {"topic": "a", "qos": 3})
     with pytest.raises(ConfigError, match="'port' must be an integer"):
         MqttSource("sensors", {"topic": "a", "port": "1883"})
+
+
+def test_a_message_nested_too_deep_is_skipped_and_acked(topic: tuple[str, str]) -> None:
+    prefix = topic[0]
+    seen = Recorder()
+    source = make(topic)
+    with running(source, seen):
+        assert source.subscribed.wait(5)
+        publish(f"{prefix}/deep", b"[" * 50_000 + b"]" * 50_000, b'{"id": "ok-1"}')
+        seen.wait_for(1)
+    assert [e.data for e in seen.events] == [{"id": "ok-1"}]
+    assert source.skipped == 1
+    again = Recorder()  # it was acknowledged: not sent again to the same session
+    with running(make(topic), again):
+        time.sleep(1.0)
+    assert again.events == []

@@ -6,6 +6,7 @@ the message with the same idempotency key."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -123,3 +124,19 @@ def test_unreachable_server_and_bad_config() -> None:
         NatsSource("bus", {"subject": "a", "create_stream": True})
     with pytest.raises(ConfigError, match="'durable' may hold only"):
         NatsSource("bus", {"subject": "a", "durable": "a.b"})
+
+
+def test_a_message_nested_too_deep_is_skipped_and_acked(stream: tuple[str, str]) -> None:
+    name, subject = stream
+    seen = Recorder()
+    source = make(stream)
+    with running(source, seen):
+        wait_until(lambda: stream_exists(name), what="the stream")
+        publish(f"{subject}.deep", b'{"a":' * 100 + b"1" + b"}" * 100, b'{"ok": true}')
+        seen.wait_for(1)
+    assert [(e.version, e.data) for e in seen.events] == [("2", {"ok": True})]
+    assert source.skipped == 1
+    again = Recorder()
+    with running(make(stream), again):
+        time.sleep(1.0)
+    assert again.events == []

@@ -86,3 +86,16 @@ def test_unreachable_server_and_bad_config() -> None:
         RedisStreamSource("queue", {})
     with pytest.raises(ConfigError, match="'url' must be a redis:// URL"):
         RedisStreamSource("queue", {"stream": "s", "url": "http://x"})
+
+
+def test_an_entry_nested_too_deep_is_skipped_and_acked(stream: tuple[str, str]) -> None:
+    client, name = stream
+    client.xadd(name, {"data": "[" * 5000 + "]" * 5000})  # a hostile producer
+    kept = client.xadd(name, {"data": '{"file": "b.nc"}'})
+    seen = Recorder()
+    source = make(name)
+    with running(source, seen):
+        seen.wait_for(1)
+    assert [(e.version, e.data) for e in seen.events] == [(kept, {"file": "b.nc"})]
+    assert source.skipped == 1
+    assert client.xpending(name, "g")["pending"] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from twinengine.core import ConfigError
 from twinengine.events import Event, ks_test, parse_trigger, psi
-from twinengine.events.conditions import evaluate, parse_condition
+from twinengine.events.conditions import evaluate, numbers, parse_condition
 from twinengine.events.triggers import map_inputs, matches
 
 BASE = {"name": "t", "source": "s", "workflow": "w"}
@@ -117,3 +117,14 @@ def test_drift_keeps_its_reference_and_rebases() -> None:
     assert min(state["reference"]) >= 5.0  # rebased on the drifted window
     threshold = parse_condition("t", {"threshold": {"value": "$data.x", "above": 4}})
     assert evaluate(threshold, [3.0, 4.5], {})[0] and not evaluate(threshold, [3.0], {})[0]
+
+
+def test_inputs_that_no_program_could_take_are_refused_when_added() -> None:
+    bad = {**BASE, "inputs": {"m": {"deep": ["ok", "a\u0000b"]}}}
+    with pytest.raises(ConfigError, match=r"inputs: input 'm.deep\[1\]' holds the character NUL"):
+        parse_trigger(bad)
+
+
+def test_condition_values_from_payloads_are_finite_numbers_only() -> None:
+    given = [1, 2.5, "3", True, "nan", "inf", "-Infinity", 10**400, "x", None, {"a": 1}]
+    assert numbers(given) == [1.0, 2.5, 3.0]

@@ -132,6 +132,7 @@ class EventSource(ABC):
         self.name = name
         self.config = dict(config)
         self.state = state or SourceState(Path(tempfile.gettempdir()) / "twin-sources", name)
+        self.skipped = 0  # messages refused (see skip) since the source was made
 
     @abstractmethod
     def run(self, emit: Emit, stop: threading.Event) -> None:
@@ -139,6 +140,11 @@ class EventSource(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional clean-up
         """Release connections (called after :meth:`run` returned or raised)."""
+
+    def limit_paths(self, roots: tuple[Path, ...] | None, hidden: tuple[Path, ...]) -> None:  # noqa: B027
+        """The server's limits on the local files this source may look at: inside
+        ``roots`` (None: anywhere) and never inside ``hidden`` (the server's own files),
+        links resolved. A source that reads no local files ignores them."""
 
     def parse(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> list[Event]:
         """The events of one request to ``POST /api/v1/events/{source}``; a source whose
@@ -151,6 +157,13 @@ class EventSource(ABC):
         return cls.parse is not EventSource.parse
 
     # helpers for subclasses ------------------------------------------------------------
+    def skip(self, what: str, why: Exception) -> None:
+        """Count and log a message that cannot become an event (a payload nested too
+        deep …): the source acknowledges it and goes on, rather than failing on it again
+        and again."""
+        self.skipped += 1
+        log.warning("source %s skipped %s (%d so far): %s", self.name, what, self.skipped, why)
+
     def option(self, key: str, default: Any = ..., kind: type | tuple[type, ...] = object) -> Any:
         """A config value, checked; a missing required one is a ConfigError naming it."""
         if key not in self.config:

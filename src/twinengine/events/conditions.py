@@ -142,16 +142,16 @@ def evaluate(
 
 
 def numbers(values: list[Any]) -> list[float]:
-    """The numeric values among ``values`` (others are skipped)."""
+    """The finite numeric values among ``values`` (others — text that is no number,
+    ``"nan"``, ``"inf"``, an integer too large for a float — are skipped)."""
     out = []
     for v in values:
-        if isinstance(v, bool):
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
             continue
-        if isinstance(v, int | float) and math.isfinite(v):
-            out.append(float(v))
-        elif isinstance(v, str):
-            try:
-                out.append(float(v))
-            except ValueError:
-                continue
+        try:
+            number = float(v)
+        except (ValueError, OverflowError):
+            continue
+        if math.isfinite(number):
+            out.append(number)
     return out

@@ -29,17 +29,30 @@ from typing import Any
 from twinengine.core import TwinError, new_id
 from twinengine.events.base import Event
 from twinengine.events.conditions import evaluate, numbers
+from twinengine.events.folderbounds import FolderBounds, reported_files
 from twinengine.events.function_service import run_function
 from twinengine.events.lookup import WorkflowLookup, function_of, publish_note
+from twinengine.events.objectfetch import ReportedObjects
 from twinengine.events.queue import EventQueue
 from twinengine.events.runners import RunsRunner, SourceRunner
-from twinengine.events.sources.folder import reported_files
 from twinengine.events.store import DefinitionStore
 from twinengine.events.triggers import map_inputs, resolve, started_by
+from twinengine.workflows import RunRequest
+from twinengine.workflows.inputs import resolve_inputs
 
 log = logging.getLogger(__name__)
 _RELOAD_EVERY = 1.0
+_CLAIM_EVERY = 0.1  # seconds between asking the queue for due deliveries, when busy
 _DEFINED = ("name", "kind", "project", "config", "created_at")
+
+
+def _holds_mapping(value: Any) -> bool:
+    """Whether ``value`` has a mapping at any depth (where a File or Directory could be)."""
+    if isinstance(value, dict):
+        return any(isinstance(v, dict) or _holds_mapping(v) for v in value.values())
+    if isinstance(value, list):
+        return any(isinstance(v, dict) or _holds_mapping(v) for v in value)
+    return False
 
 
 def _defined(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -70,6 +83,7 @@ class EventEngine:
         self.triggers: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (project, source)
         self.admin_triggers: dict[str, list[dict[str, Any]]] = {}  # source -> admins' ones
         self.by_name: dict[tuple[str, str], dict[str, Any]] = {}  # (project, name)
+        self.sources: dict[tuple[str, str], dict[str, Any]] = {}  # as answers show them
         self._version: Any = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -78,6 +92,8 @@ class EventEngine:
         self._reload_lock = threading.Lock()
         self.workflows = WorkflowLookup(registry)
         self._backlog_checked = (0.0, 0)
+        self._claimed_at = 0.0  # when the queue was last asked for due deliveries
+        self._look = True  # something may be due there now (an approval, a retry)
         self._ready: deque[dict[str, Any]] = deque()  # leased at ingest, handed over here
         self.transport: Any = None
         self.state_folder = settings.home / "events" / "state"  # the sources' cursors
@@ -125,6 +141,7 @@ class EventEngine:
     def _apply(self) -> None:
         rows = self.store.sealed_sources()
         trig = self.store.triggers()
+        shown = {(r["project"], r["name"]): self.store.view_of(r) for r in rows}
         by_source: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         by_admins: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for t in trig:
@@ -135,6 +152,7 @@ class EventEngine:
             self.triggers = dict(by_source)
             self.admin_triggers = dict(by_admins)
             self.by_name = {(t["project"], t["name"]): t for t in trig}
+            self.sources = shown
         wanted: dict[tuple[str | None, str], dict[str, Any]] = {
             (r["project"], r["name"]): r for r in rows if not r["paused"]
         }
@@ -158,23 +176,50 @@ class EventEngine:
             return None
         return self.ingest_local(event, project)
 
+    def ingest_many(self, batch: list[Event], project: str | None) -> None:
+        """Store several events of one source — in one transaction when they go to the
+        database and none is a repeat (else one by one, as :meth:`ingest`)."""
+        if self.transport is not None or len(batch) < 2:
+            for event in batch:
+                self.ingest(event, project)
+            return
+        self._hold_back()
+        stored = self.queue.ingest_many(batch, project, self._candidates(batch[0], project), True)
+        if stored is None:  # a repeat among them: each on its own, the repeat skipped
+            for event in batch:
+                self.ingest_local(event, project)
+            return
+        self._accepted([row for _, rows in stored for row in rows])
+
     def ingest_local(self, event: Event, project: str | None) -> str | None:
         """Store an event in the database (and wake the trigger worker)."""
+        self._hold_back()
+        candidates = self._candidates(event, project)
+        event_id, rows = self.queue.ingest(event, project, candidates, claim=True)
+        self._accepted(rows)
+        return event_id
+
+    def _hold_back(self) -> None:
         while self._backlog() > self.max_backlog and not self._stop.is_set():
             time.sleep(0.2)  # back-pressure: the source waits, its peer keeps the data
-        with self._lock:  # a project's events: its triggers; no project's: admins' triggers
+
+    def _candidates(self, event: Event, project: str | None) -> list[dict[str, Any]]:
+        """The triggers that may see ``event``: a project's triggers for a project's
+        events, admins' triggers for events of no project."""
+        with self._lock:
             if project is None:
-                candidates = list(self.admin_triggers.get(event.source, []))
-            else:
-                candidates = list(self.triggers.get((project, event.source), []))
-        event_id, rows = self.queue.ingest(event, project, candidates, claim=True)
+                return list(self.admin_triggers.get(event.source, []))
+            return list(self.triggers.get((project, event.source), []))
+
+    def _accepted(self, rows: list[dict[str, Any]]) -> None:
+        """Hand stored deliveries on: leased ones to the worker in memory, approvals to
+        people."""
         if rows:
             self._ready.extend(r for r in rows if r["state"] == "running")
             for row in rows:
                 if row["state"] == "approval":
                     self._ask_approval(row)
             self._wake.set()
-        return event_id
 
     def _backlog(self) -> int:
         """The queue's backlog, counted at most every 0.2 s."""
@@ -239,8 +284,12 @@ class EventEngine:
         claimed: list[dict[str, Any]] = []
         while self._ready and len(claimed) < limit:
             claimed.append(self._ready.popleft())
-        if not claimed:
+        # the database is asked only now and then while ingest feeds the worker (what
+        # becomes due there — retries, leases run out, deferred ones — can wait that long)
+        if not claimed and (self._look or time.monotonic() - self._claimed_at >= _CLAIM_EVERY):
+            self._claimed_at = time.monotonic()
             claimed = self.queue.claim(limit)
+            self._look = len(claimed) >= limit  # a backlog: the next pass asks again
         by_trigger: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for delivery in claimed:
             by_trigger[(delivery["project"], delivery["trigger"])].append(delivery)
@@ -280,10 +329,12 @@ class EventEngine:
         run_ids: list[str] = []
         try:
             with self.db.engine.begin() as conn:
-                for delivery, workflow, job, given in ready:
-                    run_ids.append(
-                        self._queue_run(conn, trigger, workflow, job, given, [delivery["id"]])
-                    )
+                self._queue_runs(
+                    conn,
+                    trigger,
+                    [(workflow, job, given, [d["id"]]) for d, workflow, job, given in ready],
+                    run_ids,
+                )
         except Exception as exc:  # the batch failed as a whole: each delivery on its own
             self.dispatcher.start_direct(run_ids, committed=False)
             log.warning(
@@ -292,8 +343,7 @@ class EventEngine:
             for delivery, *_ in ready:
                 self._deliver(trigger, [delivery])
             return
-        self.dispatcher.start_direct(run_ids)
-        self.dispatcher.wake()
+        self.dispatcher.start_direct(run_ids)  # and wakes the queue for the others
         self.processed += len(ready)
 
     def _job(
@@ -305,12 +355,13 @@ class EventEngine:
         given = map_inputs(spec, bodies, result)
         job = given
         if self.uploads is not None:
-            from twinengine.workflows.inputs import resolve_inputs
-
             # besides uploads and input_roots, a run may read only what the events
-            # reported: the files of the trigger's folder source, the outputs of an
-            # ended run of the trigger's own project
+            # reported: the files of the trigger's folder source (checked again now, links
+            # resolved), the objects of its s3 source (fetched into an upload), the
+            # outputs of an ended run of the trigger's own project
             extra: list[Any] = []
+            reported: tuple[Any, ...] = ()
+            wanted = given
             if spec["source"] == "runs":
                 for body in bodies:
                     data = body.get("data") or {}
@@ -321,44 +372,52 @@ class EventEngine:
                         and run_id.isalnum()
                     ):
                         extra.append(self.settings.runs_dir / run_id / "outputs")
-            else:
-                try:
-                    source = self.store.source(spec["source"], trigger["project"])
-                except TwinError:
-                    source = None
+            elif _holds_mapping(given):  # only a File or Directory object reads a path
+                with self._lock:
+                    source = self.sources.get((trigger["project"], spec["source"]))
                 if source is not None and source["kind"] == "folder":
-                    extra.extend(reported_files(source["config"], bodies))
+                    bounds = FolderBounds.of(self.settings, self.store.added_by_admin(source))
+                    reported = reported_files(source["config"], bodies, bounds)
+                objects = ReportedObjects(self.settings, self.store, self.uploads)
+                wanted = objects.fetched(given, bodies, source, trigger)
             interface = (workflow.get("interface") or {}).get("inputs", [])
             job = resolve_inputs(
                 interface,
-                given,
+                wanted,
                 project=workflow["project"],
                 uploads_store=self.uploads,
                 extra_roots=tuple(extra),
+                reported=reported,
             )
         return workflow, job, given
 
-    def _queue_run(
+    def _queue_runs(
         self,
         conn: Any,
         trigger: dict[str, Any],
-        workflow: dict[str, Any],
-        job: dict[str, Any],
-        given: dict[str, Any],
-        ids: list[str],
-    ) -> str:
-        run_id = self.dispatcher.submit(
-            workflow,
-            job,
-            created_by=started_by(trigger["name"]),
-            name=f"{workflow['name']} ← {trigger['name']}",
-            given=given,
-            conn=conn,
-            direct=True,
-        )
-        batch_id = new_id() if len(ids) > 1 else None
-        self.queue.mark(ids, conn=conn, state="done", run_id=run_id, batch_id=batch_id, error=None)
-        return run_id
+        runs: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]],
+        run_ids: list[str],
+    ) -> None:
+        """Queue a run per ``(workflow, job, given, delivery ids)`` inside ``conn``'s
+        transaction and mark its deliveries done with it; each run's id is appended to
+        ``run_ids`` as soon as it is queued (the caller forgets them on a rollback)."""
+        requests = [
+            RunRequest(
+                workflow,
+                job,
+                started_by(trigger["name"]),
+                name=f"{workflow['name']} ← {trigger['name']}",
+                given=given,
+            )
+            for workflow, job, given, _ in runs
+        ]
+        queued = self.dispatcher.submit_many(requests, conn=conn, direct=True)
+        run_ids.extend(queued)
+        done = [
+            (ids, run_id, new_id() if len(ids) > 1 else None)
+            for (_, _, _, ids), run_id in zip(runs, queued, strict=True)
+        ]
+        self.queue.mark_done(conn, done)
 
     def _failed(self, trigger: dict[str, Any], group: list[dict[str, Any]], exc: Exception) -> None:
         message = str(exc) if isinstance(exc, TwinError) else f"{type(exc).__name__}: {exc}"
@@ -404,16 +463,14 @@ class EventEngine:
             if spec.get("function"):
                 result = self._preprocess(spec["function"], trigger["project"], bodies)
             workflow, job, given = self._job(trigger, bodies, result)
-            run_id = None
+            run_ids: list[str] = []
             try:
                 with self.db.engine.begin() as conn:
-                    run_id = self._queue_run(conn, trigger, workflow, job, given, ids)
+                    self._queue_runs(conn, trigger, [(workflow, job, given, ids)], run_ids)
             except BaseException:
-                if run_id:
-                    self.dispatcher.start_direct([run_id], committed=False)
+                self.dispatcher.start_direct(run_ids, committed=False)
                 raise
-            self.dispatcher.start_direct([run_id])
-            self.dispatcher.wake()
+            self.dispatcher.start_direct(run_ids)  # and wakes the queue for the others
             self.processed += len(group)
         except Exception as exc:  # every failure is the delivery's, not the worker's
             self._failed(trigger, group, exc)
@@ -453,10 +510,12 @@ class EventEngine:
     # -- people ------------------------------------------------------------------------
     def approve(self, delivery_id: str, user: str, approve: bool = True) -> dict[str, Any]:
         delivery = self.queue.approve(delivery_id, user, approve)
+        self._look = True
         self._wake.set()
         return delivery
 
     def retry(self, event_id: str, trigger: str | None = None) -> int:
         count = self.queue.retry(event_id, trigger)
+        self._look = True
         self._wake.set()
         return count

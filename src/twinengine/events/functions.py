@@ -47,6 +47,7 @@ from twinengine.core.models import function_calls, functions
 from twinengine.core.times import as_utc as aware
 from twinengine.core.times import utcnow
 from twinengine.events.function_sandbox import FunctionSandbox
+from twinengine.workflows.safetext import check_text
 
 KINDS = ("python", "command")
 MAX_WORKERS = 64  # the most workers one function may ask for
@@ -165,7 +166,10 @@ def check_env(env: dict[str, Any] | None) -> dict[str, str]:
             f"invalid environment variable name(s): {', '.join(map(repr, bad))}",
             hint="names are letters, digits and _, not starting with a digit",
         )
-    return {k: str(v) for k, v in env.items()}
+    values = {k: v if isinstance(v, str) else str(v) for k, v in env.items()}
+    for key, value in values.items():  # a NUL …: refused now, not when a worker starts
+        check_text(value, f"env {key!r}")
+    return values
 
 
 def check_python_target(
@@ -229,6 +233,8 @@ def check_command(target: str | list[str], env: dict[str, str] | None = None) ->
         )
     if not argv or not argv[0]:
         raise InvalidFunctionError("the command is empty", hint='e.g. --command "tr a-z A-Z"')
+    for index, arg in enumerate(argv):
+        check_text(arg, f"command argument {index}")
     program = argv[0]
     if os.sep in program:
         path = Path(program)

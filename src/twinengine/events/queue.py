@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from twinengine.core import Database, NotFoundError, StateError, get_database, new_id
@@ -31,11 +31,62 @@ from twinengine.events.triggers import accepts
 
 LEASE = dt.timedelta(seconds=120)
 _EVENT_PROJECT = events.c.project.label("event_project")  # a delivery's is its trigger's
+_INSERT_EVENT = insert(events)
+_INSERT_DELIVERY = insert(deliveries)
+_DONE = (  # one leased delivery turned into its run (still leased: else it was lost)
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("_id"), deliveries.c.state == "running")
+    .values(
+        state="done",
+        run_id=bindparam("_run"),
+        batch_id=bindparam("_batch"),
+        error=None,
+        lease_until=None,
+        updated_at=bindparam("_now"),
+    )
+)
 
 
 def _of(trigger: str, project: str) -> Any:
     """The deliveries of trigger ``trigger`` of ``project``."""
     return and_(deliveries.c.trigger == trigger, deliveries.c.project == project)
+
+
+def _deliveries(
+    event_id: str,
+    body: dict[str, Any],
+    project: str | None,
+    triggers: list[dict[str, Any]],
+    claim: bool,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The delivery rows of an event: one per trigger that is active and accepts it."""
+    rows = []
+    for trigger in triggers:
+        if trigger.get("paused") or not accepts(trigger, body):
+            continue
+        spec = trigger["spec"]
+        state = "approval" if spec.get("approval") else "pending"
+        if spec.get("batch"):
+            state = "batched"
+        lease = None
+        if claim and state == "pending":
+            state, lease = "running", now + LEASE
+        rows.append(
+            {
+                "id": new_id(),
+                "event_id": event_id,
+                "trigger": trigger["name"],
+                "project": trigger.get("project", project),
+                "state": state,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": lease,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    return rows
 
 
 class LostLease(RuntimeError):
@@ -63,53 +114,47 @@ class EventQueue:
         transaction; ``(event id, delivery rows with the event's body)``, or
         ``(None, [])`` for a repeat. ``claim``: deliveries due at once are stored leased
         (``running``) to the caller, who hands them to its worker in memory."""
-        body = event.as_dict()
-        event_id, now = new_id(), utcnow()
-        rows = []
-        for trigger in triggers:
-            if trigger.get("paused") or not accepts(trigger, body):
-                continue
-            spec = trigger["spec"]
-            state = "approval" if spec.get("approval") else "pending"
-            if spec.get("batch"):
-                state = "batched"
-            lease = None
-            if claim and state == "pending":
-                state, lease = "running", now + LEASE
-            rows.append(
+        stored = self.ingest_many([event], project, triggers, claim)
+        return stored[0] if stored is not None else (None, [])
+
+    def ingest_many(
+        self,
+        batch: list[Event],
+        project: str | None,
+        triggers: list[dict[str, Any]],
+        claim: bool = False,
+    ) -> list[tuple[str, list[dict[str, Any]]]] | None:
+        """:meth:`ingest` for several events of one source, in one transaction:
+        ``(event id, delivery rows)`` of each; None — nothing stored — when one of them
+        is a repeat (the caller then stores them one by one, each repeat skipped)."""
+        stored, event_rows, delivery_rows = [], [], []
+        for event in batch:
+            body = event.as_dict()
+            event_id, now = new_id(), utcnow()  # each its own time: batches keep the order
+            event_rows.append(
                 {
-                    "id": new_id(),
-                    "event_id": event_id,
-                    "trigger": trigger["name"],
-                    "project": trigger.get("project", project),
-                    "state": state,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "lease_until": lease,
-                    "created_at": now,
-                    "updated_at": now,
+                    "id": event_id,
+                    "source": event.source,
+                    "project": project,
+                    "key": event.key,
+                    "kind": event.kind,
+                    "version": event.version,
+                    "idem_key": event.idempotency_key(project),
+                    "body": body,
+                    "received_at": now,
                 }
             )
+            rows = _deliveries(event_id, body, project, triggers, claim, now)
+            delivery_rows.extend(rows)
+            stored.append((event_id, [{**r, "body": body, "event_project": project} for r in rows]))
         try:
             with self.db.engine.begin() as conn:
-                conn.execute(
-                    insert(events).values(
-                        id=event_id,
-                        source=event.source,
-                        project=project,
-                        key=event.key,
-                        kind=event.kind,
-                        version=event.version,
-                        idem_key=event.idempotency_key(project),
-                        body=body,
-                        received_at=now,
-                    )
-                )
-                if rows:
-                    conn.execute(insert(deliveries), rows)
+                conn.execute(_INSERT_EVENT, event_rows)  # values as parameters: compiled once
+                if delivery_rows:
+                    conn.execute(_INSERT_DELIVERY, delivery_rows)
         except IntegrityError:
-            return None, []  # seen before: the first copy's deliveries stand
-        return event_id, [{**r, "body": body, "event_project": project} for r in rows]
+            return None  # seen before: the first copy's deliveries stand
+        return stored
 
     def reclaim(self) -> int:
         """Make every leased delivery due now (a restarted server takes back its own)."""
@@ -188,6 +233,21 @@ class EventQueue:
             return
         with self.db.engine.begin() as own:
             own.execute(statement)
+
+    def mark_done(self, conn: Any, runs: list[tuple[list[str], str, str | None]]) -> None:
+        """Mark deliveries ``done`` with the run each led to — ``(delivery ids, run id,
+        batch id)`` per run — inside ``conn``'s transaction, in one statement. Like
+        :meth:`mark`, it raises :class:`LostLease` (rolling back the runs queued in the
+        same transaction) when one of them is no longer leased."""
+        now = utcnow()
+        params = [
+            {"_id": delivery, "_run": run_id, "_batch": batch_id, "_now": now}
+            for ids, run_id, batch_id in runs
+            for delivery in ids
+        ]
+        if params and conn.execute(_DONE, params).rowcount != len(params):
+            taken = [p["_id"] for p in params]
+            raise LostLease(f"deliveries {taken} were taken by another worker")
 
     def failed(self, delivery: dict[str, Any], error: str, retries: dict[str, Any]) -> str:
         """Record a failed attempt: ``retrying`` after a backoff, or ``dead``."""

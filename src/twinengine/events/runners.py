@@ -4,7 +4,11 @@
 2 s … 60 s) and starts it again, writing its status (ok, retrying, down, passive) and
 the last error for the CLI, API and UI — one failing source never stops the others. The
 source gets its secrets opened; an error shown or logged, and an event's location, never
-repeat them (they are scrubbed to ``***``).
+repeat them (they are scrubbed to ``***``). It is told which local files it may look at
+(:meth:`~twinengine.events.base.EventSource.limit_paths`: inside ``watch_roots`` unless
+an admin added it, never the server's own files); a source that finds itself out of
+them (a folder swapped for a link) is ``down`` at once, with the reason. A source may
+hand over a batch of events at once (:meth:`Emitter.many`, one transaction).
 :class:`RunsRunner` runs the built-in ``runs`` source (an event per run that ends).
 """
 
@@ -14,6 +18,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
+from twinengine.core import ForbiddenError
 from twinengine.events.base import (
     Event,
     SourceState,
@@ -21,6 +26,7 @@ from twinengine.events.base import (
     retry_until_stopped,
     run_once,
 )
+from twinengine.events.folderbounds import FolderBounds
 from twinengine.events.runsource import RunsSource
 from twinengine.events.sourcesecrets import scrub, secret_values
 from twinengine.events.store import secret_keys
@@ -29,6 +35,26 @@ if TYPE_CHECKING:
     from twinengine.events.engine import EventEngine
 
 log = logging.getLogger(__name__)
+
+
+class Emitter:
+    """What a source's thread gives it as ``emit``: each event is stored durably before
+    the call returns, its location without the source's secrets. ``many`` stores several
+    at once (one transaction): a source that finds a batch ready may hand it over so."""
+
+    def __init__(self, engine: EventEngine, project: str | None, secrets: list[str]) -> None:
+        self.engine, self.project, self.secrets = engine, project, secrets
+
+    def _scrubbed(self, event: Event) -> Event:
+        if self.secrets and event.location:
+            event.location = scrub(event.location, self.secrets)
+        return event
+
+    def __call__(self, event: Event) -> None:
+        self.engine.ingest(self._scrubbed(event), self.project)
+
+    def many(self, events: list[Event]) -> None:
+        self.engine.ingest_many([self._scrubbed(e) for e in events], self.project)
 
 
 class SourceRunner(threading.Thread):
@@ -43,22 +69,21 @@ class SourceRunner(threading.Thread):
         name, project, store = self.row["name"], self.row["project"], self.engine.store
         state = SourceState.of(self.engine.state_folder, project, name)
         secrets: list[str] = []
-
-        def emit(event: Event) -> None:
-            if secrets and event.location:
-                event.location = scrub(event.location, secrets)
-            self.engine.ingest(event, project)
+        emit = Emitter(self.engine, project, secrets)
 
         def attempt() -> None:
             config = store.open_config(self.row)
             secrets[:] = secret_values(config, secret_keys(self.row["kind"]))
             source = make_source(name, self.row["kind"], config, state)
+            bounds = FolderBounds.of(self.engine.settings, store.added_by_admin(self.row))
+            source.limit_paths(bounds.roots, bounds.hidden)
             passive = getattr(source, "passive", False)
             store.set_source_status(name, project, "passive" if passive else "ok")
             run_once(source, emit, self.stop_event)
 
         def failed(exc: Exception, delay: float) -> None:
-            status = "retrying" if delay < 30 else "down"
+            down = delay >= 30 or isinstance(exc, ForbiddenError)  # out of bounds: at once
+            status = "down" if down else "retrying"
             error = scrub(f"{type(exc).__name__}: {exc}", secrets)
             store.set_source_status(name, project, status, error)
             log.warning("source %s/%s failed (%s); retrying in %.0f s", project, name, error, delay)

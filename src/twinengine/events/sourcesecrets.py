@@ -3,13 +3,15 @@ database, shown as ``***`` in every answer, kept when an editor sends ``***`` ba
 
 A value is a secret when its key is one the source kind declares
 (:attr:`~twinengine.events.base.EventSource.secret_fields`) or is named like one at any
-depth (``password``, ``secret``, ``secret_key``, ``token``, ``api_key``, ``private_key``,
-or ending in ``_password``, ``_secret``, ``_token``), and the password part of any URL
-(``redis://:pw@host``, ``https://user:pw@dav.example.org``). :func:`seal` encrypts them
-with the server's :class:`~twinengine.core.secrets.SecretBox`, :func:`unseal` opens them
-for the source itself, :func:`redact` shows them as ``***`` (a URL keeps all but its
-password), :func:`restore` puts the stored value back where an update sends the redacted
-one, and :func:`scrub` removes them from any text (an error, a log line, an event).
+depth (:func:`secret_name`: the name normalised — ``apiKey``, ``API-Key`` and ``api_key``
+are one name — and its last word one of :data:`SECRET_WORDS`, or ``key`` after one of
+:data:`KEY_KINDS`), every text under such a key (``credentials: {user: …}``), and the
+password part of any URL (``redis://:pw@host``, ``https://user:pw@dav.example.org``).
+:func:`seal` encrypts them with the server's :class:`~twinengine.core.secrets.SecretBox`,
+:func:`unseal` opens them for the source itself, :func:`redact` shows them as ``***`` (a
+URL keeps all but its password), :func:`restore` puts the stored value back where an
+update sends the redacted one, and :func:`scrub` removes them from any text (an error, a
+log line, an event).
 """
 
 from __future__ import annotations
@@ -22,9 +24,33 @@ from urllib.parse import urlsplit, urlunsplit
 from twinengine.core.secrets import SecretBox, is_sealed
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(
-    r"^(?:.*_)?(?:password|passwd|secret|secret_key|token|api_key|private_key)$", re.I
-)
+#: a setting whose normalised name ends in one of these words holds a secret
+SECRET_WORDS = frozenset(
+    {
+        "password", "passwords", "passwd", "pwd", "pw", "pass", "passphrase", "secret",
+        "secrets", "token", "tokens", "apikey", "apikeys", "credential", "credentials",
+        "creds", "auth", "authorization", "privatekey", "sas", "signature", "cookie",
+        "cookies", "bearer", "jwt", "otp",
+    }
+)  # fmt: skip
+#: ``<kind>_key`` (``api_key``, ``x_api_key``, ``secret_access_key`` …) holds a secret
+KEY_KINDS = frozenset({"api", "private", "secret", "signing", "encryption", "master", "account"})
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+
+def secret_name(name: Any) -> bool:
+    """Whether a setting called ``name`` holds a secret: ``apiKey``, ``X-Api-Key``,
+    ``client_secret``, ``sasToken``, ``db.password``, ``aws_secret_access_key`` do;
+    ``access_key``, ``key_field``, ``username`` do not."""
+    words = [w for w in _SEPARATORS.split(_CAMEL.sub("_", str(name)).lower()) if w]
+    if not words:
+        return False
+    if words[-1] in SECRET_WORDS:
+        return True
+    return words[-1] == "key" and any(w in KEY_KINDS for w in words[:-1])
+
+
 Leaf = Callable[[str, bool], Any]  # (value, is a URL with a password) -> new value
 
 
@@ -38,20 +64,22 @@ def _url_password(value: str) -> str | None:
         return None
 
 
-def _map(value: Any, leaf: Leaf, secret_keys: frozenset[str] = frozenset()) -> Any:
-    """``value`` with every secret leaf replaced by ``leaf(text, is_url)``."""
+def _map(
+    value: Any, leaf: Leaf, secret_keys: frozenset[str] = frozenset(), inside: bool = False
+) -> Any:
+    """``value`` with every secret leaf replaced by ``leaf(text, is_url)``; ``inside``: the
+    value lies under a secret-named key (all its texts are secrets)."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            named = key in secret_keys or bool(_SECRET_KEY.match(str(key)))
-            if named and isinstance(item, str):
-                out[key] = leaf(item, False)
-            else:
-                out[key] = _map(item, leaf)
+            named = inside or key in secret_keys or secret_name(key)
+            out[key] = _map(item, leaf, inside=named)
         return out
     if isinstance(value, list):
-        return [_map(item, leaf) for item in value]
-    if isinstance(value, str) and (is_sealed(value) or _url_password(value)):
+        return [_map(item, leaf, inside=inside) for item in value]
+    if isinstance(value, str) and (inside or is_sealed(value)):
+        return leaf(value, not inside)
+    if isinstance(value, str) and _url_password(value):
         return leaf(value, True)
     return value
 

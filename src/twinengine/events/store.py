@@ -38,7 +38,7 @@ from twinengine.core import (
     get_settings,
 )
 from twinengine.core.boundedyaml import load_definition
-from twinengine.core.models import event_sources, triggers
+from twinengine.core.models import event_sources, triggers, users
 from twinengine.core.secrets import SecretBox
 from twinengine.core.times import as_utc, utcnow
 from twinengine.events.base import source_class
@@ -177,7 +177,11 @@ class DefinitionStore:
         return self.source(name, project)
 
     def _source_view(self, row: Any) -> dict[str, Any]:
-        item = _row(row)
+        return self.view_of(_row(row))
+
+    def view_of(self, sealed: dict[str, Any]) -> dict[str, Any]:
+        """A source of :meth:`sealed_sources` as answers show it (secrets ``***``)."""
+        item = dict(sealed)
         item["config"] = redacted_view(item["config"], self.box, secret_keys(item["kind"]))
         return item
 
@@ -209,6 +213,15 @@ class DefinitionStore:
     def open_config(self, row: dict[str, Any]) -> dict[str, Any]:
         """A stored source's config with its secrets opened (for the source object)."""
         return unseal(row["config"], self.box)
+
+    def added_by_admin(self, row: dict[str, Any]) -> bool:
+        """Whether a source was added by the operator (the CLI: no user) or by a user who
+        is an admin now — such a folder source may watch beyond ``watch_roots``."""
+        if not row.get("created_by"):
+            return True
+        with self.db.engine.connect() as conn:
+            query = select(users.c.admin).where(users.c.name == row["created_by"])
+            return bool(conn.execute(query).scalar())
 
     def set_source_status(
         self, name: str, project: str, status: str, error: str | None = None

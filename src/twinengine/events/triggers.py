@@ -41,10 +41,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from twinengine.core import ConfigError
+from twinengine.core import ConfigError, InvalidInputError
 from twinengine.core.boundedyaml import load_definition
 from twinengine.events.conditions import parse_condition
 from twinengine.events.patterns import check_glob, compile_regex, glob_matches, regex_finds
+from twinengine.workflows.safetext import check_value
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TOP = {
@@ -112,6 +113,10 @@ def parse_trigger(source: str | bytes | dict[str, Any]) -> dict[str, Any]:
         raise _fail(name, "inputs", "must map workflow inputs to values")
     for key, value in inputs.items():
         _check_reference(name, f"inputs.{key}", value, batched=bool(doc.get("batch")))
+    try:
+        check_value(inputs, "input")  # a NUL … could never reach a program
+    except InvalidInputError as exc:
+        raise _fail(name, "inputs", exc.message) from None
     spec["inputs"] = inputs
     spec["concurrency"] = int(_number(name, "concurrency", doc.get("concurrency", 0)))
     spec["batch"] = _parse_batch(name, doc.get("batch"))

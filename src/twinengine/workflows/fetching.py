@@ -30,7 +30,7 @@ from schema_salad.exceptions import ValidationException
 from schema_salad.fetcher import DefaultFetcher
 
 from twinengine.core import Settings
-from twinengine.workflows.fileroots import Roots
+from twinengine.workflows.fileroots import Roots, server_private
 
 #: largest document (or included text) read from a file or URL
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -50,8 +50,9 @@ class Confinement:
     ``root``: the folder its files were unpacked into; ``hosts``: the http(s) hosts it
     may fetch from (``host`` or ``host:port``); ``timeout``: seconds per URL;
     ``data_roots``: server folders its File and Directory literals may name besides
-    ``root`` (``input_roots``) unless they lie in one of the ``hidden`` folders (the
-    server's home); ``files``: single extra files it may read (a run's input object)."""
+    ``root`` (``input_roots``) unless they lie in one of the ``hidden`` places (the
+    server's own files: its home, secret key, database …); ``files``: single extra files
+    it may read (a run's input object)."""
 
     root: Path
     hosts: frozenset[str] = frozenset()
@@ -122,7 +123,7 @@ def confinement_for(root: Path, settings: Settings, files: tuple[Path, ...] = ()
         hosts=frozenset(h.lower() for h in settings.fetch_hosts),
         timeout=float(settings.fetch_timeout),
         data_roots=settings.input_roots,
-        hidden=(settings.home.resolve(),),
+        hidden=server_private(settings),
         files=frozenset(p.resolve() for p in files),
     )
 

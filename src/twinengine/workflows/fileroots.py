@@ -5,9 +5,11 @@ run's input object, in a trigger's, or as a literal in a CWL document (an input'
 step's default, an InitialWorkDirRequirement entry, …) — at any depth: inside records
 and arrays, in ``secondaryFiles`` and in a Directory's ``listing``. :func:`file_objects`
 finds them all. :class:`Roots` says whether a path, with its symbolic links resolved,
-may be read: inside one of the run's own roots (its uploads, its workflow's folder, the
-files its event reported), or inside a shared root (``input_roots``) but not inside a
-hidden one (the server's home, whatever the shared roots hold).
+may be read: inside one of the run's own roots (its run folder, its workflow's folder —
+places of the server that only the server writes), or inside a granted root (the files
+an event reported) or a shared root (``input_roots``) but never inside a hidden one:
+:func:`server_private` names those (the server's home, its secret key, database, local
+store and settings file), whatever a granted or shared root holds or a link leads to.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 FILE_CLASSES = ("File", "Directory")
 
@@ -30,6 +33,26 @@ def _real(path: Path) -> Path | None:
 def real_paths(paths: Iterable[Path]) -> tuple[Path, ...]:
     """``paths`` with their links resolved (those that cannot be resolved left out)."""
     return tuple(r for r in (_real(Path(p)) for p in paths) if r is not None)
+
+
+def server_private(settings: Any) -> tuple[Path, ...]:
+    """What no run, input or event may ever name (links resolved): the server's home, its
+    secret key file, its settings file, a SQLite database (with its ``-wal``/``-shm``)
+    and a local object store, wherever they are."""
+    found = [Path(settings.home)]
+    for name in ("secret_key_path", "config_file"):
+        value = getattr(settings, name, None)
+        if value:
+            found.append(Path(value))
+    url = str(getattr(settings, "database_url", "") or "")
+    if url.startswith("sqlite:///"):
+        database = url[len("sqlite:///") :].split("?", 1)[0]
+        if database and database != ":memory:":
+            found += [Path(database + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    store = str(getattr(settings, "store", "") or "")
+    if store and urlsplit(store).scheme in ("", "file"):
+        found.append(Path(urlsplit(store).path if store.startswith("file:") else store))
+    return real_paths(found)
 
 
 def registered_root(document: str | Path, home: Path) -> Path | None:
@@ -47,18 +70,26 @@ def registered_root(document: str | Path, home: Path) -> Path | None:
 class Roots:
     """Folders (or single files) whose contents a run may read.
 
-    ``own``: always allowed; ``shared``: allowed unless inside ``hidden``. Build it with
-    :meth:`of`, which resolves the links of every root once."""
+    ``own``: always allowed (the server's own places for the run); ``granted`` (what an
+    event reported) and ``shared`` (``input_roots``): allowed unless inside ``hidden``.
+    Build it with :meth:`of`, which resolves the links of every root once. A path is
+    judged by its real path (every link resolved), so a link — or a folder swapped for
+    one — never leads into a hidden place through a granted or shared root."""
 
     own: tuple[Path, ...] = ()
     shared: tuple[Path, ...] = ()
     hidden: tuple[Path, ...] = ()
+    granted: tuple[Path, ...] = ()
 
     @classmethod
     def of(
-        cls, own: Iterable[Path] = (), shared: Iterable[Path] = (), hidden: Iterable[Path] = ()
+        cls,
+        own: Iterable[Path] = (),
+        shared: Iterable[Path] = (),
+        hidden: Iterable[Path] = (),
+        granted: Iterable[Path] = (),
     ) -> Roots:
-        return cls(real_paths(own), real_paths(shared), real_paths(hidden))
+        return cls(real_paths(own), real_paths(shared), real_paths(hidden), real_paths(granted))
 
     def allows(self, path: Path) -> Path | None:
         """``path`` with its links resolved when a run may read it; else None."""
@@ -69,7 +100,7 @@ class Roots:
             return real
         if any(real.is_relative_to(root) for root in self.hidden):
             return None
-        if any(real.is_relative_to(root) for root in self.shared):
+        if any(real.is_relative_to(root) for root in (*self.granted, *self.shared)):
             return real
         return None
 

@@ -76,7 +76,7 @@ class InProcessRunner:
         if process is None:
             return None
         try:
-            return process, read_job(process, job_file)
+            return process, read_job(process, job_file, confined=True)
         except (NotNative, TwinError, OSError, ValueError):
             return None
 

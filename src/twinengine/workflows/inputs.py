@@ -5,9 +5,11 @@ a row each (project, name, size, SHA-256). :func:`resolve_inputs` checks an inpu
 against a registered workflow's interface before a run is queued — unknown or missing
 inputs and values of the wrong type are a clear :class:`InvalidInputError` at once, not
 a failed run later — and turns ``{"class": "File", "location": "upload:ID"}`` into the
-uploaded file's path. Every File and Directory object, at any depth, is checked: a
-server path is accepted only under ``TWIN_INPUT_ROOTS`` (never in the server's home) or
-among the files a trigger's event reported, with links resolved.
+uploaded file's real path. Every File and Directory object, at any depth, is checked: a
+server path is accepted only under ``TWIN_INPUT_ROOTS`` or among the files a trigger's
+event reported — links resolved, and never among the server's own files
+(:func:`~twinengine.workflows.fileroots.server_private`) — and every string and key, at
+any depth, must be text a program can be given (:mod:`~twinengine.workflows.safetext`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from twinengine.core import (
 )
 from twinengine.core.models import uploads
 from twinengine.workflows.fetching import url_path
-from twinengine.workflows.fileroots import FILE_CLASSES, Roots
+from twinengine.workflows.fileroots import FILE_CLASSES, Roots, file_objects, server_private
+from twinengine.workflows.safetext import check_value
 
 _CHUNK = 1 << 20
 _SCALARS: dict[str, tuple[type, ...]] = {
@@ -55,16 +58,24 @@ class UploadStore:
         self.root = self.settings.home / "uploads"
 
     def save(
-        self, stream: BinaryIO, filename: str, *, project: str, created_by: str | None = None
+        self,
+        stream: BinaryIO,
+        filename: str,
+        *,
+        project: str,
+        created_by: str | None = None,
+        limit: int | None = None,
     ) -> dict[str, Any]:
-        """Store the upload read from ``stream`` (refused past ``max_upload_mb``)."""
+        """Store the upload read from ``stream``, refused past ``max_upload_mb`` (or past
+        ``limit`` bytes, when that is smaller)."""
         name = PurePosixPath((filename or "upload").replace("\\", "/")).name
         name = re.sub(r"[^\w.+-]", "_", name).lstrip(".") or "upload"
         upload_id = new_id()
         folder = self.root / upload_id
         folder.mkdir(parents=True)
         path = folder / name
-        limit = self.settings.max_upload_mb * 1024 * 1024
+        most = self.settings.max_upload_mb * 1024 * 1024
+        limit = most if limit is None else min(limit, most)
         digest, size = hashlib.sha256(), 0
         try:
             with path.open("wb") as out:
@@ -72,8 +83,9 @@ class UploadStore:
                     size += len(chunk)
                     if size > limit:
                         raise PayloadTooLargeError(
-                            f"the upload is larger than {self.settings.max_upload_mb} MB",
-                            hint="raise TWIN_MAX_UPLOAD_MB on the server",
+                            f"the upload is larger than {_size(limit)}",
+                            hint="raise TWIN_MAX_UPLOAD_MB on the server"
+                            + ("" if limit == most else " (or the trigger's filter.max_size)"),
                         )
                     digest.update(chunk)
                     out.write(chunk)
@@ -104,6 +116,11 @@ class UploadStore:
                 hint="upload the file with POST /api/v1/uploads to the workflow's project",
             )
         return dict(row._mapping)
+
+
+def _size(limit: int) -> str:
+    mib = limit / (1024 * 1024)
+    return f"{mib:g} MB" if mib == int(mib) else f"{limit} bytes"
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
@@ -142,15 +159,19 @@ def resolve_inputs(
     project: str,
     uploads_store: UploadStore,
     extra_roots: tuple[Path, ...] = (),
+    reported: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """The job object for a run: ``given`` checked against ``interface``, files resolved.
 
-    Every File and Directory object, at any depth, must be an upload of ``project``
-    (``upload:ID``), a literal (``contents``, or a Directory ``listing``), or name a path
-    that — links resolved — lies under ``input_roots`` (not in the server's home) or
-    under one of ``extra_roots`` (the files a trigger's event reported)."""
+    Every string and key must be safe text (no NUL …). Every File and Directory object,
+    at any depth, must be an upload of ``project`` (``upload:ID``), a literal
+    (``contents``, or a Directory ``listing``), or name a path that — links resolved —
+    lies under ``input_roots`` or is one of ``reported`` (files a trigger's event
+    reported), never among the server's own files; or lies under one of ``extra_roots``
+    (places the server itself wrote for the project: an ended run's outputs)."""
     if not isinstance(given, dict):
         raise InvalidInputError("inputs must be a JSON object of input name → value")
+    check_value(given, "input")
     ports = {p["id"]: p for p in interface}
     unknown = sorted(set(given) - set(ports))
     if unknown:
@@ -167,11 +188,15 @@ def resolve_inputs(
                 f"input {key!r} must be {ports[key]['type']}, got {json_type(value)}"
             )
     settings = uploads_store.settings
-    resolver = _Resolver(
-        project,
-        uploads_store,
-        Roots.of(own=extra_roots, shared=settings.input_roots, hidden=(settings.home,)),
-    )
+    roots = Roots()  # consulted for File and Directory objects only: resolved when any
+    if any(True for _ in file_objects(given)):
+        roots = Roots.of(
+            own=extra_roots,
+            shared=settings.input_roots,
+            hidden=server_private(settings),
+            granted=reported,
+        )
+    resolver = _Resolver(project, uploads_store, roots)
     return {k: resolver.value(v, k) for k, v in given.items()}
 
 
@@ -238,7 +263,8 @@ class _Resolver:
         if location.startswith("upload:"):
             if kind != "File":
                 raise InvalidInputError(f"input {where!r}: an upload is a File, not a {kind}")
-            item["path"] = self.store.get(location[len("upload:") :], self.project)["path"]
+            upload = self.store.get(location[len("upload:") :], self.project)
+            item["path"] = str(Path(upload["path"]).resolve())
             return item
         scheme = urllib.parse.urlsplit(location).scheme
         path = url_path(location) if scheme == "file" else location

@@ -7,7 +7,9 @@ validation errors into :class:`InvalidDocumentError` messages that keep cwltool'
 uploaded to the server), everything it fetches stays inside its upload folder or on the
 hosts ``fetch_hosts`` allows, its File and Directory literals must name files there or
 under ``input_roots`` (never in the server's home), ``dockerLoad``/``dockerImport`` are
-refused, and messages name files relative to the folder. cwltool keeps process-wide
+refused, and messages name files relative to the folder. cwltool's JSHint check of
+expressions (warnings only) is off: it would start ``node`` in this process, outside any
+sandbox, and keep it running. cwltool keeps process-wide
 state, so loads take turns under a lock — after :func:`~.references.prefetch` fetched,
 outside it, whatever the document needs from the network. Runs go through cwltool's
 command line instead (:func:`twinengine.workflows.cwlrunner.run_cwl`):
@@ -97,6 +99,9 @@ def _context(plan: FetchPlan) -> LoadingContext:
     context.fetcher_constructor = plan.constructor()
     context.resolver = _no_resolver if plan.confinement else context.resolver
     context.doc_cache = plan.confinement is None
+    # JSHint runs in a node child of this process — on a server, outside every sandbox
+    # (expressions are evaluated, sandboxed, when a run needs them)
+    context.disable_js_validation = True
     return context
 
 

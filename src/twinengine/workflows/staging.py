@@ -9,8 +9,12 @@ whatever it names. For a run the server started, :func:`confined_runtime` gives 
 a path mapper (:class:`ConfinedPathMapper`) and a file access
 (:class:`ConfinedFsAccess`) that allow only the run's own folder, its workflow's upload,
 the files its input object names and ``input_roots`` (never elsewhere in the server's
-home), and never stage a file outside the step's staging folder (a ``basename`` or
-``dirname`` climbing out of it).
+home or its other own files), and never stage a file outside the step's staging folder
+(a ``basename`` or ``dirname`` climbing out of it). The server wrote the input object
+with real paths; a file it names that now lies behind a link (a folder swapped for one
+after the run was queued) is no longer the run's own: only ``input_roots`` may allow it.
+A File or Directory object an expression built without a usable ``location``,
+``basename`` or ``listing`` fails the step with a message, not the run with a traceback.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from cwltool.stdfsaccess import StdFsAccess, abspath
 
 from twinengine.core import Settings
 from twinengine.workflows.fetching import url_path
-from twinengine.workflows.fileroots import Roots, file_objects
+from twinengine.workflows.fileroots import FILE_CLASSES, Roots, file_objects, server_private
 
 _REFUSED = (
     "not found or not allowed: a step of a workflow the server runs may read only its "
@@ -43,6 +47,30 @@ def _local(location: str, basedir: str) -> str | None:
     return abspath(location, basedir)
 
 
+def _well_formed(obj: Any) -> str | None:
+    """What is wrong with a File or Directory object about to be staged (None: nothing)."""
+    if not isinstance(obj, dict) or obj.get("class") not in FILE_CLASSES:
+        return "is not a File or Directory object"
+    for key in ("location", "basename"):
+        value = obj.get(key)
+        if not isinstance(value, str) or not value:
+            return f"a {obj['class']} has no {key}"
+    for key in ("listing", "secondaryFiles"):
+        value = obj.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return f"a {obj['class']}'s {key} is not a list of File and Directory objects"
+    return None
+
+
+def _refuse_malformed(obj: Any) -> None:
+    wrong = _well_formed(obj)
+    if wrong is not None:
+        raise WorkflowException(
+            f"{wrong}: give location and basename (an expression building a File must "
+            "return {class: File, location: …, basename: …})"
+        )
+
+
 def _check(roots: Roots, location: str, basedir: str, name: str) -> None:
     path = _local(location, basedir)
     if path is None or roots.allows(Path(path)) is None:
@@ -55,6 +83,13 @@ class ConfinedPathMapper(PathMapper):
 
     roots: Roots = Roots()
 
+    def __init__(
+        self, referenced_files: Any, basedir: str, stagedir: str, separateDirs: bool = True
+    ) -> None:
+        for obj in referenced_files:  # cwltool reads location before visit() would check
+            _refuse_malformed(obj)
+        super().__init__(referenced_files, basedir, stagedir, separateDirs)
+
     def visit(
         self,
         obj: Any,
@@ -63,6 +98,7 @@ class ConfinedPathMapper(PathMapper):
         copy: bool = False,
         staged: bool = False,
     ) -> None:
+        _refuse_malformed(obj)
         location = str(obj.get("location", ""))
         if location not in self._pathmap:
             name = str(obj.get("basename") or "a file")
@@ -150,7 +186,7 @@ def confined_runtime(
     """cwltool's runtime context for the server's run of a registered document (``args``:
     cwltool's parsed command line; see the module)."""
     job = Path(args.job_order[0])
-    named: list[Path] = []
+    named: list[Path] = []  # as the server wrote them: real paths (then, and still now)
     try:
         order = json.loads(job.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -161,11 +197,13 @@ def confined_runtime(
             if isinstance(value, str) and value and not value.startswith("_:"):
                 local = _local(value, str(job.parent))
                 if local is not None:
-                    named.append(Path(url_path(local)))
+                    path = url_path(local)
+                    if os.path.realpath(path) == os.path.normpath(path):
+                        named.append(Path(path))  # else only what input_roots allow
     roots = Roots.of(
         own=(workflow_root, run_folder, *named),
         shared=settings.input_roots,
-        hidden=(settings.home,),
+        hidden=server_private(settings),
     )
     context = RuntimeContext(vars(args))
     context.path_mapper = path_mapper_for(roots)

@@ -15,7 +15,6 @@ gap are lost, as dCache offers no way to list them.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 import socket
@@ -29,6 +28,7 @@ import httpx
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, EventSource, SourceState
+from twinengine.events.payloads import PayloadError, PayloadTooDeep, load_json
 from twinengine.events.sources.options import (
     http_credentials,
     integer,
@@ -262,21 +262,26 @@ class DcacheSseSource(EventSource):
     def _handle(self, emit: Emit, state: dict[str, Any], message: SseMessage) -> None:
         """Emit a file event, then record its id as acknowledged."""
         try:
-            payload = json.loads(message.data)
-        except ValueError:
+            payload = load_json(message.data, "the dCache event")
+        except PayloadError as exc:
+            if isinstance(exc, PayloadTooDeep):
+                self.skip(f"event {message.id}", exc)
             payload = None
         if not isinstance(payload, dict):
             payload = {}
         subscription = payload.get("subscription")
+        if not isinstance(subscription, str):
+            subscription = None
         if message.event == "SYSTEM":
             if payload.get("type") == "SUBSCRIPTION_CLOSED":
                 state["subscriptions"].pop(subscription, None)
                 self.state.save(state)
             return
         change = payload.get("event") if message.event == "inotify" else None
-        if isinstance(change, dict):
-            mask = set(change.get("mask") or [])
-            name = change.get("name")
+        raw_mask = change.get("mask") if isinstance(change, dict) else None
+        if isinstance(change, dict) and isinstance(raw_mask, list | type(None)):
+            mask = {m for m in raw_mask or [] if isinstance(m, str)}
+            name = change.get("name") if isinstance(change.get("name"), str) else None
             directory = state["subscriptions"].get(subscription, self.path)
             if "IN_Q_OVERFLOW" in mask:
                 log.warning("source %r: dCache dropped events (IN_Q_OVERFLOW)", self.name)

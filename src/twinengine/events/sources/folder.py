@@ -7,9 +7,12 @@ folder is scanned too, so files written while the source was down are announced.
 cursor maps each file (path relative to the root) to its version ``<mtime_ns>-<size>``
 and is saved after the events of a batch were emitted.
 
-On a shared server a project may watch only folders under ``watch_roots``
-(:func:`check_watchable`, applied when a non-admin adds a source), and a trigger's runs
-may read only the files its source reported (:func:`reported_files`).
+Files are looked at with ``lstat``: a symbolic link (or anything but a regular file) in
+the folder is never announced and never followed, and a file replaced by a link counts
+as deleted. On a shared server the folder is checked again at every scan against the
+source's :class:`~twinengine.events.folderbounds.FolderBounds` (set by
+:meth:`FolderSource.limit_paths`): a folder swapped for a link that leads out of them
+stops the source, ``down``.
 """
 
 from __future__ import annotations
@@ -24,52 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from twinengine.core import ConfigError, ForbiddenError
+from twinengine.core import ConfigError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.folderbounds import (
+    FolderBounds,
+    FolderOutOfBounds,
+    real_path,
+    regular_file,
+)
 from twinengine.events.sources.options import choice, needs, number, text
+from twinengine.workflows.fileroots import real_paths
 
 _IDLE_WAIT = 0.1  # seconds between checks when nothing is pending
 _SAVE_EVERY = 1.0  # seconds between saves of the cursor
-
-
-def _real(path: Any) -> Path | None:
-    try:
-        return Path(str(path)).expanduser().resolve()
-    except (OSError, RuntimeError, ValueError):
-        return None
-
-
-def check_watchable(config: dict[str, Any], roots: tuple[Path, ...]) -> None:
-    """Refuse a folder source whose ``path``, links resolved, lies outside every one of
-    ``roots`` (the server's ``watch_roots``: the folders a project may watch)."""
-    path = config.get("path")
-    real = _real(path) if isinstance(path, str) and path else None
-    if real is None or not any(real.is_relative_to(r) for r in _resolved(roots)):
-        raise ForbiddenError(
-            f"folder source: path {path!r} is not inside a folder this server lets projects watch",
-            hint="watch a folder under TWIN_WATCH_ROOTS ("
-            + (", ".join(str(r) for r in roots) or "none set")
-            + "), or ask an admin to add the source",
-        )
-
-
-def reported_files(config: dict[str, Any], events: list[dict[str, Any]]) -> tuple[Path, ...]:
-    """The files a folder source (``config``) reported in ``events``, links resolved, those
-    inside its folder only: what a trigger on the source may give its runs as inputs."""
-    root = _real(config.get("path") or "")
-    if root is None:
-        return ()
-    found = []
-    for event in events:
-        location = event.get("location")
-        real = _real(location) if isinstance(location, str) and location else None
-        if real is not None and real != root and real.is_relative_to(root):
-            found.append(real)
-    return tuple(found)
-
-
-def _resolved(roots: tuple[Path, ...]) -> list[Path]:
-    return [r for r in (_real(root) for root in roots) if r is not None]
 
 
 @dataclass
@@ -96,6 +66,29 @@ class FolderSource(EventSource):
         if self.mode != "poll":
             needs(self, "watchdog")
         self._observer: Any = None
+        self.bounds: FolderBounds | None = None  # set on a server (limit_paths)
+        self._top = self.root  # the folder's real path while running
+
+    def limit_paths(self, roots: tuple[Path, ...] | None, hidden: tuple[Path, ...]) -> None:
+        """Watch only inside ``roots`` (None: anywhere), never ``hidden``; refused at once
+        (:class:`FolderOutOfBounds`) when the folder already leads elsewhere."""
+        self.bounds = FolderBounds(None if roots is None else real_paths(roots), real_paths(hidden))
+        if self.root.is_dir():
+            self._real_top()
+
+    def _real_top(self) -> Path:
+        """The folder's real path now, checked: a folder, inside :attr:`bounds`."""
+        real = real_path(self.root)
+        if real is None or not real.is_dir():
+            raise RuntimeError(f"source {self.name!r}: {str(self.root)!r} is not a folder")
+        if self.bounds is not None and not self.bounds.allows(real):
+            raise FolderOutOfBounds(
+                f"source {self.name!r} (folder): {str(self.root)!r} now leads outside the "
+                "folders this server lets the source watch (was it replaced by a link?); "
+                "the source is stopped",
+                hint="make the path a folder inside TWIN_WATCH_ROOTS again, then resume it",
+            )
+        return real
 
     # watching ------------------------------------------------------------------------
     def _start_observer(self, changes: queue.SimpleQueue[tuple[str, str, bool]]) -> bool:
@@ -125,7 +118,7 @@ class FolderSource(EventSource):
             from watchdog.observers import Observer
         observer = Observer()
         try:
-            observer.schedule(Handler(), str(self.root), recursive=self.recursive)
+            observer.schedule(Handler(), str(self._top), recursive=self.recursive)
             observer.start()
         except OSError:
             if self.mode == "inotify":
@@ -144,7 +137,7 @@ class FolderSource(EventSource):
     def _key(self, path: Path) -> str | None:
         """The key of a file that this source watches, else None."""
         try:
-            rel = path.relative_to(self.root)
+            rel = path.relative_to(self._top)
         except ValueError:
             return None
         if not rel.parts or (not self.recursive and len(rel.parts) > 1):
@@ -157,8 +150,12 @@ class FolderSource(EventSource):
         return key
 
     def _scan(self, top: Path, stop: threading.Event | None = None) -> dict[str, os.stat_result]:
-        """Files under ``top`` (all of them when recursive) with their stat results."""
+        """Regular files under ``top`` (all of them when recursive) with their ``lstat``
+        results; links are neither announced nor followed (``os.walk`` does not descend
+        into linked folders)."""
         found: dict[str, os.stat_result] = {}
+        if os.path.realpath(top) != os.path.normpath(top) or not os.path.isdir(top):
+            return found  # reached through a link (or no folder any more): not looked into
         for dirpath, dirnames, filenames in os.walk(top):
             if stop is not None and stop.is_set():
                 break
@@ -169,12 +166,18 @@ class FolderSource(EventSource):
                 key = self._key(path)
                 if key is None:
                     continue
-                try:
-                    info = path.stat()
-                except OSError:
-                    continue  # removed while scanning
-                found[key] = info
+                info = regular_file(path)
+                if info is not None:  # else: a link, a FIFO …, or removed while scanning
+                    found[key] = info
         return found
+
+    def _file(self, key: str) -> os.stat_result | None:
+        """The ``lstat`` of the watched file ``key`` when it is a regular file reached
+        without a link (a folder on its way swapped for one does not count)."""
+        path = self._top / key
+        if "/" in key and os.path.realpath(path.parent) != str(path.parent):
+            return None
+        return regular_file(path)
 
     def _event(self, key: str, kind: str, version: str, info: os.stat_result | None) -> Event:
         path = self.root / key
@@ -197,6 +200,7 @@ class FolderSource(EventSource):
             raise ConfigError(
                 f"source {self.name!r} (folder): 'path' {str(self.root)!r} is not a folder"
             )
+        self._top = self._real_top()
         saved = self.state.load()
         cursor: dict[str, str] = dict(saved.get("files", {}))
         self._emitted = 0
@@ -217,7 +221,8 @@ class FolderSource(EventSource):
 
         def full_scan() -> None:
             now = time.monotonic()
-            found = self._scan(self.root, stop)
+            self._check_top()
+            found = self._scan(self._top, stop)
             if stop.is_set():
                 return  # a partial scan says nothing about deletions
             for key, info in found.items():
@@ -245,8 +250,7 @@ class FolderSource(EventSource):
                 if dirty and time.monotonic() - saved_at >= _SAVE_EVERY:
                     self.state.save({**saved, "files": cursor})
                     dirty, saved_at = False, time.monotonic()
-                if not self.root.is_dir():
-                    raise RuntimeError(f"source {self.name!r}: {str(self.root)!r} disappeared")
+                self._check_top()
                 if watching and not self._observer.is_alive():
                     raise RuntimeError(f"source {self.name!r}: the folder watch stopped")
                 wait = max(0.02, min(_IDLE_WAIT, self.settle / 2)) if pending else _IDLE_WAIT
@@ -255,6 +259,11 @@ class FolderSource(EventSource):
             if dirty or self._emitted:
                 self.state.save({**saved, "files": cursor})
             self._stop_observer()
+
+    def _check_top(self) -> None:
+        """Raise unless the folder still is the real folder the source started on."""
+        if self._real_top() != self._top:
+            raise RuntimeError(f"source {self.name!r}: {str(self.root)!r} was moved or replaced")
 
     def _drain(
         self,
@@ -272,7 +281,7 @@ class FolderSource(EventSource):
                 return
             path = Path(raw)
             if is_dir:
-                if kind == "created" and path.is_dir():  # files may predate its watch
+                if kind == "created" and path.is_relative_to(self._top):  # files may predate it
                     for key, info in self._scan(path).items():
                         note(key, info, now)
                 continue
@@ -283,9 +292,10 @@ class FolderSource(EventSource):
                 pending.pop(key, None)
                 gone.add(key)
                 continue
-            try:
-                note(key, path.stat(), now)
-            except OSError:
+            info = self._file(key)
+            if info is not None:
+                note(key, info, now)
+            else:  # gone, or now a link: not a file this source announces
                 pending.pop(key, None)
                 gone.add(key)
 
@@ -297,23 +307,24 @@ class FolderSource(EventSource):
         pending: dict[str, _Pending],
         gone: set[str],
     ) -> None:
-        """Emit settled files and deletions, updating ``cursor`` after each emit."""
+        """Emit settled files and deletions, updating ``cursor`` after each emit — or
+        after all of them, when ``emit`` takes a batch at once (``emit.many``)."""
+        ready: list[tuple[Event | None, str, str | None]] = []  # (event, key, version)
         for key in sorted(gone):
             gone.discard(key)
-            if key in pending or (self.root / key).exists() or key not in cursor:
+            if key in pending or self._file(key) is not None or key not in cursor:
                 continue
+            deleted = None
             if self.deletes:
-                emit(self._event(key, "deleted", f"deleted:{cursor[key]}", None))
-            del cursor[key]
-            self._emitted += 1
+                deleted = self._event(key, "deleted", f"deleted:{cursor[key]}", None)
+            ready.append((deleted, key, None))
         now = time.monotonic()
         for key in sorted(pending):
             if stop.is_set():
                 break
             item = pending[key]
-            try:
-                info = (self.root / key).stat()
-            except OSError:
+            info = self._file(key)
+            if info is None:
                 del pending[key]
                 gone.add(key)
                 continue
@@ -326,9 +337,27 @@ class FolderSource(EventSource):
             del pending[key]
             if cursor.get(key) == version:
                 continue
-            emit(self._event(key, "modified" if key in cursor else "created", version, info))
+            kind = "modified" if key in cursor else "created"
+            ready.append((self._event(key, kind, version, info), key, version))
+        many = getattr(emit, "many", None)
+        events = [event for event, _, _ in ready if event is not None]
+        if many is not None and len(events) > 1:
+            many(events)
+            for _, key, version in ready:
+                self._acknowledge(cursor, key, version)
+            return
+        for event, key, version in ready:
+            if event is not None:
+                emit(event)
+            self._acknowledge(cursor, key, version)
+
+    def _acknowledge(self, cursor: dict[str, str], key: str, version: str | None) -> None:
+        """Record an emitted file's version in the cursor (None: it is gone)."""
+        if version is None:
+            del cursor[key]
+        else:
             cursor[key] = version
-            self._emitted += 1
+        self._emitted += 1
 
     def close(self) -> None:
         self._stop_observer()

@@ -14,7 +14,8 @@ from typing import Any
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
-from twinengine.events.sources.options import choice, decode_payload, integer, needs, text
+from twinengine.events.payloads import PayloadError, decode_payload
+from twinengine.events.sources.options import choice, integer, needs, text
 
 _POLL_MS = 500  # how long one poll waits; bounds how fast run() stops
 
@@ -88,7 +89,12 @@ class KafkaSource(EventSource):
                     for record in records:
                         if stop.is_set():
                             break
-                        emit(self.record_event(record))
+                        try:
+                            event = self.record_event(record)
+                        except PayloadError as exc:
+                            self.skip(f"record {record.partition}:{record.offset}", exc)
+                        else:
+                            emit(event)
                         done[partition] = _offset(OffsetAndMetadata, record.offset + 1)
             finally:  # records polled but not emitted are fetched again after a restart
                 if done:

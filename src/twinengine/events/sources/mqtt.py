@@ -21,7 +21,8 @@ from typing import Any
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
-from twinengine.events.sources.options import decode_payload, integer, needs, number, text
+from twinengine.events.payloads import PayloadError, decode_payload
+from twinengine.events.sources.options import integer, needs, number, text
 
 _CONNECT_TIMEOUT = 10.0
 
@@ -110,7 +111,12 @@ class MqttSource(EventSource):
                     message = received.get(timeout=0.2)
                 except queue.Empty:
                     continue
-                emit(self._event(message))
+                try:
+                    event = self._event(message)
+                except PayloadError as exc:
+                    self.skip(f"a message on {message.topic!r}", exc)
+                else:
+                    emit(event)
                 if message.qos > 0:
                     client.ack(message.mid, message.qos)  # PUBACK only once stored
         finally:

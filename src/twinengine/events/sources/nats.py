@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
-from twinengine.events.sources.options import decode_payload, integer, needs, number, text
+from twinengine.events.payloads import PayloadError, decode_payload
+from twinengine.events.sources.options import integer, needs, number, text
 
 T = TypeVar("T")
 _FETCH_WAIT = 0.5  # seconds a fetch waits for messages; bounds how fast run() stops
@@ -120,7 +121,12 @@ class NatsSource(EventSource):
             pending = list(messages)
             try:
                 while pending and not stop.is_set():
-                    emit(self._event(pending[0]))
+                    try:
+                        event = self._event(pending[0])
+                    except PayloadError as exc:
+                        self.skip(f"message {pending[0].metadata.sequence.stream}", exc)
+                    else:
+                        emit(event)
                     self._call(pending.pop(0).ack())
             except BaseException:
                 self._nak(pending)

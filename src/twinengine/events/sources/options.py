@@ -1,8 +1,7 @@
 """Checked config values that several built-in sources share: numbers with a minimum, one
 of a few choices, an optional package that must be installed, HTTP credentials (bearer
 token, user name and password, or the user part of a URL — never left in an event's
-location) and the decoding of a message payload into an event's
-``data`` (JSON when it parses, text otherwise).
+location). Message payloads are decoded by :mod:`twinengine.events.payloads`.
 
 Every check raises :class:`~twinengine.core.errors.ConfigError` naming the source, its
 kind and the field, like :meth:`EventSource.option` does for a missing field.
@@ -11,7 +10,6 @@ kind and the field, like :meth:`EventSource.option` does for a missing field.
 from __future__ import annotations
 
 import importlib.util
-import json
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -91,18 +89,3 @@ def without_user(url: str) -> str:
     """``url`` without its user part: what may appear in an event's location."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def decode_payload(raw: bytes, content_type: str | None = None) -> tuple[Any, str | None]:
-    """A payload as JSON when it parses, else text, else None (binary); and its type."""
-    try:
-        textual = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, content_type or "application/octet-stream"
-    stripped = textual.lstrip()
-    if stripped[:1] in ("{", "[", '"') or (content_type or "").endswith("json"):
-        try:
-            return json.loads(textual), content_type or "application/json"
-        except ValueError:
-            pass
-    return textual, content_type or "text/plain"

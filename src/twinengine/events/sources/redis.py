@@ -9,13 +9,13 @@ emitted, then ``XACK``'ed. The version is the entry id, the same on every re-del
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from typing import Any
 
 from twinengine.core import ConfigError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.payloads import PayloadError, PayloadTooDeep, load_json
 from twinengine.events.sources.options import integer, needs, text
 
 _BLOCK_MS = 500  # how long one XREADGROUP waits; bounds how fast run() stops
@@ -75,7 +75,12 @@ class RedisStreamSource(EventSource):
                 if fields is None:  # trimmed from the stream while pending
                     client.xack(self.stream, self.group, entry_id)
                     continue
-                emit(self._event(entry_id, fields))
+                try:
+                    event = self._event(entry_id, fields)
+                except PayloadError as exc:
+                    self.skip(f"entry {entry_id}", exc)
+                else:
+                    emit(event)
                 client.xack(self.stream, self.group, entry_id)
 
     def _event(self, entry_id: str, fields: dict[str, str]) -> Event:
@@ -83,8 +88,10 @@ class RedisStreamSource(EventSource):
         for name in ("data", "payload"):
             if len(fields) == 1 and name in fields:  # one JSON payload field: decode it
                 try:
-                    data = json.loads(fields[name])
-                except ValueError:
+                    data = load_json(fields[name], "the entry")
+                except PayloadTooDeep:
+                    raise  # skipped by run
+                except PayloadError:
                     data = fields[name]
         return self.event(
             self.stream,

@@ -6,12 +6,13 @@ overwritten objects are announced once; the cursor is saved after the events wer
 emitted (every 100 events and at the end of a listing). :func:`parse_bucket_notification`
 turns a bucket-notification body (the AWS ``Records[]`` shape that MinIO and S3 send to a
 webhook) into events; the API's webhook route and the ``webhook`` source use it.
+:meth:`S3Source.open_object` reads one object of the source's own bucket and prefix with
+the source's credentials (what a trigger's ``$file`` fetches for its run).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import mimetypes
 import threading
 from collections.abc import Mapping
@@ -19,9 +20,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from twinengine.core import ConfigError
-from twinengine.core.errors import InvalidInputError
+from twinengine.core.errors import InvalidInputError, NotFoundError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.payloads import load_json
 from twinengine.events.sources.options import needs, number, text
+from twinengine.workflows.safetext import check_text
 
 _SAVE_EVERY = 100  # events between cursor saves during one long listing
 
@@ -147,13 +150,55 @@ class S3Source(EventSource):
         if client is not None:
             client.close()
 
+    def open_object(self, location: str) -> tuple[Any, int]:
+        """``(a stream of its bytes, its size)`` for ``s3://<bucket>/<key>`` — an object of
+        this source's bucket under its prefix only (anything else answers like a missing
+        object, whichever bucket a posted notification named)."""
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        if not location.startswith("s3://") or bucket != self.bucket:
+            raise NotFoundError(f"source {self.name!r}: no object {location!r} in its bucket")
+        if not key or not key.startswith(self.prefix):
+            raise NotFoundError(f"source {self.name!r}: no object {location!r} under its prefix")
+        if self._client is None:
+            self._client = self._connect()
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise NotFoundError(
+                f"source {self.name!r}: {location!r} cannot be read ({code})"
+            ) from None
+        except BotoCoreError as exc:
+            raise ConnectionError(f"source {self.name!r}: {type(exc).__name__}") from None
+        return answer["Body"], int(answer.get("ContentLength") or 0)
+
     def parse(self, body: bytes, content_type: str, headers: Mapping[str, str]) -> list[Event]:
         """A posted MinIO/S3 bucket notification (``{"Records": [...]}``) as events."""
-        try:
-            doc = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise InvalidInputError(f"the notification is not JSON: {exc}") from None
+        doc = load_json(body or b"{}", "the notification")
         return parse_bucket_notification(doc, self.name)
+
+
+_TEXT_FIELDS = ("eTag", "etag", "versionId", "sequencer", "contentType")
+
+
+def _check_fields(index: int, bucket: Any, obj: dict[str, Any]) -> None:
+    """Refuse a record whose fields have the wrong types (they become an event's key,
+    version, size and metadata, which triggers compare and store)."""
+    wrong = None
+    if not isinstance(bucket, str) or not bucket:
+        wrong = "s3.bucket.name is not a bucket name"
+    elif any(obj.get(f) is not None and not isinstance(obj[f], str) for f in _TEXT_FIELDS):
+        wrong = "a text field of s3.object (eTag, versionId, sequencer …) is not text"
+    elif obj.get("size") is not None and (
+        isinstance(obj["size"], bool) or not isinstance(obj["size"], int) or obj["size"] < 0
+    ):
+        wrong = "s3.object.size is not a number of bytes"
+    elif obj.get("userMetadata") is not None and not isinstance(obj["userMetadata"], dict):
+        wrong = "s3.object.userMetadata is not an object"
+    if wrong:
+        raise InvalidInputError(f"bucket notification record {index}: {wrong}")
 
 
 def parse_bucket_notification(body: dict[str, Any], source: str) -> list[Event]:
@@ -181,6 +226,8 @@ def parse_bucket_notification(body: dict[str, Any], source: str) -> list[Event]:
                 f"bucket notification record {index} lacks {exc}",
                 hint="expected eventName, s3.bucket.name and s3.object.key",
             ) from None
+        _check_fields(index, bucket, obj)
+        check_text(key, f"bucket notification record {index}: s3.object.key")
         removed = "ObjectRemoved" in name
         etag = (obj.get("eTag") or obj.get("etag") or "").strip('"') or None
         sequencer = obj.get("sequencer")

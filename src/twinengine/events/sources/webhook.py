@@ -6,7 +6,9 @@ A JSON object is one event, a JSON list one event per item; each item's key come
 from ``version_field`` or else the sha256 of the item, so a re-sent request is the same
 event. Any other body is one event with the text as ``data``. With ``format: s3`` the body
 is an S3/MinIO bucket notification. With ``secret`` set, the request must carry
-``X-Twin-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+``X-Twin-Signature: sha256=<hex HMAC-SHA256 of the body>``. JSON is read within bounds
+(:func:`~twinengine.events.payloads.load_json`: nested at most 64 deep), so a hostile
+body is a 400 naming the problem.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from twinengine.core.errors import AuthError, InvalidInputError
+from twinengine.core.errors import AuthError
 from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.payloads import PayloadError, PayloadTooDeep, load_json
 from twinengine.events.sources.options import choice, text
 from twinengine.events.sources.s3 import parse_bucket_notification
 from twinengine.notify.webhook import SIGNATURE_HEADER, verify_signature
 from twinengine.notify.webhook import sign as notify_sign
+from twinengine.workflows.safetext import check_text
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -69,12 +73,12 @@ class WebhookSource(EventSource):
             return parse_bucket_notification(self._json(body), self.name)
         if media == "application/json" or media.endswith("+json") or not media:
             try:
-                payload = json.loads(body)
-            except ValueError:
+                payload = load_json(body, f"webhook {self.name!r}: the body")
+            except PayloadTooDeep:
+                raise
+            except PayloadError:
                 if media:
-                    raise InvalidInputError(
-                        f"webhook {self.name!r}: the body is not valid JSON"
-                    ) from None
+                    raise
                 payload = None
             if isinstance(payload, list):
                 return [self._item(item, len(body), index) for index, item in enumerate(payload)]
@@ -96,10 +100,7 @@ class WebhookSource(EventSource):
         ]
 
     def _json(self, body: bytes) -> Any:
-        try:
-            return json.loads(body)
-        except ValueError:
-            raise InvalidInputError(f"webhook {self.name!r}: the body is not valid JSON") from None
+        return load_json(body, f"webhook {self.name!r}: the body")
 
     def _item(self, item: Any, size: int, index: int | None) -> Event:
         key, version = self.name, None
@@ -111,6 +112,9 @@ class WebhookSource(EventSource):
         if version is None:
             canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))
             version = hashlib.sha256(canonical.encode()).hexdigest()
+        where = f"webhook {self.name!r}: the item" + ("" if index is None else f" {index}")
+        check_text(key, f"{where}'s key")  # keys and versions are stored as text columns
+        check_text(version, f"{where}'s version")
         return self.event(
             key,
             kind="webhook",
