@@ -7,7 +7,10 @@ Files are dropped into a watched folder (written aside, then renamed in, as prod
 should), or messages published to a NATS JetStream subject, at ``--rate`` per second for
 ``--seconds``. Each event starts one run of a one-step workflow (``echo`` of the event's
 key). Reported: event-to-run-start latency (the producer's clock at write/publish → the
-run's ``started_at``) p50/p99, throughput, events lost (no run) and events run twice.
+run's ``started_at``) p50/p99, throughput, events lost (no run) and events run twice,
+and the CPU time spent per run over the burst (``/proc``: the server process, its run
+workers, and the processes the workers started and reaped — each step's sandbox and
+command — besides the whole machine's busy time per run, producer included).
 Targets on the embedded default: p99 ≤ 200 ms at 200 events/s, 0 lost. With ``--kill``
 the server is killed (SIGKILL) half-way through the burst and started again on the same
 home: every event must still lead to exactly one run. By default (``--sandbox both``) the
@@ -43,6 +46,94 @@ ECHO = ROOT / "src/twinengine/workflows/templates/echo.cwl"
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _times(pid: int) -> tuple[float, float]:
+    """(own CPU seconds, CPU seconds of its reaped children) of a process; zeros if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0, 0.0
+    fields = text[text.rfind(")") + 2 :].split()
+    user, system, cuser, csystem = (int(x) / _HZ for x in fields[11:15])
+    return user + system, cuser + csystem
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid``'s threads started (and have not reaped)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.extend(int(x) for x in (task / "children").read_text().split())
+    except OSError:
+        pass
+    return found
+
+
+def _busy() -> float:
+    """CPU seconds the whole machine was busy (all cores, since boot)."""
+    try:
+        values = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(values) - values[3] - values[4]) / _HZ
+
+
+class CpuMeter:
+    """CPU seconds of the server's processes over the burst: ``server`` (its own),
+    ``workers`` (its child processes: run workers), ``steps`` (what those reaped: each
+    step's sandbox and command), ``orphans`` (what init reaped meanwhile: processes whose
+    parent went first — a sandbox's own helpers, but also any other program's),
+    ``producer`` (this benchmark: writing the files, watching the outcome) and
+    ``machine`` (all busy time of all cores, kernel threads included). Sampled every
+    0.2 s, so a worker replaced mid-burst still counts until it went."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.base: dict[int, tuple[float, float]] = {}
+        self.last: dict[int, tuple[float, float]] = {}
+        self.machine = (0.0, 0.0)
+        self.init = (0.0, 0.0)
+        self.producer = (0.0, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self) -> CpuMeter:
+        self.base = {p: _times(p) for p in [self.pid, *_children(self.pid)]}
+        self.machine = (_busy(), 0.0)
+        self.init = (_times(1)[1], 0.0)
+        self.producer = (time.process_time(), 0.0)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            for p in [self.pid, *_children(self.pid)]:
+                now = _times(p)
+                if now != (0.0, 0.0):
+                    self.last[p] = now
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self.machine = (self.machine[0], _busy())
+        self.init = (self.init[0], _times(1)[1])
+        self.producer = (self.producer[0], time.process_time())
+        used = {"server": 0.0, "workers": 0.0, "steps": 0.0}
+        for p, (own, reaped) in self.last.items():
+            own0, reaped0 = self.base.get(p, (0.0, 0.0))
+            if p == self.pid:
+                used["server"] += own - own0
+            else:
+                used["workers"] += own - own0
+                used["steps"] += reaped - reaped0
+        used["orphans"] = self.init[1] - self.init[0]
+        used["producer"] = self.producer[1] - self.producer[0]
+        used["machine"] = self.machine[1] - self.machine[0]
+        return used
 
 
 def prepare(server: ServeProcess, token: str, source: str, drop: Path, subject: str) -> None:
@@ -143,8 +234,9 @@ def main() -> int:
 
 def burst(args: argparse.Namespace, sandbox: str) -> int:
     """One burst of events against a fresh server; non-zero when an event was lost."""
-    home = Path(tempfile.mkdtemp(prefix="twin-events-bench-"))
-    drop = home / "drop"
+    base = Path(tempfile.mkdtemp(prefix="twin-events-bench-"))
+    home = base / "home"  # the watched folder lies outside the server's own files
+    drop = base / "drop"
     drop.mkdir()
     subject = f"bench.{os.getpid()}"
     env = {"TWIN_MAX_RUNS": str(args.parallel), "TWIN_SANDBOX": sandbox}
@@ -158,10 +250,14 @@ def burst(args: argparse.Namespace, sandbox: str) -> int:
     target = drop if args.source == "folder" else subject
     first = total // 2 if args.kill else total
     started = time.time()
+    meter: CpuMeter | None = CpuMeter(server.process.pid).start()
     writer = threading.Thread(target=produce, args=(target, args.rate, first, 0, sent))
     writer.start()
     if args.kill:
         time.sleep(args.seconds / 4)
+        assert meter is not None
+        meter.stop()  # the CPU figures are of the uninterrupted bursts only
+        meter = None
         os.kill(server.process.pid, signal.SIGKILL)  # mid-burst, the producer goes on
         print(f"killed twin serve (pid {server.process.pid}) at {time.time() - started:.1f} s")
         writer.join()
@@ -184,6 +280,7 @@ def burst(args: argparse.Namespace, sandbox: str) -> int:
             break
         time.sleep(1)
     wall = time.time() - started
+    used = meter.stop() if meter is not None else None
     found = outcome(home)
     server.stop()
     latencies = [
@@ -209,6 +306,13 @@ def burst(args: argparse.Namespace, sandbox: str) -> int:
             f"max {max(latencies) * 1000:.0f} ms"
         )
         print(f"throughput: {len(latencies) / wall:.1f} runs/s")
+    if used is not None and latencies:
+        per = {name: seconds / len(latencies) * 1000 for name, seconds in used.items()}
+        print(
+            "CPU per run: server {server:.2f} ms, run workers {workers:.2f} ms, their steps "
+            "(sandbox + command) {steps:.2f} ms, orphans reaped by init {orphans:.2f} ms, "
+            "benchmark {producer:.2f} ms; machine busy {machine:.2f} ms".format(**per)
+        )
     print(f"server home: {home}")
     return 1 if lost or twice else 0
 

@@ -53,7 +53,10 @@ _TOML_KEYS = {
     "sandbox_memory_mb": int,
     "sandbox_file_mb": int,
     "sandbox_tmp_mb": int,
+    "sandbox_output_mb": int,
+    "sandbox_output_files": int,
     "secret_key_file": str,
+    "mlflow_access": str,
 }
 
 
@@ -91,7 +94,10 @@ class Settings:
     sandbox_memory_mb: int = 0  # address space of one sandboxed process (0: the machine's memory)
     sandbox_file_mb: int = 16384  # largest file a sandboxed process writes (0: no limit)
     sandbox_tmp_mb: int = 1024  # size of a sandbox's /tmp and /var/tmp (0: kernel default)
+    sandbox_output_mb: int = 4096  # bytes of a sandboxed step's outputs the server reads (0: any)
+    sandbox_output_files: int = 10000  # output files of one sandboxed step (0: any number)
     secret_key_file: Path | None = None  # seals stored secrets (None: $TWIN_HOME/secret.key)
+    mlflow_access: str = "admins"  # twin serve: who uses /mlflow (admins, or members of a project)
 
     @property
     def secret_key_path(self) -> Path:
@@ -242,11 +248,29 @@ def _sandbox_choice(value: str | None) -> str:
 def _sandbox_limits(values: dict[str, Any]) -> dict[str, int]:
     """The sandbox's size settings that are set (environment first, then ``twin.toml``)."""
     found = {}
-    for key in ("sandbox_processes", "sandbox_memory_mb", "sandbox_file_mb", "sandbox_tmp_mb"):
+    for key in (
+        "sandbox_processes",
+        "sandbox_memory_mb",
+        "sandbox_file_mb",
+        "sandbox_tmp_mb",
+        "sandbox_output_mb",
+        "sandbox_output_files",
+    ):
         value = _first_set(_env_int(f"TWIN_{key.upper()}"), values.get(key))
         if value is not None:
             found[key] = value
     return found
+
+
+def _mlflow_access(value: str | None) -> str:
+    """The ``mlflow_access`` setting, checked: ``admins`` (default) or ``members``."""
+    choice = (value or "admins").strip().lower()
+    if choice not in ("admins", "members"):
+        raise ConfigError(
+            f"unknown mlflow_access {value!r}",
+            hint="set TWIN_MLFLOW_ACCESS (or mlflow_access in twin.toml) to admins or members",
+        )
+    return choice
 
 
 def load_settings() -> Settings:
@@ -316,4 +340,5 @@ def load_settings() -> Settings:
         secret_key_file=Path(key_file).expanduser()
         if (key_file := text("secret_key_file"))
         else None,
+        mlflow_access=_mlflow_access(text("mlflow_access")),
     )

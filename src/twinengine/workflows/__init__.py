@@ -4,7 +4,8 @@ Public interface:
 
 - :func:`load_document` — load and validate a CWL document (errors with file:line:col).
 - :func:`run_cwl` / :class:`RunOptions` — run a document the way ``twin run`` does.
-- :class:`RunStore` — query, cancel and resume stored runs.
+- :class:`RunStore` — query, cancel and resume stored runs; :class:`RunRequest` — a run
+  to queue on the server's dispatcher.
 - :class:`Scheduler`, :class:`Executor`, :class:`JobSpec`, :class:`JobResult`,
   :func:`make_executor`, :func:`available_executors` — the engine's building blocks.
 
@@ -23,6 +24,7 @@ _EXPORTS = {
     "available_executors": "twinengine.workflows.executors",
     "make_executor": "twinengine.workflows.executors",
     "RunOptions": "twinengine.workflows.options",
+    "RunRequest": "twinengine.workflows.dispatch",
     "RunStore": "twinengine.workflows.runs",
     "Scheduler": "twinengine.workflows.scheduler",
     "TwinJobExecutor": "twinengine.workflows.cwlexec",

@@ -18,6 +18,7 @@ starts a container of cwltool's).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,26 @@ from twinengine.workflows.sandbox import server_sandbox
 
 log = logging.getLogger(__name__)
 _TICK = 0.25
+_INSERT_RUN = insert(runs)  # values as parameters: compiled once, not per run
+
+
+@functools.lru_cache(maxsize=256)
+def _main_document(folder: str, main: str) -> str:
+    """The path of a registered workflow's main document."""
+    return str(Path(folder) / main)
+
+
+@dataclass
+class RunRequest:
+    """A run to queue: a registered workflow, its resolved job, who asked, and the input
+    object as the user wrote it (``given``, kept as the run's job order)."""
+
+    workflow: dict[str, Any]
+    job: dict[str, Any]
+    created_by: str | None
+    name: str | None = None
+    cache: bool = False
+    given: dict[str, Any] | None = None
 
 
 class RunDispatcher:
@@ -75,6 +97,9 @@ class RunDispatcher:
                 self.settings, count, threads, self._thread_done, self.sandbox.name
             )
         self.started_total = 0
+        self._host = socket.gethostname()
+        self._runs_dir = str(self.settings.runs_dir)
+        self._waiting = True  # queued runs may wait for room (a run ending wakes the queue)
         self._direct: dict[str, tuple[str, str, bool]] = {}  # queued with direct=True
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -99,46 +124,74 @@ class RunDispatcher:
         ``conn``: insert inside the caller's transaction. ``direct``: a native-path run
         is recorded as taken by this server at once; after committing, the caller hands
         it to a run worker with :meth:`start_direct` (no trip through the queue)."""
+        request = RunRequest(workflow, job, created_by, name, cache, given)
+        return self.submit_many([request], conn=conn, direct=direct)[0]
+
+    def submit_many(
+        self, requests: list[RunRequest], conn: Any = None, direct: bool = False
+    ) -> list[str]:
+        """:meth:`submit` for several runs, inserted with one statement; their ids."""
+        rows = [self._queued(request, direct) for request in requests]
+        ids = [row["id"] for row in rows]
+        try:
+            if conn is None:  # else: inside the caller's transaction (with what queued it)
+                with self.db.engine.begin() as own:
+                    own.execute(_INSERT_RUN, rows)
+            else:  # the caller commits, then calls start_direct (which wakes the queue)
+                conn.execute(_INSERT_RUN, rows)
+        except BaseException:
+            self.start_direct(ids, committed=False)
+            raise
+        if conn is None and any(run_id not in self._direct for run_id in ids):
+            self._wake.set()  # the queue has a run to start
+        return ids
+
+    def _queued(self, request: RunRequest, direct: bool) -> dict[str, Any]:
+        """The run record of a request, with its folder and job file made."""
         run_id = new_id()
-        run_dir = self.settings.runs_dir / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
-        main = str(Path(workflow["folder"]) / workflow["main"])
+        run_dir = os.path.join(self._runs_dir, run_id)  # strings: this is per event
+        try:
+            os.mkdir(run_dir)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # no runs folder yet
+            os.makedirs(run_dir, exist_ok=True)
+        with open(os.path.join(run_dir, "job.json"), "w", encoding="utf-8") as out:
+            out.write(json.dumps(request.job, indent=1))
+        workflow, cache = request.workflow, request.cache
+        main = _main_document(workflow["folder"], workflow["main"])
         options: dict[str, Any] = {"cache": cache, "dispatch": "serve"}
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"pid": None, "host": None}  # every row the same columns
         if direct and self.pool is not None and self.documents.load(main) is not None:
             options["inprocess"] = True
-            values = {"pid": os.getpid(), "host": socket.gethostname()}
-            self._direct[run_id] = (main, str(run_dir), cache)
+            values = {"pid": os.getpid(), "host": self._host}
+            self._direct[run_id] = (main, run_dir, cache)
         values.update(
             id=run_id,
-            name=name or workflow["name"],
+            name=request.name or workflow["name"],
             workflow=main,
-            job_order=job if given is None else given,
+            job_order=request.job if request.given is None else request.given,
             state=State.QUEUED.value,
             created_at=dt.datetime.now(dt.UTC),
-            outdir=str(run_dir / "outputs"),
-            work_dir=str(run_dir),
+            outdir=os.path.join(run_dir, "outputs"),
+            work_dir=run_dir,
             options=options,
             cancel_requested=False,
             attempt=1,
             project=workflow["project"],
             workflow_id=workflow["id"],
-            created_by=created_by,
+            created_by=request.created_by,
         )
-        if conn is None:  # else: inside the caller's transaction (with what queued it)
-            with self.db.engine.begin() as own:
-                own.execute(insert(runs).values(**values))
-        else:
-            conn.execute(insert(runs).values(**values))
-        self._wake.set()
-        return run_id
+        return values
 
     def start_direct(self, run_ids: list[str], committed: bool = True) -> None:
-        """Hand runs queued with ``direct=True`` to the run workers (after the commit);
+        """After the caller's transaction committed, hand its runs queued with
+        ``direct=True`` to the run workers, and wake the queue for the others;
         ``committed=False``: the transaction rolled back, forget them."""
         for run_id in run_ids:
             entry = self._direct.pop(run_id, None)
+            if entry is None and committed:
+                self._wake.set()  # not taken here: the queue starts it
             if entry is None or not committed or self.pool is None:
                 continue
             main, run_dir, cache = entry
@@ -233,6 +286,7 @@ class RunDispatcher:
                     WATCHED.discard(run_id)
             room = self.max_runs - len(self.children) - len(self.threads)
             if room <= 0:
+                self._waiting = True  # unknown: a run that ends looks again at once
                 return
             with self.db.engine.connect() as conn:
                 queued = list(
@@ -243,6 +297,7 @@ class RunDispatcher:
                         .limit(room)
                     )
                 )
+            self._waiting = len(queued) >= room  # more may wait than there was room for
             for row in queued:
                 if row.id not in self.children and row.id not in self.threads:
                     self._launch(row)  # else: resumed before its last process was reaped
@@ -343,7 +398,8 @@ class RunDispatcher:
                     )
             elif message:  # it raised: the run may not have recorded its end
                 self._reaped(run_id, code, message)
-        self._wake.set()
+            if code == NOT_NATIVE or self._waiting:  # else the next tick is soon enough
+                self._wake.set()
 
     def _reaped(
         self, run_id: str, code: int, message: str | None = None, pid: int | None = None

@@ -110,14 +110,15 @@ class RunRecorder:
     def run_finished(
         self, state: State, outputs: Any = None, error: str | None = None, exit_code: int = 0
     ) -> None:
-        self.flush()
-        self.update_run(
-            state=state.value,
-            outputs=jsonable(outputs) if outputs is not None else None,
-            ended_at=utcnow(),
-            error=error,
-            exit_code=exit_code,
-        )
+        """The run ended: its last step changes and its end, in one transaction."""
+        values = {
+            "state": state.value,
+            "outputs": jsonable(outputs) if outputs is not None else None,
+            "ended_at": utcnow(),
+            "error": error,
+            "exit_code": exit_code,
+        }
+        self.flush(run=values)
 
     def cancel_requested(self) -> bool:
         return self.store.cancel_requested(self.run_id)
@@ -134,8 +135,8 @@ class RunRecorder:
         if self._pending and time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush(final=False)
 
-    def flush(self, final: bool = True) -> None:
-        """Write the buffered step changes.
+    def flush(self, final: bool = True, run: dict[str, Any] | None = None) -> None:
+        """Write the buffered step changes (and ``run``'s values on the run, with them).
 
         Between batches (``final=False``) a step that is still only queued is kept back
         until it starts: a 1000-way scatter would otherwise insert a thousand queued
@@ -143,6 +144,8 @@ class RunRecorder:
         """
         self._last_flush = time.monotonic()
         if not self._pending:
+            if run is not None:
+                self.update_run(**run)
             return
         pending, self._pending = self._pending, {}
         new_rows, updates = [], []
@@ -157,8 +160,8 @@ class RunRecorder:
                 full["run_id"] = self.run_id
                 full["attempt"] = full["attempt"] or 1
                 new_rows.append(full)
-        if new_rows or updates:
-            self.store.write_steps(new_rows, updates)
+        if new_rows or updates or run is not None:
+            self.store.write_steps(new_rows, updates, None if run is None else (self.run_id, run))
             self._inserted.update(r["id"] for r in new_rows)
 
     def adopt_existing_steps(self) -> None:

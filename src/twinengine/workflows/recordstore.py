@@ -46,8 +46,14 @@ class RecordStore(ABC):
     def cancel_requested(self, run_id: str) -> bool: ...
 
     @abstractmethod
-    def write_steps(self, new_rows: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
-        """Insert full step rows and apply partial updates (each with ``id``), atomically."""
+    def write_steps(
+        self,
+        new_rows: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+        run: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """Insert full step rows and apply partial updates (each with ``id``), atomically;
+        ``run``: ``(run id, values)`` set on the run in the same transaction."""
 
     @abstractmethod
     def step_ids(self, run_id: str) -> set[str]: ...
@@ -63,6 +69,10 @@ class RecordStore(ABC):
     @abstractmethod
     def run_row(self, run_id: str) -> dict[str, Any] | None:
         """The run's row as a dict (JSON decoded), or None."""
+
+    @abstractmethod
+    def run_exists(self, run_id: str) -> bool:
+        """Whether the run has a record (without reading it)."""
 
     @abstractmethod
     def step_rows(self, run_id: str) -> list[dict[str, Any]]:
@@ -129,10 +139,15 @@ class SqlAlchemyRecordStore(RecordStore):
             query = select(runs.c.cancel_requested).where(runs.c.id == run_id)
             return bool(conn.execute(query).scalar())
 
-    def write_steps(self, new_rows: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+    def write_steps(
+        self,
+        new_rows: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+        run: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
         from sqlalchemy import bindparam, insert, update
 
-        from twinengine.core.models import steps
+        from twinengine.core.models import runs, steps
 
         with self.db.engine.begin() as conn:
             if new_rows:
@@ -144,6 +159,8 @@ class SqlAlchemyRecordStore(RecordStore):
                     .values({c: bindparam(c) for c in cols})
                 )
                 conn.execute(stmt, [{"_id": r["id"], **{c: r[c] for c in cols}} for r in rows])
+            if run is not None:
+                conn.execute(update(runs).where(runs.c.id == run[0]).values(**run[1]))
 
     def step_ids(self, run_id: str) -> set[str]:
         from sqlalchemy import select
@@ -189,6 +206,14 @@ class SqlAlchemyRecordStore(RecordStore):
         with self.db.engine.connect() as conn:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
         return dict(row._mapping) if row else None
+
+    def run_exists(self, run_id: str) -> bool:
+        from sqlalchemy import select
+
+        from twinengine.core.models import runs
+
+        with self.db.engine.connect() as conn:
+            return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None
 
     def step_rows(self, run_id: str) -> list[dict[str, Any]]:
         from sqlalchemy import select
@@ -289,24 +314,37 @@ class SqliteRecordStore(RecordStore):
         self._write([self._insert("runs", [values])])
 
     def update_run(self, run_id: str, values: dict[str, Any], bump_attempt: bool = False) -> None:
+        self._write([self._update_run(run_id, values, bump_attempt)])
+
+    @staticmethod
+    def _update_run(
+        run_id: str, values: dict[str, Any], bump_attempt: bool = False
+    ) -> tuple[str, list[tuple[Any, ...]]]:
         cols = list(values)
         sets = [f'"{c}" = ?' for c in cols]
         if bump_attempt:
             sets.append('"attempt" = "attempt" + 1')
         sql = f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"
-        self._write([(sql, [(*(_sql_value(c, values[c]) for c in cols), run_id)])])
+        return sql, [(*(_sql_value(c, values[c]) for c in cols), run_id)]
 
     def cancel_requested(self, run_id: str) -> bool:
         row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,))
         found = row.fetchone()
         return bool(found and found[0])
 
-    def write_steps(self, new_rows: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+    def write_steps(
+        self,
+        new_rows: list[dict[str, Any]],
+        updates: list[dict[str, Any]],
+        run: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
         statements = [self._insert("steps", new_rows)] if new_rows else []
         for cols, rows in _update_shapes(updates).items():
             sets = ", ".join(f'"{c}" = ?' for c in cols)
             params = [(*(_sql_value(c, r[c]) for c in cols), r["id"]) for r in rows]
             statements.append((f"UPDATE steps SET {sets} WHERE id = ?", params))
+        if run is not None:
+            statements.append(self._update_run(*run))
         if statements:
             self._write(statements)
 
@@ -338,6 +376,10 @@ class SqliteRecordStore(RecordStore):
     def run_row(self, run_id: str) -> dict[str, Any] | None:
         found = self._rows("SELECT * FROM runs WHERE id = ?", (run_id,))
         return found[0] if found else None
+
+    def run_exists(self, run_id: str) -> bool:
+        found = self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return found is not None
 
     def step_rows(self, run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM steps WHERE run_id = ?", (run_id,))

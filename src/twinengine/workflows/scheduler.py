@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import queue
+import stat
 import tempfile
 import threading
 import time
@@ -97,9 +98,11 @@ class Scheduler:
         default_attempts: int = 1,
         listeners: list[Listener] | None = None,
         sandbox: str | None = None,
+        last_flush: bool = True,
     ) -> None:
         self.executor = executor
         self.sandbox = sandbox
+        self.last_flush = last_flush  # False: the caller writes the last steps with the run's end
         self.cores = max(1, cores)
         self.ram_mb = max(0, ram_mb)
         self.rec = recorder
@@ -136,7 +139,7 @@ class Scheduler:
         try:
             self._loop(lambda: bool(result))
         finally:
-            if self.rec is not None:
+            if self.rec is not None and self.last_flush:
                 self.rec.flush()
         if self.cancelled:
             return (result[0][0] if result else None), "cancelled"
@@ -246,6 +249,16 @@ class Scheduler:
             except _cwl_errors() as exc:
                 self._fail_unstarted(task, f"cannot make job: {exc}")
                 return
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # cwltool trusts what an expression built (a secondaryFiles File without a
+                # basename …): a malformed value fails the step, not the whole run
+                self._fail_unstarted(
+                    task,
+                    f"cannot make job: a value an expression built is malformed "
+                    f"({type(exc).__name__}: {exc}); a File or Directory needs class, "
+                    "location and basename",
+                )
+                return
             self._record_new(task, State.QUEUED)
             if is_inline_job(task.job):
                 self._run_inline(task)
@@ -319,7 +332,7 @@ class Scheduler:
             return None, None
         if self.store.is_local:
             if self._log_dir is None:
-                self._log_dir = str(self.store.local_folder(f"runs/{self.rec.run_id}/logs"))
+                self._log_dir = _local_logs(self.store, self.rec.run_id)
             base = f"{self._log_dir}/{task.key}"
             return base + ".stdout", base + ".stderr"
         if self._log_dir is None:  # staged locally, uploaded when the step ends
@@ -518,9 +531,12 @@ class Scheduler:
                     return ""
         if not path or not os.path.exists(path):
             return ""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:  # never blocking on a named pipe the tool left in its stream's place
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
+            return ""
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
             return ""
         with open(fd, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -589,6 +605,22 @@ class Scheduler:
             self._complete_threads()
             if self.rec is not None:
                 self.rec.maybe_flush()
+
+
+_RUNS_FOLDERS: dict[str, str] = {}  # a local store's URL -> its runs folder, links resolved
+
+
+def _local_logs(store: ObjectStore, run_id: str) -> str:
+    """The run's log folder in a local store (made): ``runs/RUN/logs``. The store's runs
+    folder is found once per process; a run id of letters and digits cannot leave it."""
+    if not run_id.isalnum():
+        return str(store.local_folder(f"runs/{run_id}/logs"))
+    runs = _RUNS_FOLDERS.get(store.url)
+    if runs is None:
+        runs = _RUNS_FOLDERS[store.url] = str(store.local_folder("runs"))
+    folder = os.path.join(runs, run_id, "logs")
+    os.makedirs(folder, exist_ok=True)
+    return folder
 
 
 def _short(tool_id: str) -> str:

@@ -21,7 +21,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from twinengine.core import Settings, State, StateError, get_settings, get_store, new_id
+from twinengine.core import (
+    ObjectStore,
+    Settings,
+    State,
+    StateError,
+    get_settings,
+    get_store,
+    new_id,
+)
 from twinengine.core.hashing import file_sha256
 from twinengine.core.programs import own_bin_on_path
 from twinengine.workflows.executors import make_executor
@@ -35,12 +43,36 @@ from twinengine.workflows.scratch import tidy, tidy_later
 log = logging.getLogger("twinengine.workflows")
 
 
+_HASHES: dict[tuple[str, int, int, int, int], str] = {}  # (path, inode, size, times)
+
+
 def file_hash(path: str) -> str | None:
-    """SHA-256 of a file's bytes, or None when it cannot be read."""
+    """SHA-256 of a file's bytes, or None when it cannot be read. A long-lived process
+    (a run worker) hashes a document once per version of the file — known by its inode,
+    size, modification and change times, as the loaded documents it runs are."""
     try:
-        return file_sha256(path)
+        info = os.stat(path)
+        key = (path, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        digest = _HASHES.get(key)
+        if digest is None:
+            digest = file_sha256(path)
+            if len(_HASHES) >= 256:
+                _HASHES.clear()
+            _HASHES[key] = digest
+        return digest
     except OSError:
         return None
+
+
+_STORES: dict[str, ObjectStore] = {}
+
+
+def _object_store(settings: Settings) -> ObjectStore:
+    """The object store of ``settings``, made once per store URL in a process."""
+    store = _STORES.get(settings.store)
+    if store is None:
+        store = _STORES[settings.store] = get_store(settings)
+    return store
 
 
 class RunSession:
@@ -89,7 +121,7 @@ class RunSession:
             self.recorder.adopt_existing_steps()
         elif opts.adopt:  # queued by `twin serve`: the record exists, fill in how it runs
             self.recorder = RunRecorder(records, self.run_id)
-            if records.run_row(self.run_id) is None:
+            if not records.run_exists(self.run_id):
                 raise StateError(f"no queued run {self.run_id} to start")
             adopted = {  # written with the start, in one update
                 "workflow": self.workflow,
@@ -135,12 +167,13 @@ class RunSession:
             cores=cores,
             ram_mb=ram_mb,
             recorder=self.recorder,
-            store=get_store(settings),
+            store=_object_store(settings),
             reuse=reuse,
             use_cache=opts.cache,
             default_attempts=max(1, opts.retries),
             listeners=opts.listeners,
             sandbox=self.sandbox,
+            last_flush=False,  # finish() and fail() write the last steps with the run's end
         )
         return self.scheduler
 

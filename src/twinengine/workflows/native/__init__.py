@@ -101,7 +101,7 @@ def load_native(path: str | Path) -> NativeTool | NativeWorkflow:
     raise NotNative(f"class {doc.get('class')!r}")
 
 
-def _input_file(value: dict[str, Any], base: Path) -> dict[str, Any]:
+def _input_file(value: dict[str, Any], base: Path, confined: bool) -> dict[str, Any]:
     if set(value) - {"class", "location", "path", "basename"}:
         raise NotNative("a File input with fields other than location/path")
     location = value.get("location") or value.get("path")
@@ -110,6 +110,10 @@ def _input_file(value: dict[str, Any], base: Path) -> dict[str, Any]:
     path = os.path.abspath(file_path(location, base))
     if not os.path.isfile(path):
         raise NotNative(f"input file {location} does not exist")
+    if confined and os.path.realpath(path) != path:
+        # the server wrote real paths: a link on the way now is judged by cwltool's confined
+        # staging (workflows/staging.py), which allows there only what input_roots allow
+        raise NotNative(f"input file {location} is now behind a link")
     obj = file_object(path)
     if value.get("basename") not in (None, obj["basename"]):
         raise NotNative("a File input renamed through basename")
@@ -117,24 +121,29 @@ def _input_file(value: dict[str, Any], base: Path) -> dict[str, Any]:
     return obj
 
 
-def _input_value(value: Any, base: Path) -> Any:
+def _input_value(value: Any, base: Path, confined: bool) -> Any:
     if isinstance(value, list):
-        return [_input_value(v, base) for v in value]
+        return [_input_value(v, base, confined) for v in value]
     if isinstance(value, dict):
         if value.get("class") != "File":
             raise NotNative("a record or Directory input")
-        return _input_file(value, base)
+        return _input_file(value, base, confined)
     return value
 
 
-def read_job(process: NativeTool | NativeWorkflow, job_file: str | None) -> dict[str, Any]:
-    """The validated input object: values, defaults, File objects with real paths."""
+def read_job(
+    process: NativeTool | NativeWorkflow, job_file: str | None, confined: bool = False
+) -> dict[str, Any]:
+    """The validated input object: values, defaults, File objects with real paths.
+    ``confined`` (a run the server queued): an input file now reached through a link
+    declines the native path."""
     raw: Any = {}
-    base = Path.cwd()
     if job_file is not None:
-        job_path = Path(job_file).resolve()
+        job_path = Path(os.path.realpath(job_file))  # Path.resolve, without its overhead
         raw = read_yaml(job_path)
         base = job_path.parent
+    else:
+        base = Path.cwd()
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -146,7 +155,7 @@ def read_job(process: NativeTool | NativeWorkflow, job_file: str | None) -> dict
         value = raw.get(param.name)
         if value is None and param.has_default:
             value = param.default
-        value = _input_value(value, base)
+        value = _input_value(value, base, confined)
         if not matches(value, param.type):
             raise NotNative(f"input {param.name} does not match its type")
         job[param.name] = value

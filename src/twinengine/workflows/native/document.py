@@ -21,6 +21,7 @@ Duplicate keys are an error there, so they send the document to cwltool here.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -97,15 +98,35 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML or JSON file under YAML 1.2 rules (NotNative when it is not plain)."""
+    """Parse a YAML or JSON file under YAML 1.2 rules (NotNative when it is not plain).
+    A JSON object (a job file the server wrote) is read by the JSON parser, which gives
+    what YAML 1.2 gives for JSON — duplicate keys refused alike — in a tenth of the time."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise NotNative(f"cannot read {path}: {exc}") from None
+    if text.startswith("{"):
+        try:
+            return json.loads(text, object_pairs_hook=_json_mapping, parse_constant=_not_json)
+        except ValueError:
+            pass  # not strict JSON (NaN, a YAML flow mapping …): YAML decides
     try:
         return yaml.load(text, Loader=_Loader)  # _Loader derives from SafeLoader
     except yaml.YAMLError as exc:
         raise NotNative(f"YAML error in {path}: {exc}") from None
+
+
+def _json_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise NotNative(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # YAML 1.2 reads NaN and Infinity as strings
 
 
 def file_path(location: str, base: Path) -> Path:
