@@ -11,7 +11,7 @@ script can stop — ``run.log_artifact(path)``, ``run.save_model(module, example
 serving and batch inference take it like any trained model) and ``run.tracker`` for
 anything else. TwinEngine opens and closes the MLflow run (FAILED when the script
 raises), logs the config and the script, and records the PROV activity; the result is
-the same :class:`~twinengine.ai.trainer.TrainResult` as ``twin train`` prints.
+the same :class:`~twinengine.ai.training_outputs.TrainResult` as ``twin train`` prints.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from twinengine.ai.config import flatten
+from twinengine.ai.lossguard import LossGuard
 from twinengine.ai.tracking import RunTracker, check_tracking
-from twinengine.ai.trainer import LossGuard, TrainResult, _provenance, save_weights
+from twinengine.ai.training_outputs import TrainResult, save_weights, training_activity
 from twinengine.core.errors import ConfigError
 
 
@@ -104,7 +105,7 @@ def run_script(config: dict[str, Any], resume: str | None = None) -> TrainResult
     run = ScriptRun(config, tracker, work)
     status = "FAILED"
     try:
-        with _provenance(tracking["provenance"], config) as act:
+        with training_activity(tracking["provenance"], config) as act:
             if act is not None:
                 act.used(str(path), role="script")
             function(run)

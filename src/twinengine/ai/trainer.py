@@ -4,99 +4,39 @@
 seeded PyTorch run on the CPU: per-step training loss and per-epoch training/validation
 loss and metrics go to MLflow and TensorBoard; a checkpoint is uploaded every
 ``trainer.checkpoint_every`` epochs so that ``resume=RUN_ID`` continues after the last
-saved epoch; the :class:`LossGuard` stops a run whose validation loss exceeds
-``trainer.guard.max_loss``, turns NaN/inf, or whose sliding-window average has not
-improved for ``trainer.patience`` epochs. The final model is logged as a ``state_dict``
-(and ONNX when export works), and the run is recorded as a PROV activity.
+saved epoch; the :class:`~twinengine.ai.lossguard.LossGuard` stops a run whose
+validation loss exceeds ``trainer.guard.max_loss``, turns NaN/inf, or whose
+sliding-window average has not improved for ``trainer.patience`` epochs. The final
+model is logged as a ``state_dict`` (and ONNX when export works), and the run is
+recorded as a PROV activity (:mod:`twinengine.ai.training_outputs`, which also holds
+:class:`TrainResult`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import math
 import tempfile
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from twinengine.ai.artifacts import META_FILE, ONNX_FILE, SCALING_FILE, STATE_FILE
+from twinengine.ai.artifacts import META_FILE, SCALING_FILE
 from twinengine.ai.config import build, flatten
 from twinengine.ai.data import PreparedData, load_data
+from twinengine.ai.lossguard import LossGuard
 from twinengine.ai.models import LOSSES, METRICS, MODELS, OPTIMIZERS
 from twinengine.ai.strategies import Strategy, check_trainer
 from twinengine.ai.tracking import RunTracker, check_tracking
+from twinengine.ai.training_outputs import TrainResult, save_weights, training_activity
 from twinengine.core.errors import ConfigError
 
+__all__ = ["LossGuard", "TrainResult", "save_weights", "train"]
+
 log = logging.getLogger("twinengine.ai")
-
-
-class LossGuard:
-    """Decides, epoch by epoch, whether the validation loss left its envelope."""
-
-    def __init__(self, max_loss: float | None, window: int, patience: int | None) -> None:
-        self.max_loss, self.window, self.patience = max_loss, max(int(window), 1), patience
-        self.losses: list[float] = []
-        self.best = math.inf
-        self.stale = 0
-
-    def check(self, loss: float) -> str | None:
-        """The reason to stop after this epoch's ``loss``, or ``None`` to go on."""
-        self.losses.append(loss)
-        if not math.isfinite(loss):
-            return f"validation loss is {loss}"
-        if self.max_loss is not None and loss > self.max_loss:
-            return f"validation loss {loss:.4g} exceeds trainer.guard.max_loss={self.max_loss}"
-        average = sum(self.losses[-self.window :]) / len(self.losses[-self.window :])
-        if average < self.best:
-            self.best, self.stale = average, 0
-        else:
-            self.stale += 1
-        if self.patience is not None and self.stale >= self.patience:
-            return (
-                f"the {self.window}-epoch average validation loss has not improved for "
-                f"{self.stale} epochs (trainer.patience={self.patience})"
-            )
-        return None
-
-    @classmethod
-    def from_trainer(cls, trainer: dict[str, Any]) -> LossGuard:
-        """The guard a config's checked ``trainer`` section asks for."""
-        return cls(trainer["guard"]["max_loss"], trainer["guard"]["window"], trainer["patience"])
-
-    def state(self) -> dict[str, Any]:
-        return {"losses": self.losses, "best": self.best, "stale": self.stale}
-
-    def load(self, state: dict[str, Any]) -> None:
-        self.losses, self.best, self.stale = state["losses"], state["best"], state["stale"]
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced."""
-
-    run_id: str
-    tracking_uri: str
-    epochs_done: int
-    start_epoch: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    stopped: str | None = None
-    model_path: Path | None = None
-    onnx_path: Path | None = None
-
-    def summary(self) -> list[str]:
-        """What ``twin train`` prints: a line per epoch, then the run id and tracking URI."""
-        lines = []
-        for row in self.history:
-            shown = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
-            lines.append(f"epoch {int(row['epoch'])}: {shown}")
-        return [*lines, f"run {self.run_id} ({self.epochs_done} epochs) at {self.tracking_uri}"]
 
 
 def _tensors(data: PreparedData, classes: bool, device: Any = "cpu") -> tuple[torch.Tensor, ...]:
@@ -105,47 +45,6 @@ def _tensors(data: PreparedData, classes: bool, device: Any = "cpu") -> tuple[to
     if classes:  # cross entropy wants class indices
         out[1], out[3] = out[1].reshape(-1).long(), out[3].reshape(-1).long()
     return tuple(out)
-
-
-@contextlib.contextmanager
-def _provenance(enabled: bool, config: dict[str, Any]) -> Iterator[Any]:
-    """A PROV activity for the run, or ``None`` when disabled or unavailable."""
-    if not enabled:
-        yield None
-        return
-    try:
-        from twinengine.provenance import activity
-
-        manager = activity("train", twin_experiment=config["tracking"]["experiment"])
-        act = manager.__enter__()
-    except Exception as exc:  # provenance is a record, never a reason to fail training
-        log.warning("provenance not recorded: %s", exc)
-        yield None
-        return
-    try:
-        yield act
-    finally:
-        with contextlib.suppress(Exception):
-            manager.__exit__(None, None, None)
-
-
-def _export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (example,),
-                str(path),
-                dynamo=False,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-            )
-        return True
-    except Exception as exc:  # export is a bonus: the state_dict is always there
-        log.warning("ONNX export failed: %s", exc)
-        return False
 
 
 def train(
@@ -253,7 +152,7 @@ def train(
     result = TrainResult(tracker.run_id, tracker.uri, start_epoch - 1, start_epoch)
     status = "FAILED"
     try:
-        with _provenance(tracking["provenance"] and strategy.is_main, config) as act:
+        with training_activity(tracking["provenance"] and strategy.is_main, config) as act:
             if act is not None:
                 act.used(str(data.path), role="dataset")
             for epoch in range(start_epoch, trainer["epochs"] + 1):
@@ -341,24 +240,6 @@ def _save_model(
         scaling.write_text(json.dumps(stats))
         tracker.log_artifact(scaling, "model")
     save_weights(model, work, tracker, result, example if trainer["onnx"] else None)
-
-
-def save_weights(
-    module: torch.nn.Module,
-    work: Path,
-    tracker: RunTracker,
-    result: TrainResult,
-    example: Any = None,
-) -> None:
-    """Save and log ``module``'s ``state_dict`` as the run's model, and its ONNX export
-    when an ``example`` input is given (and the export works)."""
-    result.model_path = work / STATE_FILE
-    torch.save(module.state_dict(), result.model_path)
-    tracker.log_artifact(result.model_path, "model")
-    onnx = work / ONNX_FILE
-    if example is not None and _export_onnx(module.eval(), example, onnx):
-        result.onnx_path = onnx
-        tracker.log_artifact(onnx, "model")
 
 
 def _epoch(

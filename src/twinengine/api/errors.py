@@ -100,6 +100,20 @@ def install(app: FastAPI, paths: ServerPaths) -> None:
         return scrubbed(exc.status_code, str(exc.detail), getattr(exc, "hint", None))
 
 
+class WatchedSend:
+    """An ASGI ``send`` that notes whether the response has started: once it has, a
+    middleware that catches an error can no longer answer with one of its own."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
 class UnexpectedErrors:
     """ASGI middleware (add it last, outermost): an exception nothing else answered is
     logged and becomes a 500 with the error shape — and the connection stays usable."""
@@ -111,19 +125,12 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
             await self.app(scope, receive, watched)
         except Exception:
             log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
-            if started:  # half a response is out: only closing the connection ends it
+            if watched.started:  # half a response is out: only closing the connection ends it
                 raise
             response = error_response(500, "internal error; the server log has the details")
             await response(scope, receive, send)

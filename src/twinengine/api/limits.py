@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from twinengine.api.errors import error_response
+from twinengine.api.errors import WatchedSend, error_response
 from twinengine.core import Settings
 
 _MARK = "_twin_body_limit"
@@ -107,7 +107,6 @@ class BodyLimit:
         declared = _content_length(scope)
         received = 0
         setting: str | None = None
-        started = False
 
         async def counted() -> Message:
             # the router has put the route in the scope before anything reads the body
@@ -125,16 +124,11 @@ class BodyLimit:
                         raise BodyTooLarge(*self.refusal(setting))
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        watched = WatchedSend(send)
         try:
             await self.app(scope, counted, watched)
         except BodyTooLarge:
-            if started:
+            if watched.started:
                 raise
             message, hint = self.refusal(setting or _REQUEST)
             response = error_response(413, message, hint=hint)

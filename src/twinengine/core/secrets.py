@@ -21,7 +21,6 @@ from cryptography.fernet import Fernet, InvalidToken
 from twinengine.core.errors import ConfigError
 
 PREFIX = "enc:v1:"
-KEY_FILE_NAME = "secret.key"
 
 
 def is_sealed(value: object) -> bool:

@@ -3,13 +3,13 @@ queued deliveries into runs.
 
 :class:`EventEngine` runs one thread per active source (retried with backoff when its
 peer is down, its status — ok, retrying, down — written to the database for the CLI, API
-and UI), a built-in ``runs`` source that emits an event for every run that ends (so
-workflows chain workflows), and a worker thread that claims due deliveries and, per
-trigger, applies its condition, batching, approval, concurrency limit and
-pre-processing function, maps the event to the workflow's inputs and queues the run in
-the same transaction that marks the delivery done — so an event leads to exactly one
-run even across a ``kill -9``. A failed attempt is retried with backoff, then dead.
-``emit`` blocks while the backlog is over ``max_backlog`` (back-pressure).
+and UI: :mod:`twinengine.events.runners`), a built-in ``runs`` source that emits an event
+for every run that ends (so workflows chain workflows), and a worker thread that claims
+due deliveries, groups them by trigger and batch, and hands them to
+:class:`~twinengine.events.trigger_runs.TriggerRuns`, which applies each trigger's
+condition, approval, concurrency limit and pre-processing function and queues the runs
+with the deliveries marked done. ``emit`` blocks while the backlog is over
+``max_backlog`` (back-pressure).
 
 Projects never mix: an event of a project goes only to that project's triggers (an event
 of no project — the end of a run started with ``twin run`` — only to triggers an admin
@@ -19,40 +19,25 @@ again each time it fires (one deleted and re-made by another project is never re
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
 from collections import defaultdict, deque
 from typing import Any
 
-from twinengine.core import TwinError, new_id
+from twinengine.core import TwinError
 from twinengine.events.base import Event
-from twinengine.events.conditions import evaluate, numbers
-from twinengine.events.folderbounds import FolderBounds, reported_files
-from twinengine.events.function_service import run_function
-from twinengine.events.lookup import WorkflowLookup, function_of, publish_note
-from twinengine.events.objectfetch import ReportedObjects
+from twinengine.events.lookup import WorkflowLookup, function_of, notify_trigger
 from twinengine.events.queue import EventQueue
 from twinengine.events.runners import RunsRunner, SourceRunner
 from twinengine.events.store import DefinitionStore
-from twinengine.events.triggers import map_inputs, resolve, started_by
-from twinengine.workflows import RunRequest
-from twinengine.workflows.inputs import resolve_inputs
+from twinengine.events.transport import StreamTransport
+from twinengine.events.trigger_runs import TriggerRuns
 
 log = logging.getLogger(__name__)
 _RELOAD_EVERY = 1.0
 _CLAIM_EVERY = 0.1  # seconds between asking the queue for due deliveries, when busy
 _DEFINED = ("name", "kind", "project", "config", "created_at")
-
-
-def _holds_mapping(value: Any) -> bool:
-    """Whether ``value`` has a mapping at any depth (where a File or Directory could be)."""
-    if isinstance(value, dict):
-        return any(isinstance(v, dict) or _holds_mapping(v) for v in value.values())
-    if isinstance(value, list):
-        return any(isinstance(v, dict) or _holds_mapping(v) for v in value)
-    return False
 
 
 def _defined(row: dict[str, Any]) -> tuple[Any, ...]:
@@ -91,6 +76,19 @@ class EventEngine:
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self.workflows = WorkflowLookup(registry)
+        self.runs = TriggerRuns(
+            settings,
+            db,
+            dispatcher,
+            self.queue,
+            self.store,
+            uploads=uploads,
+            functions=functions,
+            notify=notify,
+            find_workflow=self.find_workflow,
+            find_function=self.find_function,
+            source_of=self.source_of,
+        )
         self._backlog_checked = (0.0, 0)
         self._claimed_at = 0.0  # when the queue was last asked for due deliveries
         self._look = True  # something may be due there now (an approval, a retry)
@@ -98,12 +96,9 @@ class EventEngine:
         self.transport: Any = None
         self.state_folder = settings.home / "events" / "state"  # the sources' cursors
         if getattr(settings, "event_queue", None):
-            from twinengine.events.transport import StreamTransport
-
             self.transport = StreamTransport(
                 settings.event_queue, self.ingest_local, self.state_folder
             )
-        self.processed = 0
 
     # -- life cycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -231,34 +226,14 @@ class EventEngine:
 
     def _ask_approval(self, delivery: dict[str, Any]) -> None:
         key = delivery["body"].get("key")
-        self._note(
+        notify_trigger(
+            self.notify,
             "approval_needed",
             (delivery["project"], delivery["trigger"]),
             f"trigger {delivery['trigger']} waits for approval",
             f"event {key}",
             {"delivery": delivery["id"]},
             link="/#/approvals",
-        )
-
-    def _note(
-        self,
-        kind: str,
-        trigger: tuple[str, str],
-        title: str,
-        body: str,
-        data: dict,
-        link: str | None = None,
-    ) -> None:
-        """Tell ``trigger``'s (project, name) people about something."""
-        publish_note(
-            self.notify,
-            kind=kind,
-            title=title,
-            body=body,
-            project=trigger[0],
-            trigger=trigger[1],
-            data=data,
-            link=link,
         )
 
     # -- the worker ------------------------------------------------------------------
@@ -299,139 +274,11 @@ class EventEngine:
                 ids = [d["id"] for d in group]
                 self.queue.mark(ids, state="skipped", error="trigger gone or paused")
                 continue
-            self._deliver_each(trigger, group)
+            self.runs.deliver_each(trigger, group)
         return bool(claimed)
 
-    def _deliver_each(self, trigger: dict[str, Any], group: list[dict[str, Any]]) -> None:
-        """A run per delivery of one trigger, queued together in one transaction."""
-        spec = trigger["definition"]
-        limit = spec.get("concurrency") or 0
-        if limit:
-            room = max(0, limit - len(self.queue.in_flight(trigger["name"], trigger["project"])))
-            later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
-            if group[room:]:
-                self.queue.mark(
-                    [d["id"] for d in group[room:]], state="pending", next_attempt_at=later
-                )
-            group = group[:room]
-        if spec.get("condition") or spec.get("function"):
-            for delivery in group:  # stateful or slow: one at a time
-                self._deliver(trigger, [delivery])
-            return
-        ready = []
-        for delivery in group:
-            try:
-                ready.append((delivery, *self._job(trigger, [delivery["body"]], None)))
-            except Exception as exc:
-                self._failed(trigger, [delivery], exc)
-        if not ready:
-            return
-        run_ids: list[str] = []
-        try:
-            with self.db.engine.begin() as conn:
-                self._queue_runs(
-                    conn,
-                    trigger,
-                    [(workflow, job, given, [d["id"]]) for d, workflow, job, given in ready],
-                    run_ids,
-                )
-        except Exception as exc:  # the batch failed as a whole: each delivery on its own
-            self.dispatcher.start_direct(run_ids, committed=False)
-            log.warning(
-                "queueing %d runs of %s together failed: %s", len(ready), trigger["name"], exc
-            )
-            for delivery, *_ in ready:
-                self._deliver(trigger, [delivery])
-            return
-        self.dispatcher.start_direct(run_ids)  # and wakes the queue for the others
-        self.processed += len(ready)
-
-    def _job(
-        self, trigger: dict[str, Any], bodies: list[dict[str, Any]], result: Any
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """``(workflow, job, given)`` of one run of ``trigger`` for ``bodies``."""
-        spec = trigger["definition"]
-        workflow = self.find_workflow(spec["workflow"], trigger["project"])
-        given = map_inputs(spec, bodies, result)
-        job = given
-        if self.uploads is not None:
-            # besides uploads and input_roots, a run may read only what the events
-            # reported: the files of the trigger's folder source (checked again now, links
-            # resolved), the objects of its s3 source (fetched into an upload), the
-            # outputs of an ended run of the trigger's own project
-            extra: list[Any] = []
-            reported: tuple[Any, ...] = ()
-            wanted = given
-            if spec["source"] == "runs":
-                for body in bodies:
-                    data = body.get("data") or {}
-                    run_id = data.get("run_id")
-                    if (
-                        data.get("project") == trigger["project"]
-                        and isinstance(run_id, str)
-                        and run_id.isalnum()
-                    ):
-                        extra.append(self.settings.runs_dir / run_id / "outputs")
-            elif _holds_mapping(given):  # only a File or Directory object reads a path
-                with self._lock:
-                    source = self.sources.get((trigger["project"], spec["source"]))
-                if source is not None and source["kind"] == "folder":
-                    bounds = FolderBounds.of(self.settings, self.store.added_by_admin(source))
-                    reported = reported_files(source["config"], bodies, bounds)
-                objects = ReportedObjects(self.settings, self.store, self.uploads)
-                wanted = objects.fetched(given, bodies, source, trigger)
-            interface = (workflow.get("interface") or {}).get("inputs", [])
-            job = resolve_inputs(
-                interface,
-                wanted,
-                project=workflow["project"],
-                uploads_store=self.uploads,
-                extra_roots=tuple(extra),
-                reported=reported,
-            )
-        return workflow, job, given
-
-    def _queue_runs(
-        self,
-        conn: Any,
-        trigger: dict[str, Any],
-        runs: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]],
-        run_ids: list[str],
-    ) -> None:
-        """Queue a run per ``(workflow, job, given, delivery ids)`` inside ``conn``'s
-        transaction and mark its deliveries done with it; each run's id is appended to
-        ``run_ids`` as soon as it is queued (the caller forgets them on a rollback)."""
-        requests = [
-            RunRequest(
-                workflow,
-                job,
-                started_by(trigger["name"]),
-                name=f"{workflow['name']} ← {trigger['name']}",
-                given=given,
-            )
-            for workflow, job, given, _ in runs
-        ]
-        queued = self.dispatcher.submit_many(requests, conn=conn, direct=True)
-        run_ids.extend(queued)
-        done = [
-            (ids, run_id, new_id() if len(ids) > 1 else None)
-            for (_, _, _, ids), run_id in zip(runs, queued, strict=True)
-        ]
-        self.queue.mark_done(conn, done)
-
-    def _failed(self, trigger: dict[str, Any], group: list[dict[str, Any]], exc: Exception) -> None:
-        message = str(exc) if isinstance(exc, TwinError) else f"{type(exc).__name__}: {exc}"
-        for delivery in group:
-            if self.queue.failed(delivery, message, trigger["definition"]["retries"]) == "dead":
-                self._note(
-                    "event_dead",
-                    (trigger["project"], trigger["name"]),
-                    f"an event of trigger {trigger['name']} failed for good",
-                    message,
-                    {"delivery": delivery["id"]},
-                )
-
     def flush_batches(self) -> None:
+        """Deliver the batches of batching triggers that are due (full, or old enough)."""
         for (project, name), trigger in list(self.by_name.items()):
             batch = trigger["definition"].get("batch")
             if not batch or trigger["paused"]:
@@ -446,55 +293,15 @@ class EventEngine:
                 continue  # not due yet
             waiting = self.queue.batched(name, project)
             while size and len(waiting) >= size:
-                self._deliver(trigger, waiting[:size])
+                self.runs.deliver(trigger, waiting[:size])
                 waiting = waiting[size:]
             if waiting and batch.get("seconds") and age >= batch["seconds"]:
-                self._deliver(trigger, waiting)
+                self.runs.deliver(trigger, waiting)
 
-    def _deliver(self, trigger: dict[str, Any], group: list[dict[str, Any]]) -> None:
-        """One run for ``group`` (one delivery, or a batch) of ``trigger``."""
-        spec, ids = trigger["definition"], [d["id"] for d in group]
-        bodies = [d["body"] for d in group]
-        try:
-            if spec.get("condition") and not self._condition_holds(trigger, bodies):
-                self.queue.mark(ids, state="skipped", error="the condition did not hold")
-                return
-            result = None
-            if spec.get("function"):
-                result = self._preprocess(spec["function"], trigger["project"], bodies)
-            workflow, job, given = self._job(trigger, bodies, result)
-            run_ids: list[str] = []
-            try:
-                with self.db.engine.begin() as conn:
-                    self._queue_runs(conn, trigger, [(workflow, job, given, ids)], run_ids)
-            except BaseException:
-                self.dispatcher.start_direct(run_ids, committed=False)
-                raise
-            self.dispatcher.start_direct(run_ids)  # and wakes the queue for the others
-            self.processed += len(group)
-        except Exception as exc:  # every failure is the delivery's, not the worker's
-            self._failed(trigger, group, exc)
-
-    def _condition_holds(self, trigger: dict[str, Any], bodies: list[dict[str, Any]]) -> bool:
-        name, condition = trigger["name"], trigger["definition"]["condition"]
-        project = trigger["project"]
-        reference = next(iter(condition.values()))["value"]
-        values = numbers([resolve(reference, [body]) for body in bodies])
-        stored = self.store.trigger(name, project)["state"] or {}
-        fire, state, detail = evaluate(condition, values, stored)
-        self.store.save_state(name, project, state)
-        if fire:
-            kind = "drift" if "drift" in condition else "threshold"
-            title = f"trigger {name}: {kind} detected"
-            self._note(kind, (project, name), title, str(detail), detail)
-        return fire
-
-    def _preprocess(self, function: str, project: str, bodies: list[dict[str, Any]]) -> Any:
-        """The result of the trigger's function — of its own project, checked now: a
-        function of that name deleted and made again by another project is not it."""
-        self.find_function(function, project)
-        payload = bodies[0] if len(bodies) == 1 else {"events": bodies}
-        return run_function(self.functions, function, payload, project=project)
+    def source_of(self, project: str, name: str) -> dict[str, Any] | None:
+        """The source ``name`` of ``project`` as last loaded (secrets shown as ``***``)."""
+        with self._lock:
+            return self.sources.get((project, name))
 
     def find_workflow(self, ref: str, project: str) -> dict[str, Any]:
         """A registered workflow by id, or by name (latest version), in ``project``."""

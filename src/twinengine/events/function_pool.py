@@ -32,8 +32,8 @@ from typing import Any, Protocol
 from twinengine.core import StateError, new_id
 from twinengine.core.times import utcnow
 from twinengine.events.function_sandbox import FunctionSandbox
+from twinengine.events.function_spec import FunctionSpec
 from twinengine.events.function_workers import CommandWorker, PythonWorker, outcome
-from twinengine.events.functions import FunctionSpec
 
 log = logging.getLogger(__name__)
 SHUT_DOWN = "the function's pool was shut down"

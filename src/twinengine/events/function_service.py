@@ -33,15 +33,11 @@ from twinengine.core import (
     new_id,
 )
 from twinengine.core.models import function_calls
+from twinengine.core.times import as_utc, utcnow
 from twinengine.events.function_pool import FunctionPool
 from twinengine.events.function_sandbox import FunctionSandbox
-from twinengine.events.functions import (
-    MAX_TIMEOUT,
-    FunctionFailedError,
-    FunctionRegistry,
-    aware,
-    utcnow,
-)
+from twinengine.events.function_spec import MAX_TIMEOUT, FunctionFailedError
+from twinengine.events.functions import FunctionRegistry
 from twinengine.workflows.sandbox import Sandbox
 
 __all__ = ["FunctionService", "run_function"]
@@ -269,7 +265,7 @@ def _check_input(value: Any) -> None:
 
 
 def _call_view(row: dict[str, Any]) -> dict[str, Any]:
-    started, ended = aware(row.get("started_at")), aware(row.get("ended_at"))
+    started, ended = as_utc(row.get("started_at")), as_utc(row.get("ended_at"))
     duration = (ended - started).total_seconds() if started and ended else None
     return {
         "id": row["id"],
@@ -280,7 +276,7 @@ def _call_view(row: dict[str, Any]) -> dict[str, Any]:
         "result": row.get("result"),
         "error": row.get("error"),
         "logs": row.get("logs") or "",
-        "created_at": aware(row.get("created_at")),
+        "created_at": as_utc(row.get("created_at")),
         "started_at": started,
         "ended_at": ended,
         "duration": duration,

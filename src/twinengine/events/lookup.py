@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from twinengine.core import NotFoundError
+from twinengine.notify import Note
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +67,33 @@ def function_of(registry: Any, name: str, project: str) -> dict[str, Any]:
     return definition
 
 
+def notify_trigger(
+    center: Any,
+    kind: str,
+    trigger: tuple[str, str],
+    title: str,
+    body: str,
+    data: dict,
+    link: str | None = None,
+) -> None:
+    """Tell the people of ``trigger`` — its (project, name) — about something."""
+    publish_note(
+        center,
+        kind=kind,
+        title=title,
+        body=body,
+        project=trigger[0],
+        trigger=trigger[1],
+        data=data,
+        link=link,
+    )
+
+
 def publish_note(center: Any, **note: Any) -> None:
     """Publish a notification through ``center`` (if any); a failure is only logged."""
     if center is None:
         return
     try:
-        from twinengine.notify import Note
-
         center.publish(Note(**note))
     except Exception:
         log.warning("notification %s failed", note.get("kind"), exc_info=True)

@@ -42,6 +42,7 @@ from twinengine.core.models import event_sources, triggers, users
 from twinengine.core.secrets import SecretBox
 from twinengine.core.times import as_utc, utcnow
 from twinengine.events.base import source_class
+from twinengine.events.projectnames import one_named
 from twinengine.events.sourcesecrets import (
     REDACTED,
     redacted_view,
@@ -97,23 +98,8 @@ class DefinitionStore:
     ) -> Any:
         """The row of ``name`` in ``project`` — or in the one of ``within`` (None: any)
         that has it; NotFoundError (the same for every project the caller cannot see)."""
-        query = select(table).where(table.c.name == name)
-        if project is not None:
-            query = query.where(table.c.project == project)
-        if within is not None:
-            query = query.where(table.c.project.in_(within))
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(query.order_by(table.c.project).limit(10)).all()
-        if not rows:
-            listing = "sources" if table is event_sources else "triggers"
-            raise NotFoundError(f"no {what} {name!r}", hint=f"`twin {listing} list`")
-        if len(rows) > 1:
-            names = ", ".join(r.project for r in rows)
-            raise StateError(
-                f"{what} {name!r} is in several projects ({names})",
-                hint="name its project (?project=…, --project)",
-            )
-        return rows[0]
+        listing = "sources" if table is event_sources else "triggers"
+        return one_named(self.db, table, what, name, project, within, f"`twin {listing} list`")
 
     # -- sources ------------------------------------------------------------------------
     def add_source(

@@ -37,7 +37,6 @@ class Notifier(ABC):
     """Delivers notes through one channel; one instance serves every target."""
 
     channel: ClassVar[str]
-    needs_target: ClassVar[bool] = True
 
     @abstractmethod
     def send(self, note: Note, target: str | None) -> None:
@@ -64,7 +63,6 @@ class UiNotifier(Notifier):
     """The web UI: the note is already stored in the inbox, which the UI reads live."""
 
     channel = "ui"
-    needs_target = False
 
     def send(self, note: Note, target: str | None) -> None:
         return None

@@ -27,7 +27,6 @@ from twinengine.core.hashing import file_sha256
 
 __all__ = ["Element", "ProvGraph", "Relation", "file_sha256", "regular_file_sha256", "value_id"]
 
-PROV_NS = "http://www.w3.org/ns/prov#"
 NAMESPACES = {
     "twin": "https://twinengine.org/prov#",
     "sha256": "https://twinengine.org/id/sha256/",

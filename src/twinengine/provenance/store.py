@@ -227,11 +227,7 @@ class ProvStore:
     def load(self, document_id: str) -> ProvGraph:
         """The document ``document_id`` as a graph (its elements, relations, bundles)."""
         with self.db.engine.connect() as conn:
-            doc = conn.execute(
-                select(prov_documents).where(prov_documents.c.id == document_id)
-            ).first()
-            if doc is None:
-                raise NotFoundError(f"no PROV document {document_id!r}")
+            doc = self._document_row(conn, document_id)
             members = [
                 r._mapping
                 for r in conn.execute(
@@ -259,12 +255,16 @@ class ProvStore:
     def project_of(self, document_id: str) -> str:
         """The project whose elements a document lists (``""``: of no project)."""
         with self.db.engine.connect() as conn:
-            doc = conn.execute(
-                select(prov_documents).where(prov_documents.c.id == document_id)
-            ).first()
-            if doc is None:
-                raise NotFoundError(f"no PROV document {document_id!r}")
-            return self._scope_of(conn, doc)
+            return self._scope_of(conn, self._document_row(conn, document_id))
+
+    @staticmethod
+    def _document_row(conn: Any, document_id: str) -> Any:
+        """The ``prov_documents`` row of ``document_id``; NotFoundError when there is none."""
+        doc = conn.execute(select(prov_documents).where(prov_documents.c.id == document_id))
+        found = doc.first()
+        if found is None:
+            raise NotFoundError(f"no PROV document {document_id!r}")
+        return found
 
     @staticmethod
     def _scope_of(conn: Any, doc: Any) -> str:

@@ -24,7 +24,7 @@ _EXPORTS = {
     "available_executors": "twinengine.workflows.executors",
     "make_executor": "twinengine.workflows.executors",
     "RunOptions": "twinengine.workflows.options",
-    "RunRequest": "twinengine.workflows.dispatch",
+    "RunRequest": "twinengine.workflows.runqueue",
     "RunStore": "twinengine.workflows.runs",
     "Scheduler": "twinengine.workflows.scheduler",
     "TwinJobExecutor": "twinengine.workflows.cwlexec",

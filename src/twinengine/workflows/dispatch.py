@@ -1,7 +1,9 @@
 """The run dispatcher of ``twin serve``: queue runs in the database, run each in a child.
 
 :meth:`RunDispatcher.submit` writes a run record in state ``queued`` (with its project,
-registered workflow and user) and its job file, and returns at once. A background
+registered workflow and user) and its job file (through
+:class:`~twinengine.workflows.runqueue.RunQueue`, which owns those writes), and returns
+at once. A background
 thread starts queued runs, oldest first, as child processes (``twin-cwl-runner`` with
 ``--queued-run``, which adopts the record) while fewer than ``max_runs`` are running,
 and reaps them. Because the queue is the ``runs`` table, a server restart loses
@@ -17,59 +19,25 @@ starts a container of cwltool's).
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-import json
 import logging
 import os
 import socket
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
-
-from twinengine.core import (
-    Database,
-    Settings,
-    State,
-    TwinError,
-    get_database,
-    get_settings,
-    new_id,
-)
-from twinengine.core.models import runs
+from twinengine.core import Database, Settings, TwinError, get_database, get_settings
 from twinengine.workflows.children import child_env, exit_code_of, kill_group
 from twinengine.workflows.inprocess import NativeDocuments
+from twinengine.workflows.runqueue import RunQueue, RunRequest, main_document
 from twinengine.workflows.runs import WATCHED, RunStore
 from twinengine.workflows.runworker import NOT_NATIVE, RunWorkerPool
 from twinengine.workflows.sandbox import server_sandbox
 
 log = logging.getLogger(__name__)
 _TICK = 0.25
-_INSERT_RUN = insert(runs)  # values as parameters: compiled once, not per run
-
-
-@functools.lru_cache(maxsize=256)
-def _main_document(folder: str, main: str) -> str:
-    """The path of a registered workflow's main document."""
-    return str(Path(folder) / main)
-
-
-@dataclass
-class RunRequest:
-    """A run to queue: a registered workflow, its resolved job, who asked, and the input
-    object as the user wrote it (``given``, kept as the run's job order)."""
-
-    workflow: dict[str, Any]
-    job: dict[str, Any]
-    created_by: str | None
-    name: str | None = None
-    cache: bool = False
-    given: dict[str, Any] | None = None
 
 
 class RunDispatcher:
@@ -98,7 +66,7 @@ class RunDispatcher:
             )
         self.started_total = 0
         self._host = socket.gethostname()
-        self._runs_dir = str(self.settings.runs_dir)
+        self.queue = RunQueue(self.db, str(self.settings.runs_dir))
         self._waiting = True  # queued runs may wait for room (a run ending wakes the queue)
         self._direct: dict[str, tuple[str, str, bool]] = {}  # queued with direct=True
         self._wake = threading.Event()
@@ -133,12 +101,8 @@ class RunDispatcher:
         """:meth:`submit` for several runs, inserted with one statement; their ids."""
         rows = [self._queued(request, direct) for request in requests]
         ids = [row["id"] for row in rows]
-        try:
-            if conn is None:  # else: inside the caller's transaction (with what queued it)
-                with self.db.engine.begin() as own:
-                    own.execute(_INSERT_RUN, rows)
-            else:  # the caller commits, then calls start_direct (which wakes the queue)
-                conn.execute(_INSERT_RUN, rows)
+        try:  # with conn: the caller commits, then calls start_direct (which wakes the queue)
+            self.queue.insert(rows, conn)
         except BaseException:
             self.start_direct(ids, committed=False)
             raise
@@ -147,42 +111,15 @@ class RunDispatcher:
         return ids
 
     def _queued(self, request: RunRequest, direct: bool) -> dict[str, Any]:
-        """The run record of a request, with its folder and job file made."""
-        run_id = new_id()
-        run_dir = os.path.join(self._runs_dir, run_id)  # strings: this is per event
-        try:
-            os.mkdir(run_dir)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:  # no runs folder yet
-            os.makedirs(run_dir, exist_ok=True)
-        with open(os.path.join(run_dir, "job.json"), "w", encoding="utf-8") as out:
-            out.write(json.dumps(request.job, indent=1))
-        workflow, cache = request.workflow, request.cache
-        main = _main_document(workflow["folder"], workflow["main"])
-        options: dict[str, Any] = {"cache": cache, "dispatch": "serve"}
-        values: dict[str, Any] = {"pid": None, "host": None}  # every row the same columns
-        if direct and self.pool is not None and self.documents.load(main) is not None:
-            options["inprocess"] = True
-            values = {"pid": os.getpid(), "host": self._host}
-            self._direct[run_id] = (main, run_dir, cache)
-        values.update(
-            id=run_id,
-            name=request.name or workflow["name"],
-            workflow=main,
-            job_order=request.job if request.given is None else request.given,
-            state=State.QUEUED.value,
-            created_at=dt.datetime.now(dt.UTC),
-            outdir=os.path.join(run_dir, "outputs"),
-            work_dir=run_dir,
-            options=options,
-            cancel_requested=False,
-            attempt=1,
-            project=workflow["project"],
-            workflow_id=workflow["id"],
-            created_by=request.created_by,
-        )
-        return values
+        """The run record of a request, with its folder and job file made; a native-path
+        run queued ``direct`` is recorded as taken by this server."""
+        workflow = request.workflow
+        main = main_document(workflow["folder"], workflow["main"])
+        here = direct and self.pool is not None and self.documents.load(main) is not None
+        row = self.queue.row_of(request, main, (os.getpid(), self._host) if here else None)
+        if here:
+            self._direct[row["id"]] = (main, row["work_dir"], request.cache)
+        return row
 
     def start_direct(self, run_ids: list[str], committed: bool = True) -> None:
         """After the caller's transaction committed, hand its runs queued with
@@ -198,49 +135,18 @@ class RunDispatcher:
             with self._lock:
                 self._to_worker(run_id, main, Path(run_dir), cache)
 
-    def wake(self) -> None:
-        self._wake.set()
-
     def requeue(self, run_id: str) -> None:
         """Queue a resumable (interrupted, failed, cancelled) run to continue."""
         RunStore(self.db).reopen(run_id)
-        with self.db.engine.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(
-                    state=State.QUEUED.value,
-                    pid=None,
-                    host=None,
-                    ended_at=None,
-                    error=None,
-                    exit_code=None,
-                )
-            )
+        self.queue.requeue(run_id)
         self._wake.set()
 
     def cancel_queued(self, run_id: str) -> bool:
         """Cancel a run that has not started yet; False when it already has a process."""
-        with self.db.engine.begin() as conn:
-            done = conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id, runs.c.state == "queued", runs.c.pid.is_(None))
-                .values(
-                    state=State.CANCELLED.value,
-                    ended_at=dt.datetime.now(dt.UTC),
-                    error="cancelled before it started",
-                )
-            )
-        return bool(done.rowcount)
+        return self.queue.cancel(run_id)
 
     def queue_length(self) -> int:
-        with self.db.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(runs.c.state == "queued", runs.c.pid.is_(None))
-                ).scalar()
-                or 0
-            )
+        return self.queue.length()
 
     # -- the loop -----------------------------------------------------------------
     def start(self) -> None:
@@ -288,15 +194,7 @@ class RunDispatcher:
             if room <= 0:
                 self._waiting = True  # unknown: a run that ends looks again at once
                 return
-            with self.db.engine.connect() as conn:
-                queued = list(
-                    conn.execute(
-                        select(runs.c.id, runs.c.started_at, runs.c.options, runs.c.workflow)
-                        .where(and_(runs.c.state == "queued", runs.c.pid.is_(None)))
-                        .order_by(runs.c.created_at, runs.c.id)
-                        .limit(room)
-                    )
-                )
+            queued = self.queue.oldest(room)
             self._waiting = len(queued) >= room  # more may wait than there was room for
             for row in queued:
                 if row.id not in self.children and row.id not in self.threads:
@@ -346,12 +244,7 @@ class RunDispatcher:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        with self.db.engine.begin() as conn:
-            claimed = conn.execute(
-                update(runs)
-                .where(runs.c.id == row.id, runs.c.pid.is_(None), runs.c.state == "queued")
-                .values(pid=child.pid, host=socket.gethostname())
-            ).rowcount
+        claimed = self.queue.claim(row.id, child.pid, socket.gethostname())
         if not claimed:  # cancelled (or taken) since it was read: the child never begins
             kill_group(child)
             WATCHED.discard(row.id)
@@ -361,17 +254,10 @@ class RunDispatcher:
 
     def _launch_here(self, row: Any, run_dir: Path, options: dict[str, Any]) -> None:
         """Claim a native-path run for this server and send it to a run worker."""
-        with self.db.engine.begin() as conn:
-            claimed = conn.execute(
-                update(runs)
-                .where(runs.c.id == row.id, runs.c.pid.is_(None), runs.c.state == "queued")
-                .values(
-                    pid=os.getpid(),
-                    host=socket.gethostname(),
-                    options={**options, "inprocess": True},
-                )
-            )
-        if claimed.rowcount:  # else: another dispatcher took it
+        claimed = self.queue.claim(
+            row.id, os.getpid(), socket.gethostname(), options={**options, "inprocess": True}
+        )
+        if claimed:  # else: another dispatcher took it
             self._to_worker(row.id, row.workflow, run_dir, bool(options.get("cache")))
 
     def _to_worker(self, run_id: str, document: str, run_dir: Path, cache: bool) -> None:
@@ -387,15 +273,7 @@ class RunDispatcher:
         with self._lock:
             self.threads.discard(run_id)
             if code == NOT_NATIVE:  # a worker could not take it: a child process will
-                with self.db.engine.begin() as conn:
-                    row = conn.execute(select(runs.c.options).where(runs.c.id == run_id)).first()
-                    options = {**((row.options if row else None) or {}), "no_worker": True}
-                    options.pop("inprocess", None)
-                    conn.execute(
-                        update(runs)
-                        .where(runs.c.id == run_id, runs.c.state == "queued")
-                        .values(pid=None, host=None, options=options)
-                    )
+                self.queue.hand_back(run_id)
             elif message:  # it raised: the run may not have recorded its end
                 self._reaped(run_id, code, message)
             if code == NOT_NATIVE or self._waiting:  # else the next tick is soon enough
@@ -415,21 +293,4 @@ class RunDispatcher:
                 tail = b""
             message = tail.decode("utf-8", "replace").strip()
         message = message or f"the run process exited with {code}"
-        unfinished = and_(
-            runs.c.id == run_id,
-            runs.c.state.in_(["queued", "running", "interrupted"]),
-            runs.c.ended_at.is_(None),
-            *([runs.c.pid == pid] if pid is not None else []),
-        )
-        now = dt.datetime.now(dt.UTC)
-        with self.db.engine.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(unfinished, runs.c.cancel_requested.is_(True))
-                .values(state=State.CANCELLED.value, ended_at=now, error="cancelled")
-            )
-            conn.execute(
-                update(runs)
-                .where(unfinished)
-                .values(state=State.FAILED.value, ended_at=now, exit_code=code or 1, error=message)
-            )
+        self.queue.end_unrecorded(run_id, code, message, pid)

@@ -12,6 +12,7 @@ replacing one keeps the stored secret. Definitions are YAML/JSON within the boun
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -45,18 +46,6 @@ async def _definition(request: Request, what: str, needs_: str) -> dict[str, Any
     return doc
 
 
-def _allowed(who: Principal, project: str | None, need: str, missing: NotFoundError) -> None:
-    """``missing`` unless the caller sees ``project`` (None: of no project, admins only);
-    403 when their role there is below ``need``."""
-    if project is None:
-        if who.visible_projects() is None:
-            return
-        raise missing
-    if who.role_in(project) is None:
-        raise missing
-    who.check_project(project, need)
-
-
 def _named(
     ctx: ServerContext, who: Principal, kind: str, name: str, project: str | None, need: str
 ) -> dict[str, Any]:
@@ -71,75 +60,80 @@ def _named(
     return found
 
 
-# -- sources ------------------------------------------------------------------------------
-@router.get("/sources", response_model=schemas.Items)
-def list_sources(
-    project: Project = None,
-    who: Principal = Depends(needs("read")),
-    ctx: ServerContext = Depends(context),
-):
-    """Event sources with their status (ok, retrying, down, paused, passive); secrets
-    are shown as ``***``."""
-    return {"items": engine(ctx).store.sources(ctx.visible(who, project))}
-
-
-@router.post("/sources", status_code=201)
-async def add_source(
-    request: Request,
-    project: Project = None,
-    replace: bool = False,
-    who: Principal = Depends(needs("run")),
-    ctx: ServerContext = Depends(context),
-) -> dict:
-    """Add a source from its YAML/JSON definition (name, kind, settings); ``replace``
-    changes the one of that name in the same project (a ``***`` keeps its secret)."""
-    doc = await _definition(request, "the source definition", "name, kind and its settings")
-    project = ctx.project_for(who, doc.get("project") or project, "editor")
+# -- sources and triggers -----------------------------------------------------------------
+def _add_source(
+    ctx: ServerContext, who: Principal, doc: dict[str, Any], project: str, replace: bool
+) -> dict[str, Any]:
     if doc.get("kind") == "folder" and who.visible_projects() is not None:  # not an admin
         check_watchable(doc, ctx.settings.watch_roots)
+    return engine(ctx).store.add_source(doc, project, who.user, replace)
+
+
+def _add_trigger(
+    ctx: ServerContext, who: Principal, doc: dict[str, Any], project: str, replace: bool
+) -> dict[str, Any]:
     events = engine(ctx)
-    made = await run_in_threadpool(events.store.add_source, doc, project, who.user, replace)
-    await run_in_threadpool(events.reload, True)
-    return made
-
-
-# -- triggers -----------------------------------------------------------------------------
-@router.get("/triggers", response_model=schemas.Items)
-def list_triggers(
-    project: Project = None,
-    who: Principal = Depends(needs("read")),
-    ctx: ServerContext = Depends(context),
-):
-    return {"items": engine(ctx).store.triggers(ctx.visible(who, project))}
-
-
-@router.post("/triggers", status_code=201)
-async def add_trigger(
-    request: Request,
-    project: Project = None,
-    replace: bool = False,
-    who: Principal = Depends(needs("run")),
-    ctx: ServerContext = Depends(context),
-) -> dict:
-    """Add a trigger from its YAML/JSON definition (see docs/events.md). Its source,
-    workflow and function must be in its project. A trigger an admin adds also sees
-    events of no project (runs started with ``twin run``)."""
-    doc = await _definition(request, "the trigger definition", "name, source and workflow")
-    project = ctx.project_for(who, doc.get("project") or project, "editor")
-    events = engine(ctx)
-    made = await run_in_threadpool(
-        lambda: events.store.add_trigger(
-            doc,
-            project,
-            who.user,
-            replace,
-            workflows=events.find_workflow,
-            functions=events.find_function,
-            admin=who.visible_projects() is None,
-        )
+    return events.store.add_trigger(
+        doc,
+        project,
+        who.user,
+        replace,
+        workflows=events.find_workflow,
+        functions=events.find_function,
+        admin=who.visible_projects() is None,
     )
-    await run_in_threadpool(events.reload, True)
-    return made
+
+
+def _definition_routes(
+    kind: str, fields: str, add: Callable[..., dict[str, Any]], listed: str | None, added: str
+) -> None:
+    """GET (the list) and POST (add one) of sources or triggers (``kind``); ``fields``:
+    what a definition has, ``add(ctx, who, doc, project, replace)`` stores one."""
+    plural = f"{kind}s"
+
+    @router.get(
+        f"/{plural}", response_model=schemas.Items, name=f"list_{plural}", description=listed
+    )
+    def list_them(
+        project: Project = None,
+        who: Principal = Depends(needs("read")),
+        ctx: ServerContext = Depends(context),
+    ):
+        return {"items": getattr(engine(ctx).store, plural)(ctx.visible(who, project))}
+
+    @router.post(f"/{plural}", status_code=201, name=f"add_{kind}", description=added)
+    async def add_it(
+        request: Request,
+        project: Project = None,
+        replace: bool = False,
+        who: Principal = Depends(needs("run")),
+        ctx: ServerContext = Depends(context),
+    ) -> dict:
+        doc = await _definition(request, f"the {kind} definition", fields)
+        project = ctx.project_for(who, doc.get("project") or project, "editor")
+        made = await run_in_threadpool(add, ctx, who, doc, project, replace)
+        await run_in_threadpool(engine(ctx).reload, True)
+        return made
+
+
+_definition_routes(
+    "source",
+    "name, kind and its settings",
+    _add_source,
+    "Event sources with their status (ok, retrying, down, paused, passive); secrets\n"
+    "are shown as ``***``.",
+    "Add a source from its YAML/JSON definition (name, kind, settings); ``replace``\n"
+    "changes the one of that name in the same project (a ``***`` keeps its secret).",
+)
+_definition_routes(
+    "trigger",
+    "name, source and workflow",
+    _add_trigger,
+    None,
+    "Add a trigger from its YAML/JSON definition (see docs/events.md). Its source,\n"
+    "workflow and function must be in its project. A trigger an admin adds also sees\n"
+    "events of no project (runs started with ``twin run``).",
+)
 
 
 def _named_routes(kind: str) -> None:
@@ -238,14 +232,14 @@ def decide(
     """Approve (or, with ``approve=false``, reject) a waiting run: an editor of the
     trigger's project."""
     delivery = engine(ctx).queue.delivery(delivery_id)
-    _allowed(who, delivery["project"], "editor", NotFoundError(f"no delivery {delivery_id!r}"))
+    ctx.owned(who, delivery["project"], "editor", NotFoundError(f"no delivery {delivery_id!r}"))
     return engine(ctx).approve(delivery_id, who.user, approve)
 
 
 def _event(ctx: ServerContext, who: Principal, event_id: str, need: str) -> dict[str, Any]:
     event = engine(ctx).queue.event(event_id)
     missing = NotFoundError(f"no event {event_id!r}", hint="`twin events list`")
-    _allowed(who, event["project"], need, missing)
+    ctx.owned(who, event["project"], need, missing)
     return event
 
 

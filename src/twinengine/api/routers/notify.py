@@ -6,7 +6,6 @@ rewritten; deliveries go to public addresses only (see :mod:`twinengine.notify.a
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -21,12 +20,12 @@ from twinengine.api.accounts import ROLES, Principal
 from twinengine.api.context import ServerContext, context, needs
 from twinengine.api.errors import ERROR_RESPONSES
 from twinengine.api.schemas import Limit, Strict, Time
+from twinengine.api.sse import KeepAlive, event_stream
 from twinengine.core import ForbiddenError, NotFoundError, TwinError
 from twinengine.notify import Note
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=ERROR_RESPONSES)
 _POLL = 0.5
-_PING = 15.0
 _LOOKBACK = dt.timedelta(seconds=2)  # notes committed late, with an earlier timestamp
 KIND = Field(pattern=r"^[a-z][a-z0-9_.-]{0,31}$")
 EDITOR = ROLES.index("editor")
@@ -204,7 +203,7 @@ async def notification_stream(
         seen: dict[str, dt.datetime] = {}
         cursor = start
         backlog = await run_in_threadpool(missed) if resume else []
-        quiet = 0.0
+        keepalive = KeepAlive(_POLL)
         while not await request.is_disconnected():
             items = backlog or await run_in_threadpool(poll, max(start, cursor - _LOOKBACK))
             backlog = []
@@ -214,19 +213,14 @@ async def notification_stream(
                 created = dt.datetime.fromisoformat(item["created_at"])
                 seen[item["id"]] = created
                 cursor = max(cursor, created)
-                quiet = 0.0
+                keepalive.heard()
                 yield _sse(ctx.paths.value(item))
             horizon = cursor - 2 * _LOOKBACK
             seen = {k: v for k, v in seen.items() if v >= horizon}
-            await asyncio.sleep(_POLL)
-            quiet += _POLL
-            if quiet >= _PING:
-                quiet = 0.0
-                yield ": ping\n\n"
+            if (ping := await keepalive.wait()) is not None:
+                yield ping
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(events())
 
 
 # -- subscriptions -----------------------------------------------------------------------

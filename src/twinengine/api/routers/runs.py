@@ -29,6 +29,7 @@ from twinengine.api.filenames import client_file_name
 from twinengine.api.files import digest, file_response, open_beneath
 from twinengine.api.missing import missing_run, missing_workflow
 from twinengine.api.schemas import Limit, Offset
+from twinengine.api.sse import KeepAlive, event_stream
 from twinengine.core import NotFoundError, State
 from twinengine.workflows.inputs import resolve_inputs
 from twinengine.workflows.safetext import check_text
@@ -36,7 +37,6 @@ from twinengine.workflows.safetext import check_text
 router = APIRouter(prefix="/api/v1", tags=["runs"], responses=ERROR_RESPONSES)
 _FINAL = {s.value for s in State if s.finished} | {State.INTERRUPTED.value}
 _POLL = 0.3
-_PING = 15.0
 
 
 def visible_run(ctx: ServerContext, who: Principal, run_id: str, need: str = "viewer") -> dict:
@@ -327,7 +327,7 @@ async def run_events(
     async def events() -> AsyncIterator[str]:
         last_run: Any = None
         last_steps: dict[str, Any] = {}
-        quiet = 0.0
+        keepalive = KeepAlive(_POLL)
         while not await request.is_disconnected():
             current = await run_in_threadpool(ctx.runs.get, run["id"])
             steps = await run_in_threadpool(ctx.runs.steps, run["id"])
@@ -343,15 +343,10 @@ async def run_events(
             if current["state"] in _FINAL:
                 yield _sse("end", {"id": current["id"], "state": current["state"]})
                 return
-            await asyncio.sleep(_POLL)
-            quiet += _POLL
-            if quiet >= _PING:
-                quiet = 0.0
-                yield ": ping\n\n"
+            if (ping := await keepalive.wait()) is not None:
+                yield ping
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(events())
 
 
 @router.get("/stream/runs", response_class=StreamingResponse)
@@ -365,7 +360,7 @@ async def all_events(
 
     async def events() -> AsyncIterator[str]:
         known: dict[str, Any] = {}
-        quiet = 0.0
+        keepalive = KeepAlive(_POLL * 3)
         while not await request.is_disconnected():
             items, _ = await run_in_threadpool(
                 lambda: ctx.runs.page(projects=projects, limit=200, offset=0)
@@ -375,12 +370,7 @@ async def all_events(
                 if known.get(item["id"]) != summary:
                     known[item["id"]] = summary
                     yield _sse("run", summary)
-            await asyncio.sleep(_POLL * 3)
-            quiet += _POLL * 3
-            if quiet >= _PING:
-                quiet = 0.0
-                yield ": ping\n\n"
+            if (ping := await keepalive.wait()) is not None:
+                yield ping
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(events())

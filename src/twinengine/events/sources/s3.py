@@ -3,11 +3,12 @@
 :class:`S3Source` lists the bucket (under ``prefix``) every ``interval`` seconds and
 emits each object whose ETag differs from the one in its cursor (key → ETag), so new and
 overwritten objects are announced once; the cursor is saved after the events were
-emitted (every 100 events and at the end of a listing). :func:`parse_bucket_notification`
-turns a bucket-notification body (the AWS ``Records[]`` shape that MinIO and S3 send to a
-webhook) into events; the API's webhook route and the ``webhook`` source use it.
-:meth:`S3Source.open_object` reads one object of the source's own bucket and prefix with
-the source's credentials (what a trigger's ``$file`` fetches for its run).
+emitted (every 100 events and at the end of a listing: :class:`~.listing.ListingSource`).
+:func:`parse_bucket_notification` turns a bucket-notification body (the AWS
+``Records[]`` shape that MinIO and S3 send to a webhook) into events; the API's webhook
+route and the ``webhook`` source use it. :meth:`S3Source.open_object` reads one object
+of the source's own bucket and prefix with the source's credentials (what a trigger's
+``$file`` fetches for its run).
 """
 
 from __future__ import annotations
@@ -15,24 +16,24 @@ from __future__ import annotations
 import datetime as dt
 import mimetypes
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
 from twinengine.core import ConfigError
 from twinengine.core.errors import InvalidInputError, NotFoundError
-from twinengine.events.base import Emit, Event, EventSource, SourceState
+from twinengine.events.base import Event, SourceState
 from twinengine.events.payloads import load_json
+from twinengine.events.sources.listing import ListingSource, ListingStopped
 from twinengine.events.sources.options import needs, number, text
 from twinengine.workflows.safetext import check_text
 
-_SAVE_EVERY = 100  # events between cursor saves during one long listing
 
-
-class S3Source(EventSource):
+class S3Source(ListingSource):
     """Objects created or overwritten in ``bucket`` under ``prefix`` (deletions optional)."""
 
     kind = "s3"
+    cursor_field = "objects"
     secret_fields = frozenset({"secret_key", "session_token"})  # sealed at rest, shown as ***
 
     def __init__(self, name: str, config: dict[str, Any], state: SourceState | None = None) -> None:
@@ -70,57 +71,31 @@ class S3Source(EventSource):
         config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
         return session.client("s3", endpoint_url=self.endpoint_url, config=config)
 
-    def run(self, emit: Emit, stop: threading.Event) -> None:
+    def connect(self) -> None:
         if self._client is None:
             self._client = self._connect()
-        saved = self.state.load()
-        cursor: dict[str, str] = dict(saved.get("objects", {}))
-        while not stop.is_set():
-            self._poll(emit, stop, cursor, saved)
-            stop.wait(self.interval)
 
-    def _poll(
-        self, emit: Emit, stop: threading.Event, cursor: dict[str, str], saved: dict[str, Any]
-    ) -> None:
-        """One listing: emit what changed, then save the cursor (also when emit failed)."""
-        unsaved = 0
-        listed: set[str] = set()
-        try:
-            pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix
-            )
-            for page in pages:
-                if stop.is_set():
-                    return  # a partial listing says nothing about deletions
-                for item in page.get("Contents", []):
-                    key, etag = item["Key"], item["ETag"].strip('"')
-                    listed.add(key)
-                    if cursor.get(key) == etag:
-                        continue
-                    if stop.is_set():
-                        return  # a partial listing says nothing about deletions
-                    emit(self._object_event(key, etag, item, "modified" if key in cursor else None))
-                    cursor[key] = etag
-                    unsaved += 1
-                    if unsaved >= _SAVE_EVERY:
-                        self.state.save({**saved, "objects": cursor})
-                        unsaved = 0
-            for key in sorted(set(cursor) - listed):
-                if self.deletes:
-                    emit(
-                        self.event(
-                            key,
-                            kind="deleted",
-                            version=f"deleted:{cursor[key]}",
-                            metadata={"bucket": self.bucket},
-                            location=f"s3://{self.bucket}/{key}",
-                        )
-                    )
-                del cursor[key]
-                unsaved += 1
-        finally:
-            if unsaved:
-                self.state.save({**saved, "objects": cursor})
+    def listing(self, stop: threading.Event) -> Iterator[tuple[str, str, Any]]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            if stop.is_set():
+                raise ListingStopped
+            for item in page.get("Contents", []):
+                yield item["Key"], item["ETag"].strip('"'), item
+
+    def changed(self, key: str, version: str, item: Any, known: bool) -> Event:
+        return self._object_event(key, version, item, "modified" if known else None)
+
+    def deleted(self, key: str, version: str) -> Event:
+        return self.event(
+            key,
+            kind="deleted",
+            version=f"deleted:{version}",
+            metadata={"bucket": self.bucket},
+            location=f"s3://{self.bucket}/{key}",
+        )
 
     def _object_event(self, key: str, etag: str, item: dict[str, Any], kind: str | None) -> Event:
         content_type = mimetypes.guess_type(key)[0]

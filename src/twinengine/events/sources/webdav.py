@@ -4,13 +4,15 @@ Every ``interval`` seconds the source lists ``path`` with ``PROPFIND`` (``Depth:
 walking sub-collections itself when ``recursive``, since servers often refuse
 ``Depth: infinity``) and emits each file whose version changed: the ``getetag`` when the
 server gives one, else ``getlastmodified`` and ``getcontentlength`` together. The cursor
-(file path relative to ``path`` → version) is saved after the events were emitted.
+(file path relative to ``path`` → version) is saved after the events were emitted
+(:class:`~.listing.ListingSource`).
 """
 
 from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -18,7 +20,8 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 
 from twinengine.core import ConfigError
-from twinengine.events.base import Emit, EventSource, SourceState
+from twinengine.events.base import Event, SourceState
+from twinengine.events.sources.listing import ListingSource, ListingStopped
 from twinengine.events.sources.options import http_credentials, number, text, without_user
 
 _DAV = "{DAV:}"
@@ -27,7 +30,6 @@ _PROPFIND = (
     b'<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:getetag/>'
     b"<d:getlastmodified/><d:getcontentlength/><d:getcontenttype/></d:prop></d:propfind>"
 )
-_SAVE_EVERY = 100
 
 
 @dataclass
@@ -76,7 +78,7 @@ def parse_multistatus(body: bytes) -> list[DavEntry]:
     return entries
 
 
-class WebdavSource(EventSource):
+class WebdavSource(ListingSource):
     """Files created or changed in a WebDAV collection (deletions optional)."""
 
     kind = "webdav"
@@ -137,56 +139,27 @@ class WebdavSource(EventSource):
                     files[entry.path[len(self.root.rstrip("/")) + 1 :]] = entry
         return files
 
-    def run(self, emit: Emit, stop: threading.Event) -> None:
-        saved = self.state.load()
-        cursor: dict[str, str] = dict(saved.get("files", {}))
-        while not stop.is_set():
-            self._poll(emit, stop, cursor, saved)
-            stop.wait(self.interval)
-
-    def _poll(
-        self, emit: Emit, stop: threading.Event, cursor: dict[str, str], saved: dict[str, Any]
-    ) -> None:
+    def listing(self, stop: threading.Event) -> Iterator[tuple[str, str, Any]]:
         files = self._files(stop)
         if files is None:
-            return
-        unsaved = 0
-        try:
-            for key in sorted(files):
-                entry = files[key]
-                if cursor.get(key) == entry.version:
-                    continue
-                if stop.is_set():
-                    return
-                emit(
-                    self.event(
-                        key,
-                        kind="modified" if key in cursor else "created",
-                        version=entry.version,
-                        size=entry.size,
-                        content_type=entry.content_type,
-                        metadata={"etag": entry.etag, "last_modified": entry.modified},
-                        location=self.origin + quote(entry.path),
-                    )
-                )
-                cursor[key] = entry.version
-                unsaved += 1
-                if unsaved >= _SAVE_EVERY:
-                    self.state.save({**saved, "files": cursor})
-                    unsaved = 0
-            for key in sorted(set(cursor) - set(files)):
-                if self.deletes:
-                    location = self.origin + quote(f"{self.root.rstrip('/')}/{key}")
-                    emit(
-                        self.event(
-                            key, kind="deleted", version=f"deleted:{cursor[key]}", location=location
-                        )
-                    )
-                del cursor[key]
-                unsaved += 1
-        finally:
-            if unsaved:
-                self.state.save({**saved, "files": cursor})
+            raise ListingStopped
+        for key in sorted(files):
+            yield key, files[key].version, files[key]
+
+    def changed(self, key: str, version: str, item: Any, known: bool) -> Event:
+        return self.event(
+            key,
+            kind="modified" if known else "created",
+            version=version,
+            size=item.size,
+            content_type=item.content_type,
+            metadata={"etag": item.etag, "last_modified": item.modified},
+            location=self.origin + quote(item.path),
+        )
+
+    def deleted(self, key: str, version: str) -> Event:
+        location = self.origin + quote(f"{self.root.rstrip('/')}/{key}")
+        return self.event(key, kind="deleted", version=f"deleted:{version}", location=location)
 
     def close(self) -> None:
         client, self._client = self._client, None

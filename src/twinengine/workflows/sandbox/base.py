@@ -6,7 +6,9 @@ the command runs as (a uid of its own, leased from ``sandbox_uids``, when the ba
 can keep the lease for the sandbox's life: :mod:`.uids`), prepares the files (the
 writable folders handed to that user, the inputs made readable to the sandbox group:
 :mod:`.ownership`) and returns a :class:`Launch`: the program line, the environment of
-the launcher (never the server's) and what must happen once it runs.
+the launcher (never the server's) and what must happen once it runs. A backend
+implements only :meth:`Sandbox.confine`, given the command, its environment, policy,
+user and lease as one :class:`SandboxedCommand`.
 :meth:`Launch.popen` starts it like ``subprocess.Popen`` and finishes the sandbox
 (limits, network: :mod:`.startup`) before the command runs — every caller starts a
 launch that way. :meth:`Sandbox.exit_code` gives a launcher's exit code as a plain run
@@ -38,6 +40,19 @@ from twinengine.workflows.sandbox.uids import UidPool
 MAX_SIGNAL = 64  # a launcher exit code 129..192 is a command killed by signal 1..64
 _pools: dict[tuple[int, int], UidPool] = {}
 _pools_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SandboxedCommand:
+    """A command to confine: its program line, exactly its environment, its policy, who
+    it runs as (None: the server's user) and the descriptor that holds that user's uid
+    lease (None: no lease)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    policy: SandboxPolicy
+    user: SandboxUser | None = None
+    lease: int | None = None
 
 
 @dataclass
@@ -91,7 +106,6 @@ class Sandbox(ABC):
     def __init__(self, view: HostView) -> None:
         self.view = view
 
-    @abstractmethod
     def command(
         self,
         argv: list[str],
@@ -102,6 +116,12 @@ class Sandbox(ABC):
     ) -> Launch:
         """The confined form of ``argv`` with exactly ``env`` as its environment, run as
         ``user`` (default: the sandbox user) whose uid ``lease`` holds."""
+        return self.confine(SandboxedCommand(argv, env, policy, user or self.view.user, lease))
+
+    @abstractmethod
+    def confine(self, cmd: SandboxedCommand) -> Launch:
+        """What to start for ``cmd`` (its user already chosen): the backend's part of
+        :meth:`command`."""
 
     def launch(self, argv: list[str], env: dict[str, str], policy: SandboxPolicy) -> Launch:
         """Who the command runs as, the policy's files prepared for that user, then

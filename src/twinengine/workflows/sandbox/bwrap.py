@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-from twinengine.workflows.sandbox.base import Launch, Sandbox
+from twinengine.workflows.sandbox.base import Launch, Sandbox, SandboxedCommand
 from twinengine.workflows.sandbox.layout import plan
 from twinengine.workflows.sandbox.limits import MIB, limits_for
 from twinengine.workflows.sandbox.network import SlirpNetwork
@@ -66,15 +66,8 @@ class BwrapSandbox(Sandbox):
             return not_found("setpriv", "util-linux")
         return super().probe()
 
-    def command(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        policy: SandboxPolicy,
-        user: SandboxUser | None = None,
-        lease: int | None = None,
-    ) -> Launch:
-        user = user or self.view.user
+    def confine(self, cmd: SandboxedCommand) -> Launch:
+        argv, env, policy, user, lease = cmd.argv, cmd.env, cmd.policy, cmd.user, cmd.lease
         slirp = policy.network and self.view.network != "host"
         limits = limits_for(self.view, policy)
         if slirp:

@@ -7,8 +7,7 @@ starts this way, and ``/health`` and ``twin info`` say so.
 
 from __future__ import annotations
 
-from twinengine.workflows.sandbox.base import Launch, Sandbox
-from twinengine.workflows.sandbox.policy import SandboxPolicy, SandboxUser
+from twinengine.workflows.sandbox.base import Launch, Sandbox, SandboxedCommand
 
 
 class NoSandbox(Sandbox):
@@ -17,15 +16,8 @@ class NoSandbox(Sandbox):
     name = "none"
     confines = False
 
-    def command(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        policy: SandboxPolicy,
-        user: SandboxUser | None = None,
-        lease: int | None = None,
-    ) -> Launch:
-        return Launch(list(argv), dict(env))
+    def confine(self, cmd: SandboxedCommand) -> Launch:
+        return Launch(list(cmd.argv), dict(cmd.env))
 
     def probe(self) -> str | None:
         return None

@@ -30,10 +30,10 @@ import subprocess
 import tarfile
 
 from twinengine.core.errors import ConfigError
-from twinengine.workflows.sandbox.base import Launch, Sandbox
+from twinengine.workflows.sandbox.base import Launch, Sandbox, SandboxedCommand
 from twinengine.workflows.sandbox.layout import plan
 from twinengine.workflows.sandbox.limits import limits_for
-from twinengine.workflows.sandbox.policy import HostView, SandboxPolicy, SandboxUser
+from twinengine.workflows.sandbox.policy import HostView, SandboxPolicy
 from twinengine.workflows.sandbox.programs import find_program, not_found
 
 IMAGE = "localhost/twin-sandbox:2"
@@ -84,14 +84,8 @@ class PodmanSandbox(Sandbox):
         if os.geteuid() == 0 and find_program("runc"):
             self._base += ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 
-    def command(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        policy: SandboxPolicy,
-        user: SandboxUser | None = None,
-        lease: int | None = None,
-    ) -> Launch:
+    def confine(self, cmd: SandboxedCommand) -> Launch:
+        argv, env, policy, user = cmd.argv, cmd.env, cmd.policy, cmd.user
         args = [*self._base, "run", "--rm", "--init", "--interactive"]
         args += ["--cap-drop", "all", "--security-opt", "no-new-privileges"]
         network = "none"
@@ -100,7 +94,6 @@ class PodmanSandbox(Sandbox):
         args += ["--network", network, "--hostname", "sandbox"]
         args += ["--ipc", "private", "--pull", "never", "--workdir", policy.cwd]
         args += _limits(self.view, policy)
-        user = user or self.view.user
         if user is not None:
             args += ["--user", f"{user.uid}:{user.gid}"]
         elif os.geteuid() != 0:
